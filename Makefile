@@ -1,0 +1,65 @@
+# foldstack: make folds train oof stack submit [COMP=<input/ folder>] [EXP=<configs/exp/ name>] [FOLD=k]
+#            [OVERRIDES="train.epochs=3 model.name=resnet18"]
+COMP ?= digits
+EXP ?= baseline
+FOLD ?=
+OVERRIDES ?=
+LABELS ?= $(wildcard input/$(COMP)/test_labels.csv)
+SUB ?= submission.csv
+PYTEST_ARGS ?=
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES))
+
+.PHONY: all sample folds train oof stack submit score test clean-artifacts help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make all                       whole pipeline on the embedded digits sample (or COMP=<name>)"
+	@echo "make folds train FOLD=0 COMP=x split, then train fold 0 only"
+	@echo "make train | oof | stack | submit   all folds / OOF + test predictions / blend / submission.csv"
+	@echo "make score LABELS=<csv>        score submission.csv against true labels"
+	@echo "make test                      run the test suite"
+
+# Fresh clone: create the venv and install the pinned project on first use (re-run when pyproject changes).
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+input/digits/train.csv: | $(STAMP)
+	$(PY) scripts/00_sample.py --out input/digits
+
+sample: input/digits/train.csv
+
+# The sample is materialised only when it is the competition being run.
+$(if $(filter digits,$(COMP)),folds: input/digits/train.csv)
+
+folds: | $(STAMP)
+	$(PY) scripts/01_folds.py $(ARGS)
+
+train: folds
+	$(PY) scripts/02_train.py $(ARGS) $(if $(FOLD),--fold $(FOLD))
+
+oof: train
+	$(PY) scripts/03_predict.py $(ARGS)
+
+stack: oof
+	$(PY) scripts/05_stack.py $(ARGS)
+
+submit: stack
+	$(PY) scripts/06_submit.py $(ARGS)
+
+score: | $(STAMP)
+	$(PY) scripts/score.py $(ARGS) --labels $(or $(LABELS),$(error set LABELS=<csv of true labels>)) --submission $(SUB)
+
+all: submit
+	$(if $(LABELS),$(MAKE) --no-print-directory score COMP=$(COMP) EXP=$(EXP) OVERRIDES="$(OVERRIDES)")
+
+test: | $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean-artifacts:
+	rm -rf folds models oof stacks submissions submission.csv

@@ -1,0 +1,45 @@
+"""Shared entry point of the stage scripts: arguments, config, logging, one-line errors."""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import PipelineError
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--comp", default="digits", help="competition folder name under input/")
+    p.add_argument("--exp", default="baseline", help="experiment: configs/exp/<exp>.yaml (optional for baseline)")
+    p.add_argument("--fold", type=int, default=None, help="train only this fold")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=3")
+    p.add_argument("--root", default=".", help="project root (holds input/, configs/ and the artifact folders)")
+    return p
+
+
+def one_line(err: BaseException) -> str:
+    """DataLoader workers re-raise with the worker traceback in the message: keep its last line."""
+    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else err.__class__.__name__
+    return last.split("PipelineError: ", 1)[-1]
+
+
+def run_stage(stage, description: str, argv=None, add_arguments=None) -> None:
+    """Parse arguments, build the context and run `stage(ctx)`; PipelineError -> one line, exit 1."""
+    p = parser(description)
+    if add_arguments:
+        add_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    try:
+        from .context import Context, load_config
+
+        root = Path(args.root).resolve()
+        cfg = load_config(root, args.comp, args.exp, args.set)
+        stage(Context(root=root, comp=args.comp, exp=args.exp, cfg=cfg, fold=args.fold, args=args))
+    except PipelineError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)

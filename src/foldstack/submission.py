@@ -1,0 +1,81 @@
+"""Submission files: build one in the competition's format, validate it, score it against labels."""
+import numpy as np
+import pandas as pd
+
+from .config import Competition
+from .data.table import Table, encode_targets
+from .errors import PipelineError
+from .metrics import hard_predictions, score
+
+
+def build_submission(comp: Competition, ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+    """probs: (N, n_outputs) from the predict/stack stages."""
+    id_col, cols = comp.submission_columns[0], comp.submission_columns[1:]
+    if comp.submission_format == "probability":
+        body = {cols[0]: probs[:, 0]}
+    elif comp.submission_format == "class_columns":
+        body = {c: probs[:, comp.classes.index(c)] for c in cols}
+    elif comp.submission_format == "label":
+        full = np.column_stack([1 - probs[:, 0], probs[:, 0]]) if comp.task == "binary" else probs
+        body = {cols[0]: [comp.classes[i] for i in full.argmax(1)]}
+    else:  # tags: every class over the threshold, the top one when none is
+        hard = hard_predictions(probs, "multilabel", comp.tag_threshold)
+        hard[np.arange(len(probs)), probs.argmax(1)] |= hard.sum(1) == 0
+        body = {cols[0]: [" ".join(c for c, h in zip(comp.classes, row) if h) for row in hard]}
+    return pd.DataFrame({id_col: ids, **body})
+
+
+def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: Competition, source: str = "submission") -> None:
+    """Raise a one-line PipelineError unless `sub` would be accepted where `sample` is the template."""
+    if list(sub.columns) != list(sample.columns):
+        raise PipelineError(f"{source}: columns {list(sub.columns)} differ from sample submission {list(sample.columns)}")
+    id_col = sample.columns[0]
+    got, want = sub[id_col].astype(str).tolist(), sample[id_col].astype(str).tolist()
+    if len(got) != len(want):
+        raise PipelineError(f"{source}: {len(got)} rows, sample submission has {len(want)}")
+    if got != want:
+        row = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+        what = "ids in a different order" if sorted(got) == sorted(want) else "unknown id"
+        raise PipelineError(f"{source} row {row + 2}: {what}: {got[row]!r} where the sample has {want[row]!r}")
+    for col in sample.columns[1:]:
+        values = sub[col]
+        blank = values.isna() | (values.astype(str).str.strip() == "")
+        if blank.any():
+            raise PipelineError(f"{source} row {int(np.flatnonzero(blank)[0]) + 2}: {col} is empty/NaN")
+        if comp.submission_format in ("probability", "class_columns"):
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = numbers.isna() | (numbers < 0) | (numbers > 1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise PipelineError(f"{source} row {i + 2}: {col}={values.iloc[i]!r} is not a probability in [0, 1]")
+        else:
+            known = set(comp.classes)
+            tokens = values.astype(str).str.split() if comp.submission_format == "tags" else values.astype(str).map(lambda v: [v])
+            bad = tokens.map(lambda ts: not ts or any(t not in known for t in ts))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise PipelineError(f"{source} row {i + 2}: {col}={values.iloc[i]!r} is not a known class")
+
+
+def submission_probs(sub: pd.DataFrame, comp: Competition) -> np.ndarray:
+    """A submission back as an (N, n_outputs) matrix, so scoring shares the metrics code."""
+    cols = comp.submission_columns[1:]
+    if comp.submission_format == "probability":
+        return sub[[cols[0]]].astype(float).to_numpy()
+    if comp.submission_format == "class_columns":
+        return sub[comp.classes].astype(float).to_numpy()
+    table = Table(sub[cols[0]].index.astype(str).tolist(), [], sub.rename(columns={cols[0]: comp.target_cols[0]}), "submission")
+    labels_comp = comp.model_copy(update={"target_cols": [comp.target_cols[0]]})
+    return encode_targets(table, labels_comp)
+
+
+def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition, labels_source: str) -> float:
+    id_col = comp.submission_columns[0]
+    if id_col not in labels.columns:
+        raise PipelineError(f"{labels_source}: no id column {id_col!r}")
+    labels = labels.set_index(labels[id_col].astype(str)).reindex(sub[id_col].astype(str))
+    if labels[id_col].isna().any():
+        raise PipelineError(f"{labels_source}: no label for id {labels.index[labels[id_col].isna()][0]!r}")
+    labels = labels.reset_index(drop=True)
+    y = encode_targets(Table(labels[id_col].tolist(), [], labels, labels_source), comp)
+    return score(comp.metric, y, submission_probs(sub, comp), comp.task, comp.tag_threshold)

@@ -1,0 +1,93 @@
+"""Tiny generated competitions in Kaggle layouts, and helpers to run the real scripts and Make targets."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+# Small, fast and from scratch: what every end-to-end test trains.
+TINY = ["model.name=test_resnet", "train.epochs=1", "folds.n_splits=2", "data.img_size=32", "data.batch_size=8",
+        "runtime.num_workers=0", "train.warmup_epochs=0"]
+COLORS = [(220, 40, 40), (40, 200, 40), (40, 40, 220), (200, 200, 40)]
+
+
+def write_png(path: Path, color, seed: int, size: int = 16) -> None:
+    rng = np.random.default_rng(seed)
+    img = np.clip(np.array(color)[None, None] + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+
+
+def make_competition(root: Path, name: str, kind: str = "label", n_train: int = 24, n_test: int = 8,
+                     classes=("cat", "dog", "sea turtle"), ext: str = ".png", ids_with_ext: bool = False) -> Path:
+    """input/<name>/ for kind in: binary, label, tags, class_columns, folders. Returns the folder."""
+    folder = Path(root) / "input" / name
+    classes = ["0", "1"] if kind == "binary" else list(classes)
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, n in (("train", n_train), ("test", n_test)):
+        for i in range(n):
+            c = i % len(classes)
+            stem = f"{split}_{i:03d}"
+            file = f"{stem}{ext}"
+            ident = file if ids_with_ext else stem
+            sub = f"{classes[c]}/" if (kind == "folders" and split == "train") else ""
+            write_png(folder / split / f"{sub}{file}", COLORS[c], seed=i + (1000 if split == "test" else 0))
+            if kind == "tags":
+                extra = classes[(c + 1) % len(classes)] if rng.random() < 0.5 else ""
+                label = " ".join(sorted({classes[c], extra} - {""}))
+            else:
+                label = classes[c]
+            rows.append((split, ident, label))
+    frame = pd.DataFrame(rows, columns=["split", "id", "label"])
+    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
+    target = {"binary": "has_thing", "tags": "tags"}.get(kind, "label")
+    if kind != "folders":
+        train[["id", "label"]].rename(columns={"label": target}).to_csv(folder / "train.csv", index=False)
+    if kind == "class_columns":
+        sample = pd.DataFrame({"id": test.id, **{c: 1 / len(classes) for c in classes}})
+    else:
+        fill = {"binary": 0.5, "tags": classes[0]}.get(kind, classes[0])
+        sample = pd.DataFrame({"id": test.id, target: fill})
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    test[["id", "label"]].rename(columns={"label": target}).to_csv(folder / "test_labels.csv", index=False)
+    return folder
+
+
+def run_script(root: Path, script: str, comp: str, *overrides, extra=(), check=True) -> subprocess.CompletedProcess:
+    cmd = [PY, str(REPO / "scripts" / script), "--root", str(root), "--comp", comp, *extra]
+    if overrides:
+        cmd += ["--set", *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def make_project(root: Path) -> Path:
+    """A project checkout at root that shares this repo's code and venv (as a user's clone would have)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("Makefile", "scripts", "pyproject.toml", ".venv"):
+        (root / name).symlink_to(REPO / name)
+    (root / "configs" / "exp").mkdir(parents=True)
+    return root
+
+
+def run_make(root: Path, *targets, check=True, **variables) -> subprocess.CompletedProcess:
+    cmd = ["make", "--no-print-directory", "-C", str(root), *targets] + [f"{k}={v}" for k, v in variables.items()]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"make {' '.join(targets)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture
+def project(tmp_path):
+    return make_project(tmp_path / "project")

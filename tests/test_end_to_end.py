@@ -1,0 +1,128 @@
+"""The real Make targets and scripts as subprocesses on tiny generated competitions (cleanRL style)."""
+import json
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from foldstack.config import Competition
+from foldstack.submission import validate_submission
+
+from conftest import PY, REPO, TINY, make_competition, make_project, run_make, run_script
+
+OVERRIDES = " ".join(TINY)
+
+
+def complete(root, stage_dir):
+    return sorted(p.parent for p in (root / stage_dir).rglob("manifest.json"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A project where `make folds train FOLD=0` and then `make submit` ran on a 3-class competition."""
+    root = make_project(tmp_path_factory.mktemp("e2e") / "project")
+    make_competition(root, "tiny", "label")
+    first = run_make(root, "folds", "train", FOLD=0, COMP="tiny", OVERRIDES=OVERRIDES)
+    after_fold0 = [p.name for p in complete(root, "models")]
+    last = run_make(root, "submit", COMP="tiny", OVERRIDES=OVERRIDES)
+    return root, first, after_fold0, last
+
+
+def test_fold_zero_only_then_the_rest(trained):
+    root, first, after_fold0, _ = trained
+    assert after_fold0 == ["fold0"] and "training fold 0" in first.stderr and "fold 1" not in first.stderr
+    assert [p.name for p in complete(root, "models")] == ["fold0", "fold1"]
+    fold_dir = complete(root, "models")[0]
+    assert {"last.pt", "best.pt", "log.csv", "curves.png"} <= {p.name for p in fold_dir.iterdir()}
+
+
+def test_oof_covers_every_train_row_once(trained):
+    root = trained[0]
+    [oof_dir] = complete(root, "oof")
+    oof = pd.read_csv(oof_dir / "oof.csv")
+    train = pd.read_csv(root / "input" / "tiny" / "train.csv")
+    assert sorted(oof["id"]) == sorted(train["id"]) and oof["id"].is_unique
+    assert set(oof["fold"]) == {0, 1}
+    probs = oof[["cat", "dog", "sea turtle"]].to_numpy()
+    assert ((probs.sum(1) - 1).__abs__() < 1e-5).all()
+    manifest = json.loads((oof_dir / "manifest.json").read_text())
+    [folds_dir] = complete(root, "folds")
+    assert manifest["fold_key"] == folds_dir.name and "accuracy" in manifest["metrics"]
+
+
+def test_submission_is_valid_and_scorable(trained):
+    root = trained[0]
+    sub = pd.read_csv(root / "submission.csv", dtype=str, keep_default_na=False)
+    sample = pd.read_csv(root / "input" / "tiny" / "sample_submission.csv", dtype=str)
+    comp = Competition(task="multiclass", classes=["cat", "dog", "sea turtle"], submission_format="label",
+                       submission_columns=["id", "label"])
+    validate_submission(sub, sample, comp)
+    [versioned] = complete(root, "submissions")
+    assert (versioned / "submission.csv").read_bytes() == (root / "submission.csv").read_bytes()
+    proc = run_make(root, "score", COMP="tiny", OVERRIDES=OVERRIDES)
+    assert "accuracy = " in proc.stdout
+
+
+def test_rerun_is_a_noop(trained):
+    root = trained[0]
+    before = {d: complete(root, d) for d in ("folds", "models", "oof", "stacks", "submissions")}
+    proc = run_make(root, "submit", COMP="tiny", OVERRIDES=OVERRIDES)
+    assert proc.stderr.count("up to date") >= 5 and "training fold" not in proc.stderr
+    assert before == {d: complete(root, d) for d in before}
+
+
+def test_stack_refuses_experiments_on_different_folds(trained):
+    root = trained[0]
+    (root / "configs" / "exp" / "three.yaml").write_text("folds:\n  n_splits: 3\n")
+    tiny = " ".join(o for o in TINY if not o.startswith("folds."))
+    run_make(root, "oof", COMP="tiny", EXP="three", OVERRIDES=tiny)
+    proc = run_make(root, "stack", COMP="tiny", check=False,
+                    OVERRIDES=f"{OVERRIDES} stack.experiments=[baseline,three]")
+    assert proc.returncode != 0 and "stack inputs built on different folds" in proc.stderr
+
+
+@pytest.mark.parametrize("kind, metric", [("binary", "roc_auc"), ("tags", "micro_f1"), ("folders", "accuracy")])
+def test_other_layouts_run_through_the_scripts(tmp_path, kind, metric):
+    make_competition(tmp_path, kind, kind, n_train=16, n_test=6)
+    for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py"):
+        run_script(tmp_path, script, kind, *TINY)
+    proc = run_script(tmp_path, "score.py", kind, *TINY,
+                      extra=["--labels", f"input/{kind}/test_labels.csv"]) if kind != "folders" else None
+    if proc:
+        assert f"{metric} = " in proc.stdout
+    sub = pd.read_csv(tmp_path / "submission.csv")
+    assert len(sub) == 6
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path):
+    """kill -9 after the first epoch checkpoint; the rerun continues and ends where an uninterrupted run ends."""
+    settings = [o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=25"]
+    for root in (tmp_path / "a", tmp_path / "b"):
+        make_competition(root, "c", "label", n_train=40)
+        run_script(root, "01_folds.py", "c", *settings)
+    run_script(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
+
+    b = tmp_path / "b"
+    cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(b.glob("models/c/baseline/*/fold0/last.pt")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    [fold_b] = b.glob("models/c/baseline/*/fold0")
+    assert not (fold_b / "manifest.json").exists()
+    resumed = run_script(b, "02_train.py", "c", *settings, extra=["--fold", "0"])
+    assert "resuming after epoch" in resumed.stderr
+
+    [fold_a] = (tmp_path / "a").glob("models/c/baseline/*/fold0")
+    assert fold_a.name == fold_b.name and fold_a.parent.name == fold_b.parent.name
+    log = pd.read_csv(fold_b / "log.csv")
+    assert log["epoch"].tolist() == list(range(1, 26))
+    state_a = torch.load(fold_a / "last.pt", weights_only=True)["model"]
+    state_b = torch.load(fold_b / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)

@@ -1,0 +1,85 @@
+"""Bad input: a one-line error naming the file/row/key, a non-zero exit, nothing written."""
+import pandas as pd
+import pytest
+
+from conftest import TINY, make_competition, run_script
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def no_artifacts(root):
+    return not any((root / d).exists() for d in ("folds", "models", "oof", "stacks", "submissions"))
+
+
+def test_missing_competition_folder(tmp_path):
+    proc = run_script(tmp_path, "01_folds.py", "nothere", check=False)
+    assert_one_line_error(proc, "competition folder not found", "nothere")
+    assert not (tmp_path / "configs" / "nothere.yaml").exists()
+
+
+def test_missing_train_csv_after_inference(tmp_path):
+    folder = make_competition(tmp_path, "c")
+    run_script(tmp_path, "01_folds.py", "c")
+    (folder / "train.csv").rename(folder / "old.csv")
+    proc = run_script(tmp_path, "01_folds.py", "c", "folds.seed=1", check=False)
+    assert_one_line_error(proc, "missing train csv", "train.csv")
+
+
+def test_missing_column(tmp_path):
+    folder = make_competition(tmp_path, "c")
+    run_script(tmp_path, "01_folds.py", "c")
+    frame = pd.read_csv(folder / "train.csv").rename(columns={"label": "klass"})
+    frame.to_csv(folder / "train.csv", index=False)
+    proc = run_script(tmp_path, "01_folds.py", "c", check=False)
+    assert_one_line_error(proc, "train.csv", "missing column(s) 'label'")
+
+
+def test_label_not_in_classes(tmp_path):
+    folder = make_competition(tmp_path, "c")
+    run_script(tmp_path, "01_folds.py", "c")  # writes configs/c.yaml with the three classes
+    frame = pd.read_csv(folder / "train.csv")
+    frame.loc[4, "label"] = "horse"
+    frame.to_csv(folder / "train.csv", index=False)
+    proc = run_script(tmp_path, "01_folds.py", "c", "folds.seed=3", check=False)
+    assert_one_line_error(proc, "train.csv row 6", "'horse' is not a known class")
+
+
+def test_id_escaping_the_image_folder(tmp_path):
+    folder = make_competition(tmp_path, "c", ids_with_ext=True)
+    run_script(tmp_path, "01_folds.py", "c")
+    frame = pd.read_csv(folder / "train.csv")
+    frame.loc[2, "id"] = "../test/test_000.png"
+    frame.to_csv(folder / "train.csv", index=False)
+    proc = run_script(tmp_path, "01_folds.py", "c", "folds.seed=5", check=False)
+    assert_one_line_error(proc, "train.csv row 4", "points outside")
+
+
+def test_missing_image(tmp_path):
+    folder = make_competition(tmp_path, "c")
+    run_script(tmp_path, "01_folds.py", "c")
+    (folder / "train" / "train_007.png").unlink()
+    proc = run_script(tmp_path, "01_folds.py", "c", check=False)
+    assert_one_line_error(proc, "row 9", "image not found", "train_007.png")
+
+
+def test_bad_override(tmp_path):
+    make_competition(tmp_path, "c")
+    proc = run_script(tmp_path, "01_folds.py", "c", "folds.n_split=3", check=False)
+    assert_one_line_error(proc, "overrides", "folds.n_split: unknown key")
+    assert no_artifacts(tmp_path)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_image_that_does_not_decode(tmp_path, workers):
+    folder = make_competition(tmp_path, "c")
+    (folder / "train" / "train_005.png").write_bytes(b"not an image at all")
+    run_script(tmp_path, "01_folds.py", "c", *TINY)
+    proc = run_script(tmp_path, "02_train.py", "c", *TINY, f"runtime.num_workers={workers}", check=False)
+    assert_one_line_error(proc, "cannot decode image", "train_005.png")
+    assert not any((tmp_path / "models").rglob("manifest.json"))

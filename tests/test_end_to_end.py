@@ -84,15 +84,16 @@ def test_stack_refuses_experiments_on_different_folds(trained):
     assert proc.returncode != 0 and "stack inputs built on different folds" in proc.stderr
 
 
-@pytest.mark.parametrize("kind, metric", [("binary", "roc_auc"), ("tags", "micro_f1"), ("folders", "accuracy")])
-def test_other_layouts_run_through_the_scripts(tmp_path, kind, metric):
+@pytest.mark.parametrize("kind, metric, options", [
+    ("binary", "roc_auc", ["train.ema=true", "train.ema_decay=0.9", "predict.checkpoint=best"]),
+    ("tags", "micro_f1", ["predict.tta=[hflip,vflip]", "loss.label_smoothing=0.1"]),
+    ("folders", "accuracy", ["train.grad_clip=1.0", "runtime.num_workers=2"])])
+def test_other_layouts_and_options_run_through_the_scripts(tmp_path, kind, metric, options):
     make_competition(tmp_path, kind, kind, n_train=16, n_test=6)
     for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py"):
-        run_script(tmp_path, script, kind, *TINY)
-    proc = run_script(tmp_path, "score.py", kind, *TINY,
-                      extra=["--labels", f"input/{kind}/test_labels.csv"]) if kind != "folders" else None
-    if proc:
-        assert f"{metric} = " in proc.stdout
+        run_script(tmp_path, script, kind, *TINY, *options)
+    proc = run_script(tmp_path, "score.py", kind, *TINY, *options, extra=["--labels", f"input/{kind}/test_labels.csv"])
+    assert f"{metric} = " in proc.stdout
     sub = pd.read_csv(tmp_path / "submission.csv")
     assert len(sub) == 6
 

@@ -35,6 +35,14 @@ def read_predictions(path, ids: list[str], what: str, columns: list[str]) -> np.
     return frame[columns].astype(float).to_numpy()
 
 
+def write_predictions(folder, ctx, folds, oof: np.ndarray, test: np.ndarray, names: list[str]) -> None:
+    """oof.csv (id, fold, one probability column per output) and test.csv (id, same columns)."""
+    atomic_write_csv(folder / "oof.csv", pd.concat([pd.DataFrame({"id": ctx.train.ids, "fold": folds}),
+                                                    pd.DataFrame(oof, columns=names)], axis=1))
+    atomic_write_csv(folder / "test.csv", pd.concat([pd.DataFrame({"id": ctx.test.ids}),
+                                                     pd.DataFrame(test, columns=names)], axis=1))
+
+
 def run(ctx):
     from ..engine import predict_probs, resolve_device, weights_for_prediction
     from ..models import create_model
@@ -67,12 +75,8 @@ def run(ctx):
         raise PipelineError(f"OOF left {int(np.isnan(oof).any(1).sum())} train rows unpredicted")
     cv = score(comp.metric, y, oof, comp.task, comp.tag_threshold)
     log.info(f"OOF CV {comp.metric}: {cv:.5f} (folds: {', '.join(f'{s:.4f}' for s in fold_scores)})")
-    names = output_names(comp)
     with staging(path) as tmp:
-        atomic_write_csv(tmp / "oof.csv", pd.concat([pd.DataFrame({"id": ctx.train.ids, "fold": folds}),
-                                                     pd.DataFrame(oof, columns=names)], axis=1))
-        atomic_write_csv(tmp / "test.csv", pd.concat([pd.DataFrame({"id": ctx.test.ids}),
-                                                      pd.DataFrame(test, columns=names)], axis=1))
+        write_predictions(tmp, ctx, folds, oof, test, output_names(comp))
         write_manifest(tmp, "predict", path.name, sections(cfg, ["predict"]), fold_key=fold_key,
                        inputs={"train": dict(path=str(train_path.relative_to(ctx.root)), key=train_path.name)},
                        metrics={comp.metric: cv, "fold_scores": fold_scores}, experiment=ctx.exp,

@@ -10,8 +10,8 @@ from ..config import sections
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..metrics import score
-from ..utils.io import atomic_write_csv, stable_hash
-from .predict import predict_dir, read_predictions
+from ..utils.io import stable_hash
+from .predict import predict_dir, read_predictions, write_predictions
 
 log = logging.getLogger("foldstack")
 
@@ -52,10 +52,7 @@ def run(ctx):
         return path
     folds = pd.read_csv(next(iter(inputs.values())) / "oof.csv", usecols=["fold"])["fold"]
     with staging(path) as tmp:
-        atomic_write_csv(tmp / "oof.csv", pd.concat([pd.DataFrame({"id": ctx.train.ids, "fold": folds}),
-                                                     pd.DataFrame(blend_oof, columns=names)], axis=1))
-        atomic_write_csv(tmp / "test.csv", pd.concat([pd.DataFrame({"id": ctx.test.ids}),
-                                                      pd.DataFrame(blend_test, columns=names)], axis=1))
+        write_predictions(tmp, ctx, folds, blend_oof, blend_test, names)
         write_manifest(tmp, "stack", path.name, sections(ctx.cfg, ["stack"]), fold_key=fold_key, inputs=refs,
                        metrics={comp.metric: cvs})
     log.info(f"wrote blend of {len(inputs)} experiment(s) -> {path}")

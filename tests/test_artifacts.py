@@ -1,5 +1,6 @@
 """Versioned artifacts: unchanged rerun is a no-op, a changed config is a new version, folds must match."""
 import json
+import subprocess
 
 import pytest
 
@@ -51,6 +52,22 @@ def test_staging_never_overwrites_and_cleans_up_on_failure(tmp_path):
         with staging(target):
             pass
     assert (target / "done.csv").read_text() == "x"
+
+
+def test_staging_removes_what_a_killed_run_left_behind(tmp_path):
+    target = tmp_path / "stage" / "abc"
+    dead = _dead_pid()
+    left = target.parent / f".abc.tmp-{dead}"
+    (left / "sub").mkdir(parents=True)
+    with staging(target) as tmp:
+        (tmp / "x").write_text("x")
+    assert not left.exists() and sorted(p.name for p in target.parent.iterdir()) == ["abc"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_fold_mismatch_is_refused():

@@ -56,6 +56,24 @@ def input_ref(path: Path, root: Path) -> dict:
     return dict(path=str(Path(path).relative_to(root)), key=m["key"], fold_key=m["fold_key"])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _remove_stale_staging(final: Path) -> None:
+    """Temporary folders left by a killed run (kill -9 skips cleanup) of the same artifact."""
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove_tree(stale)
+
+
 @contextmanager
 def staging(final: Path):
     """Yield a temporary folder; on success it becomes `final` in one rename, on failure it is removed."""
@@ -63,8 +81,8 @@ def staging(final: Path):
     if final.exists():
         raise PipelineError(f"refusing to overwrite existing artifact {final}")
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    remove_tree(tmp)
     tmp.mkdir()
     try:
         yield tmp

@@ -24,9 +24,9 @@ help:
 	@echo "make test                      run the test suite"
 
 # Fresh clone: create the venv and install the pinned project on first use (re-run when pyproject changes).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 input/digits/train.csv: | $(STAMP)

@@ -73,7 +73,7 @@ def run_script(root: Path, script: str, comp: str, *overrides, extra=(), check=T
 def make_project(root: Path) -> Path:
     """A project checkout at root that shares this repo's code and venv (as a user's clone would have)."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("Makefile", "scripts", "pyproject.toml", ".venv"):
+    for name in ("Makefile", "scripts", "pyproject.toml", "constraints.txt", ".venv"):
         (root / name).symlink_to(REPO / name)
     (root / "configs" / "exp").mkdir(parents=True)
     return root

@@ -64,9 +64,10 @@ def submission_probs(sub: pd.DataFrame, comp: Competition) -> np.ndarray:
         return sub[[cols[0]]].astype(float).to_numpy()
     if comp.submission_format == "class_columns":
         return sub[comp.classes].astype(float).to_numpy()
-    table = Table(sub[cols[0]].index.astype(str).tolist(), [], sub.rename(columns={cols[0]: comp.target_cols[0]}), "submission")
-    labels_comp = comp.model_copy(update={"target_cols": [comp.target_cols[0]]})
-    return encode_targets(table, labels_comp)
+    # a label/tags column reads like the train target column
+    frame = sub.rename(columns={cols[0]: comp.target_cols[0]})
+    table = Table(frame.iloc[:, 0].astype(str).tolist(), [], frame, "submission")
+    return encode_targets(table, comp.model_copy(update={"target_cols": comp.target_cols[:1]}))
 
 
 def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition, labels_source: str) -> float:

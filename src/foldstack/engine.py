@@ -54,16 +54,19 @@ def load_checkpoint(path: Path) -> dict:
 
 
 @torch.no_grad()
-def predict_probs(model, loader, cfg: Config, device, tta=(), desc: str = "predict") -> np.ndarray:
-    """Class probabilities, averaged over the identity view and each flip in `tta`."""
-    model.eval()
+def predict_probs(models: list, loader, cfg: Config, device, tta=(), desc: str = "predict") -> np.ndarray:
+    """Class probabilities averaged over models and views (identity + each flip in `tta`).
+
+    Several models share one pass over the loader, so test images are decoded once, not once per fold."""
+    for model in models:
+        model.eval()
     views = [lambda x: x] + [{"hflip": lambda x: x.flip(3), "vflip": lambda x: x.flip(2)}[t] for t in tta]
     task, out = cfg.competition.task, []
     for x, _ in progress(loader, cfg, desc):
         x = x.to(device, non_blocking=True)
         with autocast(cfg, device):
-            probs = sum(logits_to_probs(model(view(x)), task) for view in views) / len(views)
-        out.append(probs.cpu())
+            probs = sum(logits_to_probs(m(view(x)), task) for m in models for view in views)
+        out.append(probs.cpu() / (len(models) * len(views)))
     return torch.cat(out).numpy().astype(np.float64)
 
 
@@ -129,7 +132,7 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
 
         eval_model = ema.module if ema is not None else model
-        probs = predict_probs(eval_model, valid_loader, cfg, device, desc="valid")
+        probs = predict_probs([eval_model], valid_loader, cfg, device, desc="valid")
         value = score(comp.metric, y[valid_idx], probs, comp.task, comp.tag_threshold)
         valid_loss = score("log_loss", y[valid_idx], probs, comp.task)
         rows.append(dict(epoch=epoch + 1, train_loss=float(np.mean(losses)), valid_loss=valid_loss,

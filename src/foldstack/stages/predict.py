@@ -56,21 +56,20 @@ def run(ctx):
     transform = build_transforms(cfg.data, train=False)
     y = ctx.targets
     oof = np.full(y.shape, np.nan)
-    test = np.zeros((len(ctx.test), y.shape[1]))
     test_loader = make_loader(ImageDataset(ctx.test.paths, None, transform), cfg.data.batch_size * 2,
                               cfg.runtime.num_workers)
-    fold_scores = []
+    models, fold_scores = [], []
     for k, fold_dir in enumerate(dirs):
         model = create_model(cfg.model.model_copy(update={"pretrained_path": None}), y.shape[1])
         model.load_state_dict(weights_for_prediction(fold_dir, cfg.predict.checkpoint))
-        model.to(device)
+        models.append(model.to(device))
         valid = np.flatnonzero(folds == k)
         loader = make_loader(ImageDataset([ctx.train.paths[i] for i in valid], None, transform),
                              cfg.data.batch_size * 2, cfg.runtime.num_workers)
-        oof[valid] = predict_probs(model, loader, cfg, device, tta, desc=f"oof fold {k}")
-        test += predict_probs(model, test_loader, cfg, device, tta, desc=f"test fold {k}") / len(dirs)
+        oof[valid] = predict_probs([model], loader, cfg, device, tta, desc=f"oof fold {k}")
         fold_scores.append(score(comp.metric, y[valid], oof[valid], comp.task, comp.tag_threshold))
         log.info(f"fold {k}: OOF {comp.metric} {fold_scores[-1]:.4f}")
+    test = predict_probs(models, test_loader, cfg, device, tta, desc=f"test ({len(models)} folds)")
     if np.isnan(oof).any():  # every row is in exactly one fold, so every row gets exactly one prediction
         raise PipelineError(f"OOF left {int(np.isnan(oof).any(1).sum())} train rows unpredicted")
     cv = score(comp.metric, y, oof, comp.task, comp.tag_threshold)

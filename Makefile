@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# What every target needs first; the tests set it empty to run in a project that shares this venv.
+INSTALL ?= $(STAMP)
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES))
 
 .PHONY: all sample folds train oof stack submit score test clean-artifacts help
@@ -29,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-input/digits/train.csv: | $(STAMP)
+input/digits/train.csv: | $(INSTALL)
 	$(PY) scripts/00_sample.py --out input/digits
 
 sample: input/digits/train.csv
@@ -37,7 +39,7 @@ sample: input/digits/train.csv
 # The sample is materialised only when it is the competition being run.
 $(if $(filter digits,$(COMP)),folds: input/digits/train.csv)
 
-folds: | $(STAMP)
+folds: | $(INSTALL)
 	$(PY) scripts/01_folds.py $(ARGS)
 
 train: folds
@@ -52,13 +54,13 @@ stack: oof
 submit: stack
 	$(PY) scripts/06_submit.py $(ARGS)
 
-score: | $(STAMP)
+score: | $(INSTALL)
 	$(PY) scripts/score.py $(ARGS) --labels $(or $(LABELS),$(error set LABELS=<csv of true labels>)) --submission $(SUB)
 
 all: submit
 	$(if $(LABELS),$(MAKE) --no-print-directory score COMP=$(COMP) EXP=$(EXP) OVERRIDES="$(OVERRIDES)")
 
-test: | $(STAMP)
+test: | $(INSTALL)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-artifacts:

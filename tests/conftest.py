@@ -73,13 +73,14 @@ def run_script(root: Path, script: str, comp: str, *overrides, extra=(), check=T
 def make_project(root: Path) -> Path:
     """A project checkout at root that shares this repo's code and venv (as a user's clone would have)."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("Makefile", "scripts", "pyproject.toml", "constraints.txt", ".venv"):
+    for name in ("Makefile", "scripts", ".venv"):
         (root / name).symlink_to(REPO / name)
     (root / "configs" / "exp").mkdir(parents=True)
     return root
 
 
 def run_make(root: Path, *targets, check=True, **variables) -> subprocess.CompletedProcess:
+    variables = {"INSTALL": "", **variables}  # the shared venv is installed already: never reinstall from here
     cmd = ["make", "--no-print-directory", "-C", str(root), *targets] + [f"{k}={v}" for k, v in variables.items()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)

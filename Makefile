@@ -25,7 +25,7 @@ help:
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make test                      run the test suite"
 
-# Fresh clone: create the venv and install the pinned project on first use (re-run when pyproject changes).
+# Fresh clone: create the venv and install the pinned project on first use (re-run when pyproject.toml or constraints.txt change).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'

@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 INSTALL ?= $(STAMP)
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES))
 
-.PHONY: all sample folds train oof stack submit score test clean-artifacts help
+.PHONY: all sample folds train oof stack submit score lr-find test clean-artifacts help
 .DEFAULT_GOAL := help
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make folds train FOLD=0 COMP=x split, then train fold 0 only"
 	@echo "make train | oof | stack | submit   all folds / OOF + test predictions / blend / submission.csv"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
+	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make test                      run the test suite"
 
 # Fresh clone: create the venv and install the pinned project on first use (re-run when pyproject.toml or constraints.txt change).
@@ -57,6 +58,9 @@ submit: stack
 score: | $(INSTALL)
 	$(PY) scripts/score.py $(ARGS) --labels $(or $(LABELS),$(error set LABELS=<csv of true labels>)) --submission $(SUB)
 
+lr-find: folds
+	$(PY) scripts/lr_find.py $(ARGS)
+
 all: submit
 	$(if $(LABELS),$(MAKE) --no-print-directory score COMP=$(COMP) EXP=$(EXP) OVERRIDES="$(OVERRIDES)")
 
@@ -64,4 +68,4 @@ test: | $(INSTALL)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-artifacts:
-	rm -rf folds models oof stacks submissions submission.csv
+	rm -rf folds models oof stacks submissions lr_find submission.csv

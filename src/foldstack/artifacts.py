@@ -13,7 +13,8 @@ from . import __version__
 from .errors import PipelineError
 from .utils.io import atomic_write_json, remove_tree
 
-STAGE_DIRS = {"folds": "folds", "train": "models", "predict": "oof", "stack": "stacks", "submit": "submissions"}
+STAGE_DIRS = {"folds": "folds", "train": "models", "predict": "oof", "stack": "stacks", "submit": "submissions",
+              "lr_find": "lr_find"}
 MANIFEST = "manifest.json"
 
 

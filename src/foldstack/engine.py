@@ -3,22 +3,26 @@ import io
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
+from .averaging import SWA, EarlyStopping, Snapshots
 from .config import Config
 from .data.dataset import ImageDataset, make_loader, reseed_epoch
+from .data.mixup import create_mixup
+from .data.multiscale import multiscale_size, resize_batch
 from .data.transforms import build_transforms
+from .errors import PipelineError
 from .loss import create_loss, logits_to_probs
-from .metrics import is_better, score
-from .models import create_model
+from .metrics import HIGHER_IS_BETTER, is_better, score
+from .models import create_model, set_backbone_trainable
+from .optim import create_optimizer, create_schedule
 from .utils.io import atomic_write_bytes, atomic_write_csv
 from .utils.plots import plot_curves
 from .utils.seed import rng_state, seed_everything, set_rng_state
@@ -70,13 +74,35 @@ def predict_probs(models: list, loader, cfg: Config, device, tta=(), desc: str =
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path) -> dict:
-    """Train one fold into out_dir (last.pt, best.pt, log.csv); resumes from out_dir/last.pt if present."""
+@dataclass
+class Fold:
+    """Everything one fold trains with. The stateful pieces are what last.pt holds (see `stateful`)."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: object
+    scaler: torch.amp.GradScaler
+    loss_fn: torch.nn.Module
+    mixup: object | None
+    ema: ModelEmaV3 | None
+    swa: SWA | None
+    snapshots: Snapshots | None
+    stopper: EarlyStopping
+    train_loader: torch.utils.data.DataLoader
+    valid_loader: torch.utils.data.DataLoader
+    valid_idx: np.ndarray
+    device: torch.device
+
+    def stateful(self) -> dict:
+        return dict(model=self.model, optimizer=self.optimizer, scheduler=self.schedule, scaler=self.scaler,
+                    ema=self.ema.module if self.ema is not None else None, swa=self.swa,
+                    snapshots=self.snapshots, stopper=self.stopper, mixup=self.mixup)
+
+
+def build_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path) -> Fold:
     tc, comp = cfg.train, cfg.competition
     device = resolve_device(cfg.runtime.device)
     seed_everything(tc.seed + fold)
     train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-
     train_ds = ImageDataset([paths[i] for i in train_idx], y[train_idx], build_transforms(cfg.data, train=True))
     valid_ds = ImageDataset([paths[i] for i in valid_idx], y[valid_idx], build_transforms(cfg.data, train=False))
     batch = cfg.data.batch_size
@@ -84,77 +110,149 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
                                drop_last=len(train_ds) > batch, generator=torch.Generator())
     valid_loader = make_loader(valid_ds, batch * 2, cfg.runtime.num_workers)
 
-    model = create_model(cfg.model, y.shape[1]).to(device)
-    optimizer = create_optimizer_v2(model, opt=tc.optimizer, lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler, _ = create_scheduler_v2(optimizer, sched=tc.scheduler, num_epochs=tc.epochs,
-                                       warmup_epochs=tc.warmup_epochs, min_lr=tc.min_lr,
-                                       step_on_epochs=False, updates_per_epoch=len(train_loader))
-    scaler = torch.amp.GradScaler("cuda", enabled=tc.amp and device.type == "cuda" and tc.amp_dtype == "float16")
-    ema = ModelEmaV3(model, decay=tc.ema_decay) if tc.ema else None
-    loss_fn = create_loss(cfg.loss, comp.task)
+    model = create_model(cfg.model, y.shape[1], comp.task).to(device)
+    optimizer = create_optimizer(model, tc)  # before any freezing: frozen parameters still get their groups
+    updates_per_epoch = -(-len(train_loader) // tc.accum_steps)
+    schedule = create_schedule(optimizer, tc, updates_per_epoch, maximize=HIGHER_IS_BETTER[comp.metric])
+    return Fold(
+        model=model, optimizer=optimizer, schedule=schedule,
+        scaler=torch.amp.GradScaler("cuda", enabled=tc.amp and device.type == "cuda" and tc.amp_dtype == "float16"),
+        loss_fn=create_loss(cfg.loss, comp.task, y[train_idx]),
+        mixup=create_mixup(cfg.mixup, y.shape[1]),
+        ema=ModelEmaV3(model, decay=tc.ema_decay) if tc.ema else None,
+        swa=SWA(model, optimizer, tc) if tc.swa else None,
+        snapshots=Snapshots(out_dir, tc) if tc.snapshots else None,
+        stopper=EarlyStopping(tc.early_stopping, lambda new, old: is_better(comp.metric, new, old)),
+        train_loader=train_loader, valid_loader=valid_loader, valid_idx=valid_idx, device=device)
 
-    start_epoch, step, best, rows = 0, 0, None, []
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+
+def forward_backward(f: Fold, cfg: Config, x, target, loss_scale: float = 1.0) -> torch.Tensor:
+    x, target = x.to(f.device, non_blocking=True), target.to(f.device, non_blocking=True)
+    with autocast(cfg, f.device):
+        loss = f.loss_fn(f.model(x, target), target)  # margin heads use the target; others ignore it
+    f.scaler.scale(loss * loss_scale).backward()
+    return loss.detach()
+
+
+def optimizer_step(f: Fold, cfg: Config) -> None:
+    if cfg.train.grad_clip:
+        f.scaler.unscale_(f.optimizer)
+        torch.nn.utils.clip_grad_norm_(f.model.parameters(), cfg.train.grad_clip)
+    f.scaler.step(f.optimizer)
+    f.scaler.update()
+    f.optimizer.zero_grad(set_to_none=True)
+
+
+def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int) -> tuple[float, int]:
+    """One pass over the training part; returns (mean loss, optimizer updates so far)."""
+    tc, accum, sizes = cfg.train, cfg.train.accum_steps, cfg.data.multiscale
+    n_batches, total = len(f.train_loader), torch.zeros((), device=f.device)  # no per-step host sync
+    bar = progress(f.train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
+    for i, (x, target) in enumerate(bar):
+        if sizes:
+            x = resize_batch(x, multiscale_size(sizes, tc.seed * 1000 + fold, epoch, i))
+        if f.mixup is not None:
+            x, target = f.mixup(x, target)
+        total += forward_backward(f, cfg, x, target, 1 / accum).float()
+        if (i + 1) % accum and i + 1 < n_batches:
+            continue  # gradient accumulation: sum 1/accum of each batch's gradient, then one update
+        optimizer_step(f, cfg)
+        step += 1
+        if f.swa is None or not f.swa.active(epoch):
+            f.schedule.step_update(step)
+        if f.ema is not None:
+            f.ema.update(f.model, step=step)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{total.item() / (i + 1):.4f}")
+    return total.item() / max(n_batches, 1), step
+
+
+def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path) -> dict:
+    """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png);
+    resumes from out_dir/last.pt if present."""
+    tc, comp = cfg.train, cfg.competition
+    f = build_fold(cfg, paths, y, folds, fold, out_dir)
+    y_valid = y[f.valid_idx]
+    start_epoch, step, rows = 0, 0, []
+    last_path = out_dir / "last.pt"
     if last_path.is_file():
         state = load_checkpoint(last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.module.load_state_dict(state["ema"])
-        start_epoch, step, best, rows = state["epoch"] + 1, state["step"], state["best"], state["log"]
+        for name, component in f.stateful().items():
+            if component is not None:
+                component.load_state_dict(state[name])
+        start_epoch, step, rows = state["epoch"] + 1, state["step"], state["log"]
         set_rng_state(state["rng"])
         log.info(f"fold {fold}: resuming after epoch {start_epoch} of {tc.epochs} from {last_path}")
 
     for epoch in range(start_epoch, tc.epochs):
+        if f.stopper.stopped:
+            break
         t0 = time.time()
-        reseed_epoch(train_loader, tc.seed * 10_000 + fold * 1000 + epoch)
-        model.train()
-        losses = []
-        bar = progress(train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
-        for x, target in bar:
-            x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
-            with autocast(cfg, device):
-                loss = loss_fn(model(x), target)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            scheduler.step_update(step)
-            if ema is not None:
-                ema.update(model, step=step)
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        reseed_epoch(f.train_loader, tc.seed * 10_000 + fold * 1000 + epoch)
+        f.model.train()
+        set_backbone_trainable(f.model, epoch >= tc.freeze_epochs)
+        if f.mixup is not None:
+            f.mixup.set_epoch(epoch)
+        if f.swa is not None:
+            f.swa.begin_epoch(epoch)
+        train_loss, step = train_one_epoch(f, cfg, fold, epoch, step)
+        if f.swa is not None:
+            f.swa.end_epoch(f.model, epoch)
 
-        eval_model = ema.module if ema is not None else model
-        probs = predict_probs([eval_model], valid_loader, cfg, device, desc="valid")
-        value = score(comp.metric, y[valid_idx], probs, comp.task, comp.tag_threshold)
-        valid_loss = score("log_loss", y[valid_idx], probs, comp.task)
-        rows.append(dict(epoch=epoch + 1, train_loss=float(np.mean(losses)), valid_loss=valid_loss,
-                         **{comp.metric: value}, lr=optimizer.param_groups[0]["lr"], seconds=time.time() - t0))
-        if is_better(comp.metric, value, best):
-            best = value
-            save_checkpoint(best_path, {"model": eval_model.state_dict(), "epoch": epoch + 1, "score": value})
+        eval_model = f.ema.module if f.ema is not None else f.model
+        probs = predict_probs([eval_model], f.valid_loader, cfg, f.device, desc="valid")
+        value = score(comp.metric, y_valid, probs, comp.task, comp.tag_threshold)
+        valid_loss = score("log_loss", y_valid, probs, comp.task)
+        f.schedule.step_epoch(epoch, value)
+        rows.append(dict(epoch=epoch + 1, train_loss=train_loss, valid_loss=valid_loss, **{comp.metric: value},
+                         lr=f.optimizer.param_groups[0]["lr"], seconds=time.time() - t0))
+        if f.stopper.update(value):
+            save_checkpoint(out_dir / "best.pt", {"model": eval_model.state_dict(), "epoch": epoch + 1, "score": value})
+        snapshot = f.snapshots.end_epoch(epoch) if f.snapshots is not None else None
+        if snapshot is not None:
+            save_checkpoint(snapshot, {"model": eval_model.state_dict(), "epoch": epoch + 1, "score": value})
         save_checkpoint(last_path, dict(
-            model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-            scaler=scaler.state_dict(), ema=ema.module.state_dict() if ema is not None else None,
-            epoch=epoch, step=step, best=best, log=rows, rng=rng_state()))
+            {name: c.state_dict() if c is not None else None for name, c in f.stateful().items()},
+            epoch=epoch, step=step, log=rows, rng=rng_state()))
         atomic_write_csv(out_dir / "log.csv", pd.DataFrame(rows))
-        log.info(f"fold {fold} epoch {epoch + 1}/{tc.epochs}: train_loss {rows[-1]['train_loss']:.4f} "
-                 f"valid_loss {valid_loss:.4f} {comp.metric} {value:.4f} ({rows[-1]['seconds']:.0f}s)")
+        log.info(f"fold {fold} epoch {epoch + 1}/{tc.epochs}: train_loss {train_loss:.4f} "
+                 f"valid_loss {valid_loss:.4f} {comp.metric} {value:.4f} ({rows[-1]['seconds']:.0f}s)"
+                 + (" - early stop" if f.stopper.stopped else ""))
 
+    metrics = dict(best=f.stopper.best, last=rows[-1][comp.metric], epochs=len(rows), valid_rows=len(f.valid_idx))
+    if f.swa is not None and f.swa.n_averaged:
+        reseed_epoch(f.train_loader, tc.seed * 10_000 + fold * 1000 + tc.epochs)  # BN pass: a fixed stream too
+        swa_model = f.swa.finalize(f.train_loader, f.device)
+        metrics["swa"] = score(comp.metric, y_valid, predict_probs([swa_model], f.valid_loader, cfg, f.device,
+                                                                   desc="valid swa"), comp.task, comp.tag_threshold)
+        save_checkpoint(out_dir / "swa.pt", {"model": swa_model.state_dict(), "n_averaged": f.swa.n_averaged,
+                                             "score": metrics["swa"]})
+        log.info(f"fold {fold}: SWA of {f.swa.n_averaged} epochs, BN recomputed: {comp.metric} {metrics['swa']:.4f}")
+    if f.snapshots is not None:
+        metrics["snapshots"] = list(f.snapshots.written)
     plot_curves(pd.DataFrame(rows), comp.metric, out_dir / "curves.png", f"fold {fold}")
-    return dict(best=best, last=rows[-1][comp.metric], epochs=len(rows), valid_rows=int(len(valid_idx)))
+    return metrics
 
 
-def weights_for_prediction(fold_dir: Path, which: str) -> dict:
-    """The state dict to predict with: the EMA weights when EMA was on."""
-    if which == "best":
-        return load_checkpoint(fold_dir / "best.pt")["model"]
-    state = load_checkpoint(fold_dir / "last.pt")
-    return state["ema"] if state["ema"] is not None else state["model"]
+def weights_for_prediction(fold_dir: Path, which) -> list[dict]:
+    """The state dicts a fold predicts with, for predict.checkpoint (a name or a list of names)."""
+    out = []
+    for name in [which] if isinstance(which, str) else which:
+        if name == "best":
+            out.append(load_checkpoint(fold_dir / "best.pt")["model"])
+        elif name in ("last", "ema"):
+            state = load_checkpoint(fold_dir / "last.pt")
+            if name == "ema" and state["ema"] is None:
+                raise PipelineError(f"predict.checkpoint=ema: {fold_dir} was trained without train.ema")
+            out.append(state["ema"] if state["ema"] is not None else state["model"])
+        elif name == "swa":
+            if not (fold_dir / "swa.pt").is_file():
+                raise PipelineError(f"predict.checkpoint=swa: {fold_dir} has no SWA weights (train.swa off, or "
+                                    f"training stopped before train.swa_start)")
+            out.append(load_checkpoint(fold_dir / "swa.pt")["model"])
+        elif name == "snapshots":
+            files = sorted(fold_dir.glob("snapshot_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+            if not files:
+                raise PipelineError(f"predict.checkpoint=snapshots: {fold_dir} has no snapshots (train.snapshots off)")
+            out.extend(load_checkpoint(p)["model"] for p in files)
+    return out

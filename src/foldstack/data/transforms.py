@@ -1,20 +1,150 @@
-"""Albumentations pipelines built from the `data` config section."""
+"""Image transforms built from the `data` config section.
+
+Training: Resize, flips, the `augment` preset, the free `extra_augs` list (albumentations, on the uint8 image), then
+the optional `auto_augment` (timm RandAugment / TrivialAugmentWide), Normalize + ToTensorV2, then the optional timm
+RandomErasing on the tensor. Evaluation: Resize, Normalize, ToTensorV2.
+
+Both are called as `t(image=rgb_uint8_hwc)["image"]` -> float CHW tensor, and `t.set_random_seed(seed)` makes the
+whole pipeline a pure function of (seed, the sequence of images it sees).
+"""
+import inspect
+
 import albumentations as A
 import cv2
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-from ..config import Data
+from ..config import AUGMENT_PRESETS, Data
+from ..errors import PipelineError
+from .augment import AutoAugment, Erasing, derive_seed
+
+REFLECT = cv2.BORDER_REFLECT_101
 
 
-def build_transforms(cfg: Data, train: bool) -> A.Compose:
-    ops = [A.Resize(cfg.img_size, cfg.img_size, interpolation=cv2.INTER_AREA)]
-    if train:
-        if cfg.hflip:
-            ops.append(A.HorizontalFlip(p=0.5))
-        if cfg.vflip:
-            ops.append(A.VerticalFlip(p=0.5))
-        if cfg.affine:
-            ops.append(A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15),
-                                border_mode=cv2.BORDER_REFLECT_101, p=0.5))
-    ops += [A.Normalize(mean=cfg.mean, std=cfg.std), ToTensorV2()]
-    return A.Compose(ops, seed=0)
+def _light_affine() -> A.Affine:
+    # The pre-preset pipeline's only extra op: keep it bit-identical so default-config results do not change.
+    return A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15), border_mode=REFLECT, p=0.5)
+
+
+def _medium_ops() -> list:
+    return [
+        A.Affine(scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), rotate=(-30, 30), shear=(-8, 8),
+                 border_mode=REFLECT, p=0.7),
+        A.RandomBrightnessContrast(brightness_limit=(-0.2, 0.2), contrast_limit=(-0.2, 0.2), p=0.5),
+        A.HueSaturationValue(hue_shift_limit=(-10, 10), sat_shift_limit=(-20, 20), val_shift_limit=(-10, 10), p=0.3),
+    ]
+
+
+def _heavy_ops() -> list:
+    # sized for 32-224 px images: small kernels, holes as fractions of the side
+    return _medium_ops() + [
+        A.OneOf([
+            A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2)),
+            A.MotionBlur(blur_limit=(3, 5)),
+            A.GaussNoise(std_range=(0.02, 0.08)),
+        ], p=0.3),
+        A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.2), hole_width_range=(0.05, 0.2),
+                        fill=0, p=0.5),
+    ]
+
+
+def preset_ops(name: str) -> list:
+    """The albumentations ops of one `data.augment` preset (after Resize and the flips)."""
+    if name not in AUGMENT_PRESETS:
+        raise PipelineError(f"data.augment: unknown preset {name!r} (expected one of {', '.join(AUGMENT_PRESETS)})")
+    return {"none": list, "light": lambda: [_light_affine()], "medium": _medium_ops, "heavy": _heavy_ops}[name]()
+
+
+def _error_text(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and "errors.pydantic.dev" not in ln]
+    return "; ".join(lines) or type(err).__name__
+
+
+def build_extra_aug(entry, where: str):
+    """One `data.extra_augs` entry {name: <albumentations class>, **kwargs} -> the transform.
+
+    Compositions work too: {name: OneOf, p: 0.5, transforms: [{name: Blur}, {name: MedianBlur}]}."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise PipelineError(f"{where}: expected a mapping with a 'name' key, got {entry!r}")
+    kwargs = dict(entry)
+    name = kwargs.pop("name")
+    cls = getattr(A, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, (A.BasicTransform, A.BaseCompose))):
+        raise PipelineError(f"{where}: unknown albumentations transform {name!r}")
+    if issubclass(cls, A.BaseCompose):
+        children = kwargs.get("transforms")
+        if not isinstance(children, list) or not children:
+            raise PipelineError(f"{where}: {name} needs a non-empty 'transforms' list")
+        kwargs["transforms"] = [build_extra_aug(c, f"{where}.transforms[{i}]") for i, c in enumerate(children)]
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params) - {"self"})
+        if unknown:  # albumentations only warns about these
+            raise PipelineError(f"{where}: {name} has no argument(s) {', '.join(unknown)} "
+                                f"(it takes {', '.join(p for p in params if p != 'self')})")
+    try:
+        return cls(**kwargs)
+    except Exception as e:
+        raise PipelineError(f"{where}: bad arguments for {name}: {_error_text(e)}") from None
+
+
+class TrainTransform:
+    """The training pipeline; see the module docstring for its order."""
+
+    def __init__(self, augment: A.Compose, legacy: list[bool], auto_augment: AutoAugment | None,
+                 finish: A.Compose, erasing: Erasing | None, img_size: int, seed: int = 0):
+        self.augment, self.legacy = augment, legacy
+        self.auto_augment, self.finish, self.erasing, self.img_size = auto_augment, finish, erasing, img_size
+        self.set_random_seed(seed)
+
+    def set_random_seed(self, seed: int) -> None:
+        # A.Compose seeds every child with the same seed, so two ops drawing alike (HorizontalFlip and VerticalFlip:
+        # one draw per call) would fire in lockstep forever. Ops of the original pipeline (Resize, HorizontalFlip,
+        # the light Affine) keep that seed so default-config results do not change; every other op, and the
+        # non-albumentations components, get their own derived seed.
+        self.augment.set_random_seed(seed)
+        for i, (op, keep) in enumerate(zip(self.augment.transforms, self.legacy)):
+            if not keep:
+                op.set_random_seed(derive_seed(seed, 10, i))
+        if self.auto_augment is not None:
+            self.auto_augment.set_random_seed(derive_seed(seed, 20))
+        if self.erasing is not None:
+            self.erasing.set_random_seed(derive_seed(seed, 30))
+
+    def __call__(self, *, image: np.ndarray, **_) -> dict:
+        image = self.augment(image=image)["image"]
+        if image.shape[:2] != (self.img_size, self.img_size):
+            raise PipelineError(f"data.extra_augs: the augmented image is {image.shape[1]}x{image.shape[0]}, "
+                                f"expected data.img_size={self.img_size}; drop size-changing transforms")
+        if self.auto_augment is not None:
+            image = self.auto_augment(np.ascontiguousarray(image))
+        tensor = self.finish(image=image)["image"]
+        if self.erasing is not None:
+            tensor = self.erasing(tensor)
+        return {"image": tensor}
+
+    def __repr__(self):
+        return (f"TrainTransform(augment={self.augment!r}, auto_augment={self.auto_augment and self.auto_augment.op!r}, "
+                f"erasing={self.erasing and self.erasing.op!r})")
+
+
+def _resize(cfg: Data) -> A.Resize:
+    return A.Resize(cfg.img_size, cfg.img_size, interpolation=cv2.INTER_AREA)
+
+
+def build_transforms(cfg: Data, train: bool):
+    """Training or evaluation transform: `t(image=rgb_uint8_hwc)["image"]`, `t.set_random_seed(seed)`."""
+    if not train:
+        return A.Compose([_resize(cfg), A.Normalize(mean=cfg.mean, std=cfg.std), ToTensorV2()], seed=0)
+    ops = [(_resize(cfg), True)]
+    if cfg.hflip:
+        ops.append((A.HorizontalFlip(p=0.5), True))
+    if cfg.vflip:
+        ops.append((A.VerticalFlip(p=0.5), False))
+    ops += [(op, cfg.augment == "light") for op in preset_ops(cfg.augment)]
+    ops += [(build_extra_aug(e, f"data.extra_augs[{i}]"), False) for i, e in enumerate(cfg.extra_augs)]
+    auto = AutoAugment(cfg.auto_augment, cfg.img_size, cfg.mean) if cfg.auto_augment else None
+    erasing = Erasing(cfg.random_erasing) if cfg.random_erasing > 0 else None
+    finish = A.Compose([A.Normalize(mean=cfg.mean, std=cfg.std), ToTensorV2()], seed=0)
+    return TrainTransform(A.Compose([op for op, _ in ops], seed=0), [keep for _, keep in ops], auto, finish,
+                          erasing, cfg.img_size)

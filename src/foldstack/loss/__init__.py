@@ -1,3 +1,4 @@
 from .factory import create_loss, logits_to_probs
+from .weighted import class_weights_from_targets
 
-__all__ = ["create_loss", "logits_to_probs"]
+__all__ = ["create_loss", "logits_to_probs", "class_weights_from_targets"]

@@ -1,30 +1,84 @@
-"""Any timm model by name; pretrained weights only from a local file (Kaggle code competitions are offline)."""
+"""create_model: any timm backbone + our pooling and head (models.Net); weights only from a local file."""
 from pathlib import Path
 
 import timm
 import torch
+from torch import nn
 
 from ..config import Model
 from ..errors import PipelineError
+from .heads import create_head
+from .net import Net
+from .pooling import create_pool
+from .pretrained import load_backbone_weights
 
 
-def create_model(cfg: Model, num_classes: int) -> torch.nn.Module:
+def create_model(cfg: Model, num_classes: int, task: str = "multiclass") -> Net:
     if not timm.is_model(cfg.name):
         raise PipelineError(f"model.name: unknown timm model {cfg.name!r}")
-    kwargs = dict(num_classes=num_classes, drop_rate=cfg.drop_rate)
-    if not cfg.pretrained_path:
-        return timm.create_model(cfg.name, pretrained=False, **kwargs)
-    path = Path(cfg.pretrained_path)
-    if not path.is_file():
-        raise PipelineError(f"model.pretrained_path: file not found: {path}")
-    # timm loads the file with weights_only=True and drops a classifier whose class count differs.
+    if cfg.head != "linear" and task != "multiclass":
+        raise PipelineError(f"model.head={cfg.head} needs a multiclass task (one class per image); this one is "
+                            f"{task}: use model.head=linear")
+    if cfg.pretrained_path and not Path(cfg.pretrained_path).is_file():
+        raise PipelineError(f"model.pretrained_path: file not found: {cfg.pretrained_path}")
+    backbone = _backbone(cfg)
+    if cfg.pretrained_path:
+        load_backbone_weights(backbone, Path(cfg.pretrained_path), cfg.name)
+    if cfg.pool == "avg":  # the model's own pooling: any architecture, ViTs included
+        pool, nhwc = nn.Identity(), False
+        width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
+    else:
+        pool, (width, nhwc) = create_pool(cfg.pool, cfg.gem_p), _feature_map(backbone, cfg)
+        width *= 2 if cfg.pool == "dual" else 1
+    head = create_head(cfg.head, width, num_classes, cfg.drop_rate, cfg.margin_s, cfg.margin_m)
+    return Net(backbone, pool, head, width, nhwc)
+
+
+def _backbone(cfg: Model) -> nn.Module:
+    # num_classes=0: no classifier (the head is ours). global_pool='': the model returns its unpooled map after
+    # any post-feature layers (MobileNetV3's conv_head, ConvNeXt's head norm), which forward_features skips.
+    kwargs = dict(num_classes=0)
+    if cfg.pool != "avg":
+        kwargs["global_pool"] = ""
+    if cfg.drop_path_rate:
+        kwargs["drop_path_rate"] = cfg.drop_path_rate
     try:
-        return timm.create_model(cfg.name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise PipelineError(f"model.pretrained_path: {path} does not fit {cfg.name}: {str(e).splitlines()[0]}") from None
+        return timm.create_model(cfg.name, pretrained=False, **kwargs)
+    except TypeError as e:
+        if "drop_path_rate" in str(e):
+            raise PipelineError(f"model.drop_path_rate: {cfg.name} has no stochastic depth; set it to 0") from None
+        raise
+    except AssertionError as e:  # e.g. models that cannot drop their pooling
+        raise PipelineError(f"model.pool={cfg.pool} needs a CNN with a 2-D feature map; {cfg.name}: {e}") from None
 
 
-def load_weights(model: torch.nn.Module, path: Path, key: str = "model") -> torch.nn.Module:
+@torch.no_grad()
+def _feature_map(backbone: nn.Module, cfg: Model) -> tuple[int, bool]:
+    """(channels, NHWC?) of the unpooled output, from one forward of zeros (eval: BN statistics untouched).
+    A small input first (cheap on CPU); fixed-size models (ViT, Swin) only take their default size."""
+    was_training, out = backbone.training, None
+    backbone.eval()
+    size = backbone.pretrained_cfg.get("input_size", (3, 224, 224))
+    for hw in ((64, 64), tuple(size[-2:])):
+        try:
+            out = backbone(torch.zeros(1, size[0], *hw))
+            break
+        except Exception as e:
+            error = e
+    backbone.train(was_training)
+    if out is None:
+        raise PipelineError(f"model.pool={cfg.pool}: {cfg.name} does not run on a {size} input: "
+                            f"{str(error).splitlines()[0]}")
+    if out.ndim != 4:
+        raise PipelineError(f"model.pool={cfg.pool} needs a CNN with a 2-D feature map; {cfg.name} gives shape "
+                            f"{tuple(out.shape)} (use model.pool=avg)")
+    width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
+    nhwc = out.shape[1] != width and out.shape[-1] == width
+    return int(out.shape[-1] if nhwc else out.shape[1]), nhwc
+
+
+def load_weights(model: nn.Module, path: Path, key: str = "model") -> nn.Module:
+    """Load one of our checkpoints (last.pt / best.pt / swa.pt) into a Net of the same config."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state[key])
     return model

@@ -59,17 +59,21 @@ def run(ctx):
     test_loader = make_loader(ImageDataset(ctx.test.paths, None, transform), cfg.data.batch_size * 2,
                               cfg.runtime.num_workers)
     models, fold_scores = [], []
+    model_cfg = cfg.model.model_copy(update={"pretrained_path": None})
     for k, fold_dir in enumerate(dirs):
-        model = create_model(cfg.model.model_copy(update={"pretrained_path": None}), y.shape[1])
-        model.load_state_dict(weights_for_prediction(fold_dir, cfg.predict.checkpoint))
-        models.append(model.to(device))
+        fold_models = []  # several per fold with predict.checkpoint=snapshots or a list: their mean is the fold's
+        for weights in weights_for_prediction(fold_dir, cfg.predict.checkpoint):
+            model = create_model(model_cfg, y.shape[1], comp.task)
+            model.load_state_dict(weights)
+            fold_models.append(model.to(device))
+        models += fold_models
         valid = np.flatnonzero(folds == k)
         loader = make_loader(ImageDataset([ctx.train.paths[i] for i in valid], None, transform),
                              cfg.data.batch_size * 2, cfg.runtime.num_workers)
-        oof[valid] = predict_probs([model], loader, cfg, device, tta, desc=f"oof fold {k}")
+        oof[valid] = predict_probs(fold_models, loader, cfg, device, tta, desc=f"oof fold {k}")
         fold_scores.append(score(comp.metric, y[valid], oof[valid], comp.task, comp.tag_threshold))
         log.info(f"fold {k}: OOF {comp.metric} {fold_scores[-1]:.4f}")
-    test = predict_probs(models, test_loader, cfg, device, tta, desc=f"test ({len(models)} folds)")
+    test = predict_probs(models, test_loader, cfg, device, tta, desc=f"test ({len(models)} models)")
     if np.isnan(oof).any():  # every row is in exactly one fold, so every row gets exactly one prediction
         raise PipelineError(f"OOF left {int(np.isnan(oof).any(1).sum())} train rows unpredicted")
     cv = score(comp.metric, y, oof, comp.task, comp.tag_threshold)

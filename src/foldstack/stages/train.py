@@ -8,7 +8,7 @@ from ..utils.io import stable_hash
 from .folds import load_folds
 
 log = logging.getLogger("foldstack")
-TRAIN_SECTIONS = ["competition", "model", "data", "train", "loss"]
+TRAIN_SECTIONS = ["competition", "model", "data", "mixup", "train", "loss"]
 
 
 def train_dir(ctx, fold_key: str):

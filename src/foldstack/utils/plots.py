@@ -1,4 +1,5 @@
 """PNG plots people would rather look at than CSVs."""
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,10 +10,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .io import atomic_write_bytes  # noqa: E402
 
 
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def plot_curves(log, metric: str, path: Path, title: str) -> None:
     """Loss curves and the validation metric per epoch, side by side."""
-    import io
-
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.2))
     ax_loss.plot(log["epoch"], log["train_loss"], marker="o", label="train")
     ax_loss.plot(log["epoch"], log["valid_loss"], marker="o", label="valid")
@@ -20,8 +27,15 @@ def plot_curves(log, metric: str, path: Path, title: str) -> None:
     ax_loss.legend()
     ax_metric.plot(log["epoch"], log[metric], marker="o", color="tab:green")
     ax_metric.set(xlabel="epoch", ylabel=metric, title=f"{title}: valid {metric}")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    _save(fig, path)
+
+
+def plot_lr_find(lrs, losses, suggested, path: Path, title: str) -> None:
+    """Smoothed loss against the LR (log scale), the suggestion marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(lrs, losses)
+    if suggested:
+        ax.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested {suggested:.2g}")
+        ax.legend()
+    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title=title)
+    _save(fig, path)

@@ -1,0 +1,55 @@
+"""Mixup / CutMix on (N, K) float targets (one-hot, multi-hot, one binary column, soft), on top of timm's Mixup."""
+import torch
+from timm.data import Mixup
+
+from ..config import Mixup as MixupConfig
+
+
+class TargetMixup(Mixup):
+    """timm's Mixup/CutMix for the images; targets mixed as `lam * t + (1 - lam) * t.flip(0)`.
+
+    `lam` is a scalar (mode 'batch') or a per-sample column (modes 'pair'/'elem'); for CutMix it is timm's
+    area-corrected value. `x` is mixed in place (as timm does). No label smoothing here: the loss applies it.
+    The random draws come from numpy's global RNG (timm's code), which the engine checkpoints and restores, so a
+    resumed run mixes the same way; the transforms never touch that global stream (see data/augment.py).
+    """
+
+    def __init__(self, cfg: MixupConfig, num_classes: int):
+        super().__init__(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, prob=cfg.prob,
+                         switch_prob=cfg.switch_prob, mode=cfg.mode, correct_lam=True, label_smoothing=0.0,
+                         num_classes=num_classes)
+        self.off_epoch = cfg.off_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Call before each epoch (0-based): mixing stops from `off_epoch` on."""
+        self.mixup_enabled = self.off_epoch is None or epoch < self.off_epoch
+
+    def __call__(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.mixup_enabled or len(x) % 2:  # timm pairs sample i with N-1-i: an odd batch stays unmixed
+            return x, target
+        if self.mode == "elem":
+            lam = self._mix_elem(x)
+        elif self.mode == "pair":
+            lam = self._mix_pair(x)
+        else:
+            lam = self._mix_batch(x)
+        if isinstance(lam, torch.Tensor):  # (N, 1) column
+            lam = lam.to(device=target.device, dtype=target.dtype)
+            if target.ndim == 1:
+                lam = lam.squeeze(1)
+        elif lam == 1.0:
+            return x, target
+        return x, target * lam + target.flip(0) * (1 - lam)
+
+    def state_dict(self) -> dict:
+        return {"mixup_enabled": bool(self.mixup_enabled)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mixup_enabled = bool(state["mixup_enabled"])
+
+
+def create_mixup(cfg: MixupConfig, num_classes: int) -> TargetMixup | None:
+    """None when both alphas are 0 (mixing off)."""
+    if cfg.mixup_alpha <= 0 and cfg.cutmix_alpha <= 0:
+        return None
+    return TargetMixup(cfg, num_classes)

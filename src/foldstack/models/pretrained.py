@@ -1,0 +1,78 @@
+"""Backbone weights from a local file (Kaggle code competitions run offline; nothing downloads): a timm or
+torchvision weights file, or a checkpoint this pipeline wrote for another competition. Only the backbone is
+loaded; the head is always new (new competition, other classes)."""
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..errors import PipelineError
+
+MIN_COVERAGE = 0.9  # share of the backbone's tensors the file must provide: less means another architecture
+STRIP = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a pickled full model, a corrupt file, ...
+        raise PipelineError(f"model.pretrained_path: cannot read {path}: {str(e).splitlines()[0]}") from None
+    # Our last.pt: {"model", "ema" (None when off), ...}, predictions use the EMA so prefer it; best.pt/swa.pt:
+    # {"model"}; timm's train.py: {"state_dict"}; plain weights files are the state dict itself.
+    for key in ("ema", "model", "state_dict"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)} if isinstance(obj, Mapping) else {}
+    if not state:
+        raise PipelineError(f"model.pretrained_path: {path} holds no state dict")
+    return state
+
+
+def _clean(state: dict, own: dict) -> dict:
+    out = {}
+    for key, value in state.items():
+        for prefix in STRIP:
+            key = key[len(prefix):] if key.startswith(prefix) else key
+        if key.startswith("backbone.") and key not in own:  # a Net of ours: backbone.* (head.*, pool.* dropped)
+            key = key[len("backbone."):]
+        out[key] = value
+    return out
+
+
+def _misfit(state: dict, own: dict) -> Optional[str]:
+    """Why state cannot be the backbone's weights, or None if it fits."""
+    for key, value in state.items():
+        if key in own and value.shape != own[key].shape:
+            return f"{key} has shape {tuple(value.shape)}, the model {tuple(own[key].shape)}"
+    needed = [k for k in own if not k.endswith("num_batches_tracked")]  # old torchvision files lack these
+    missing = [k for k in needed if k not in state]
+    if len(missing) > (1 - MIN_COVERAGE) * len(needed):
+        found = len(needed) - len(missing)
+        return f"only {found} of its {len(needed)} backbone tensors found, e.g. {missing[0]} missing"
+    return None
+
+
+def load_backbone_weights(backbone: nn.Module, path: Path, name: str) -> None:
+    own = backbone.state_dict()
+    state = _clean(read_state_dict(path), own)
+    problem = _misfit(state, own)
+    if problem:
+        # Original (non-timm) releases, e.g. ConvNeXt or Swin from their authors: timm's converter for the
+        # architecture renames the keys, as timm's own pretrained loading would.
+        convert = getattr(sys.modules.get(type(backbone).__module__), "checkpoint_filter_fn", None)
+        try:
+            converted = convert(dict(state), backbone) if convert else None
+        except Exception:
+            converted = None
+        if converted is None or _misfit(converted, own):
+            raise PipelineError(f"model.pretrained_path: {path} does not fit {name}: {problem}")
+        state = converted
+    backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)

@@ -1,0 +1,86 @@
+"""One schedule interface over timm's schedulers (stepped per optimizer update), plateau (per epoch, on the
+validation metric, torch's ReduceLROnPlateau) and torch's OneCycleLR. Every group's LR is the schedule's value times its `lr_scale`."""
+import math
+
+import torch
+from timm.scheduler import create_scheduler_v2
+
+from ..config import Train
+from ..errors import PipelineError
+
+
+class Plateau:
+    """Linear warmup per update, then torch's ReduceLROnPlateau on the validation metric once per epoch. Its
+    state (best metric, patience counter) is checkpointed; timm's deprecated plateau wrapper loses it on resume."""
+
+    def __init__(self, optimizer, tc: Train, updates_per_epoch: int, maximize: bool):
+        self.optimizer, self.warmup = optimizer, tc.warmup_epochs * updates_per_epoch
+        scales = [g["lr_scale"] for g in optimizer.param_groups]
+        self.start, self.peak = [tc.warmup_lr * s for s in scales], [tc.lr * s for s in scales]
+        self.impl = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max" if maximize else "min", factor=tc.decay_rate, patience=tc.patience_epochs,
+            min_lr=[tc.min_lr * s for s in scales])
+        self.step_update(0)
+
+    def step_update(self, step: int) -> None:
+        if step <= self.warmup or step == 0:
+            frac = step / self.warmup if self.warmup else 1.0
+            for group, lo, hi in zip(self.optimizer.param_groups, self.start, self.peak):
+                group["lr"] = lo + frac * (hi - lo)
+
+    def step(self, metric: float) -> None:
+        self.impl.step(metric)
+
+    def state_dict(self) -> dict:
+        return self.impl.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.impl.load_state_dict(state)
+
+
+class Schedule:
+    def __init__(self, optimizer: torch.optim.Optimizer, tc: Train, updates_per_epoch: int, maximize: bool):
+        self.name, self.per_epoch = tc.scheduler, tc.scheduler == "plateau"
+        self.updates_per_epoch, self.warmup_epochs = updates_per_epoch, tc.warmup_epochs
+        if tc.scheduler == "plateau":
+            self.impl = Plateau(optimizer, tc, updates_per_epoch, maximize)
+            return
+        if tc.scheduler == "onecycle":
+            self.impl = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=[tc.lr * g["lr_scale"] for g in optimizer.param_groups],
+                total_steps=tc.epochs * updates_per_epoch, pct_start=tc.onecycle_pct_start,
+                cycle_momentum=all("momentum" in g or "betas" in g for g in optimizer.param_groups))
+            return
+        if tc.epochs % tc.cycles:
+            raise PipelineError(f"train.cycles={tc.cycles} must divide train.epochs={tc.epochs}")
+        sched = {"exponential": "step", "none": "constant"}.get(tc.scheduler, tc.scheduler)
+        self.impl, _ = create_scheduler_v2(
+            optimizer, sched=sched, num_epochs=tc.epochs // tc.cycles, cycle_limit=tc.cycles,
+            cycle_decay=tc.cycle_decay, warmup_epochs=0 if tc.scheduler == "none" else tc.warmup_epochs,
+            warmup_lr=tc.warmup_lr, min_lr=tc.min_lr,
+            decay_epochs=1 if tc.scheduler == "exponential" else tc.decay_epochs,
+            decay_milestones=tc.decay_milestones, decay_rate=tc.decay_rate, step_on_epochs=False,
+            updates_per_epoch=updates_per_epoch)
+        self.impl.step_update(0)  # the first update already uses the scheduled (and lr_scale'd) LR
+
+    def step_update(self, step: int) -> None:
+        """After optimizer update number `step` (1-based)."""
+        if self.name == "onecycle":
+            self.impl.step()
+        else:
+            self.impl.step_update(step)
+
+    def step_epoch(self, epoch: int, metric: float) -> None:
+        """After epoch `epoch` (0-based) was validated: plateau looks at the metric once warmup is over."""
+        if self.per_epoch and epoch + 1 >= self.warmup_epochs and not math.isnan(metric):
+            self.impl.step(metric)
+
+    def state_dict(self) -> dict:
+        return self.impl.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.impl.load_state_dict(state)
+
+
+def create_schedule(optimizer, tc: Train, updates_per_epoch: int, maximize: bool = True) -> Schedule:
+    return Schedule(optimizer, tc, updates_per_epoch, maximize)

@@ -1,0 +1,59 @@
+"""`make lr-find`: an LR range test on fold 0 with the experiment's model, loss, optimizer and augmentation.
+Writes lr_find/<comp>/<exp>/<hash>/ (lr_find.csv, lr_find.png, manifest) and prints the suggested LR."""
+import logging
+
+import pandas as pd
+
+from ..artifacts import artifact_path, is_complete, read_manifest, staging, write_manifest
+from ..config import sections
+from ..utils.io import atomic_write_csv, stable_hash
+from .folds import load_folds
+from .train import TRAIN_SECTIONS
+
+log = logging.getLogger("foldstack")
+
+
+def run(ctx):
+    from itertools import cycle
+
+    from ..engine import build_fold, forward_backward, optimizer_step
+    from ..models import set_backbone_trainable
+    from ..optim.lr_find import range_test, suggest_lr
+    from ..utils.plots import plot_lr_find
+
+    cfg = ctx.cfg
+    _, fold_key, folds = load_folds(ctx)
+    path = artifact_path(ctx.root, "lr_find", ctx.comp,
+                         stable_hash({"folds": fold_key, **sections(cfg, TRAIN_SECTIONS + ["lr_find"])}), ctx.exp)
+    if is_complete(path):
+        log.info(f"LR range test up to date: {path} (suggested lr {read_manifest(path)['metrics']['suggested_lr']})")
+        return path
+    lf = cfg.lr_find
+    with staging(path) as tmp:
+        f = build_fold(cfg, ctx.train.paths, ctx.targets, folds, 0, tmp)
+        f.model.train()
+        set_backbone_trainable(f.model, cfg.train.freeze_epochs == 0)
+        batches = cycle(f.train_loader)
+
+        def train_step():
+            x, target = next(batches)
+            if f.mixup is not None:
+                x, target = f.mixup(x, target)
+            loss = forward_backward(f, cfg, x, target)
+            optimizer_step(f, cfg)
+            return loss.item()
+
+        def set_lr(lr):
+            for group in f.optimizer.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+
+        lrs, losses = range_test(train_step, set_lr, lf.start_lr, lf.end_lr, lf.steps, lf.smoothing, lf.diverge)
+        suggested = suggest_lr(lrs, losses)
+        atomic_write_csv(tmp / "lr_find.csv", pd.DataFrame({"lr": lrs, "smoothed_loss": losses}))
+        plot_lr_find(lrs, losses, suggested, tmp / "lr_find.png", f"{ctx.comp} / {ctx.exp}: LR range test, fold 0")
+        write_manifest(tmp, "lr_find", path.name, sections(cfg, TRAIN_SECTIONS + ["lr_find"]), fold_key=fold_key,
+                       inputs={"folds": dict(key=fold_key)}, experiment=ctx.exp,
+                       metrics=dict(suggested_lr=suggested, steps_run=len(lrs)))
+    hint = f': try OVERRIDES="train.lr={suggested:.2g}"' if suggested else " (too few steps before divergence)"
+    log.info(f"LR range test -> {path / 'lr_find.png'}; suggested lr {suggested}{hint}")
+    return path

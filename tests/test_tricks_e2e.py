@@ -1,0 +1,138 @@
+"""The training tricks through the real scripts and Make targets, on tiny generated competitions."""
+import json
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from foldstack.context import load_config
+
+from conftest import PY, REPO, TINY, make_competition, make_project, run_make, run_script
+
+RECIPES = ["bag-of-tricks", "rsb", "focal-ohem", "swa", "snapshots"]
+# Two epochs: the SWA recipe averages from 75% of them on, the snapshot recipe needs an even count.
+TWO_EPOCHS = " ".join([o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=2"])
+
+
+def fold_dirs(root, exp):
+    return sorted(p.parent for p in root.glob(f"models/*/{exp}/*/fold*/manifest.json"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_configs_validate(tmp_path, recipe):
+    make_competition(tmp_path, "tiny", "label")
+    cfg = load_config(REPO, "digits", recipe, []) if (REPO / "configs" / "digits.yaml").is_file() else None
+    assert cfg is None or cfg.model.name  # digits' inferred config plus the recipe validate
+    (tmp_path / "configs" / "exp").mkdir(parents=True)
+    (tmp_path / "configs" / "exp" / f"{recipe}.yaml").write_text((REPO / "configs" / "exp" / f"{recipe}.yaml").read_text())
+    assert load_config(tmp_path, "tiny", recipe, TINY) is not None
+
+
+@pytest.fixture(scope="module")
+def recipes_project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("recipes") / "project")
+    for recipe in RECIPES:
+        (root / "configs" / "exp" / f"{recipe}.yaml").write_text((REPO / "configs" / "exp" / f"{recipe}.yaml").read_text())
+    make_competition(root, "tiny", "label", n_train=32)
+    return root
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_each_recipe_runs_through_make_submit(recipes_project, recipe):
+    root = recipes_project
+    run_make(root, "submit", COMP="tiny", EXP=recipe, OVERRIDES=TWO_EPOCHS)
+    dirs = fold_dirs(root, recipe)
+    assert len(dirs) == 2
+    manifest = json.loads((dirs[0] / "manifest.json").read_text())
+    recipe_cfg = load_config(root, "tiny", recipe, TWO_EPOCHS.split())
+    assert manifest["config"]["train"] == recipe_cfg.train.model_dump()  # the recipe is recorded
+    assert manifest["config"]["loss"] == recipe_cfg.loss.model_dump()
+    files = {p.name for p in dirs[0].iterdir()}
+    if recipe == "swa":
+        assert "swa.pt" in files and "swa" in manifest["metrics"]
+        assert torch.load(dirs[0] / "swa.pt", weights_only=True)["n_averaged"] == 1
+    if recipe == "snapshots":
+        assert {"snapshot_1.pt", "snapshot_2.pt"} <= files
+        log = pd.read_csv(dirs[0] / "log.csv")
+        assert log["lr"].iloc[1] > 0  # cosine restarted: the second cycle ends low, again
+    assert len(pd.read_csv(root / "submission.csv")) == 8
+
+
+def test_lr_find_writes_the_curve_and_a_suggestion(recipes_project):
+    root = recipes_project
+    proc = run_make(root, "lr-find", COMP="tiny", OVERRIDES=f"{TWO_EPOCHS} lr_find.steps=30")
+    [folder] = [p.parent for p in root.glob("lr_find/tiny/baseline/*/manifest.json")]
+    curve = pd.read_csv(folder / "lr_find.csv")
+    assert (folder / "lr_find.png").stat().st_size > 1000 and 5 <= len(curve) <= 30
+    assert curve["lr"].is_monotonic_increasing and curve["lr"].iloc[0] == pytest.approx(1e-7)
+    suggested = json.loads((folder / "manifest.json").read_text())["metrics"]["suggested_lr"]
+    assert curve["lr"].min() <= suggested <= curve["lr"].max() and "suggested lr" in proc.stderr
+    assert "up to date" in run_make(root, "lr-find", COMP="tiny", OVERRIDES=f"{TWO_EPOCHS} lr_find.steps=30").stderr
+
+
+def test_fine_tuning_from_another_competitions_checkpoint_with_a_frozen_backbone(recipes_project):
+    """A 4-class competition starts from the 3-class one's fold checkpoint; with the backbone frozen for the only
+    epoch, its backbone (weights and BN statistics) ends bit-identical to the source while the new head trains."""
+    root = recipes_project
+    run_make(root, "folds", "train", FOLD=0, COMP="tiny", OVERRIDES=TWO_EPOCHS)
+    [source] = [d for d in fold_dirs(root, "baseline") if d.name == "fold0"]
+    make_competition(root, "other", "label", classes=("a", "b", "c", "d"))
+    run_make(root, "folds", "train", FOLD=0, COMP="other",
+             OVERRIDES=f"{TWO_EPOCHS} model.pretrained_path={source / 'last.pt'} train.freeze_epochs=2 "
+                       f"train.head_lr_mult=10")
+    [target] = [d for d in root.glob("models/other/baseline/*/fold0")]
+    src = torch.load(source / "last.pt", weights_only=True)["model"]
+    dst = torch.load(target / "last.pt", weights_only=True)["model"]
+    backbone = [k for k in dst if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(src[k], dst[k]) for k in backbone)
+    head = [k for k in dst if not k.startswith("backbone.") and dst[k].ndim == 2]
+    assert head and all(dst[k].shape[0] == 4 and src[k].shape[0] == 3 for k in head)
+
+
+def test_killed_training_with_swa_mixup_ema_snapshots_resumes_bit_identical(tmp_path):
+    """kill -9 mid-run after SWA has started; the rerun ends with the same weights, SWA average, EMA and snapshots
+    as an uninterrupted run."""
+    settings = [o for o in TINY if not o.startswith("train.epochs")] + [
+        "train.epochs=12", "train.swa=true", "train.swa_start=6", "train.swa_anneal_epochs=2",
+        "mixup.mixup_alpha=0.4", "mixup.cutmix_alpha=1.0", "mixup.off_epoch=10", "train.ema=true",
+        "train.ema_decay=0.9", "train.cycles=3", "train.snapshots=true", "train.accum_steps=2",
+        "data.multiscale=[24,32]", "loss.name=focal"]
+    for root in (tmp_path / "a", tmp_path / "b"):
+        make_competition(root, "c", "label", n_train=40)
+        run_script(root, "01_folds.py", "c", *settings)
+    run_script(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
+
+    b = tmp_path / "b"
+    cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+
+    def epochs_logged():
+        logs = list(b.glob("models/c/baseline/*/fold0/log.csv"))
+        try:
+            return len(pd.read_csv(logs[0])) if logs else 0
+        except (pd.errors.EmptyDataError, OSError):
+            return 0
+
+    while epochs_logged() < 8 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    resumed = run_script(b, "02_train.py", "c", *settings, extra=["--fold", "0"])
+    assert "resuming after epoch" in resumed.stderr
+
+    [fold_a] = (tmp_path / "a").glob("models/c/baseline/*/fold0")
+    [fold_b] = b.glob("models/c/baseline/*/fold0")
+    assert fold_a.name == fold_b.name
+    assert pd.read_csv(fold_b / "log.csv")["epoch"].tolist() == list(range(1, 13))
+    last_a, last_b = (torch.load(f / "last.pt", weights_only=True) for f in (fold_a, fold_b))
+    for part in ("model", "ema"):
+        assert all(torch.equal(last_a[part][k], last_b[part][k]) for k in last_a[part]), part
+    assert last_a["swa"]["averaged"]["n_averaged"] == 6
+    for name in ("swa.pt", "snapshot_1.pt", "snapshot_2.pt", "snapshot_3.pt", "best.pt"):
+        a, b_ = (torch.load(f / name, weights_only=True)["model"] for f in (fold_a, fold_b))
+        assert all(torch.equal(a[k], b_[k]) for k in a), name

@@ -1,7 +1,9 @@
 """Tiny generated competitions in Kaggle layouts, and helpers to run the real scripts and Make targets."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -92,3 +94,38 @@ def run_make(root: Path, *targets, check=True, **variables) -> subprocess.Comple
 @pytest.fixture
 def project(tmp_path):
     return make_project(tmp_path / "project")
+
+
+def epochs_logged(fold_dir_glob) -> int:
+    logs = list(fold_dir_glob)
+    try:
+        return len(pd.read_csv(logs[0])) if logs else 0
+    except (pd.errors.EmptyDataError, OSError):
+        return 0
+
+
+def train_killed_and_resumed(tmp_path: Path, settings: list[str], kill_after_epochs: int, timeout: float = 240):
+    """Fold 0 trained twice on the same tiny competition: uninterrupted in a/, and in b/ killed with kill -9 once
+    `kill_after_epochs` epochs are logged (so mid-epoch), then rerun. Returns (fold dir a, fold dir b, rerun)."""
+    for root in (tmp_path / "a", tmp_path / "b"):
+        make_competition(root, "c", "label", n_train=40)
+        run_script(root, "01_folds.py", "c", *settings)
+    run_script(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
+
+    b = tmp_path / "b"
+    cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while (epochs_logged(b.glob("models/c/baseline/*/fold0/log.csv")) < kill_after_epochs
+           and time.time() < deadline and proc.poll() is None):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    [fold_b] = b.glob("models/c/baseline/*/fold0")
+    assert not (fold_b / "manifest.json").exists()
+    resumed = run_script(b, "02_train.py", "c", *settings, extra=["--fold", "0"])
+    assert "resuming after epoch" in resumed.stderr
+    [fold_a] = (tmp_path / "a").glob("models/c/baseline/*/fold0")
+    assert fold_a.name == fold_b.name and fold_a.parent.name == fold_b.parent.name
+    return fold_a, fold_b, resumed

@@ -1,8 +1,5 @@
 """The real Make targets and scripts as subprocesses on tiny generated competitions (cleanRL style)."""
 import json
-import signal
-import subprocess
-import time
 
 import pandas as pd
 import pytest
@@ -11,7 +8,7 @@ import torch
 from foldstack.config import Competition
 from foldstack.submission import validate_submission
 
-from conftest import PY, REPO, TINY, make_competition, make_project, run_make, run_script
+from conftest import TINY, make_competition, make_project, run_make, run_script, train_killed_and_resumed
 
 OVERRIDES = " ".join(TINY)
 
@@ -101,27 +98,7 @@ def test_other_layouts_and_options_run_through_the_scripts(tmp_path, kind, metri
 def test_killed_training_resumes_to_the_same_weights(tmp_path):
     """kill -9 after the first epoch checkpoint; the rerun continues and ends where an uninterrupted run ends."""
     settings = [o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=25"]
-    for root in (tmp_path / "a", tmp_path / "b"):
-        make_competition(root, "c", "label", n_train=40)
-        run_script(root, "01_folds.py", "c", *settings)
-    run_script(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
-
-    b = tmp_path / "b"
-    cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not list(b.glob("models/c/baseline/*/fold0/last.pt")) and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    [fold_b] = b.glob("models/c/baseline/*/fold0")
-    assert not (fold_b / "manifest.json").exists()
-    resumed = run_script(b, "02_train.py", "c", *settings, extra=["--fold", "0"])
-    assert "resuming after epoch" in resumed.stderr
-
-    [fold_a] = (tmp_path / "a").glob("models/c/baseline/*/fold0")
-    assert fold_a.name == fold_b.name and fold_a.parent.name == fold_b.parent.name
+    fold_a, fold_b, _ = train_killed_and_resumed(tmp_path, settings, kill_after_epochs=1)
     log = pd.read_csv(fold_b / "log.csv")
     assert log["epoch"].tolist() == list(range(1, 26))
     state_a = torch.load(fold_a / "last.pt", weights_only=True)["model"]

@@ -1,8 +1,5 @@
 """The training tricks through the real scripts and Make targets, on tiny generated competitions."""
 import json
-import signal
-import subprocess
-import time
 
 import pandas as pd
 import pytest
@@ -10,7 +7,7 @@ import torch
 
 from foldstack.context import load_config
 
-from conftest import PY, REPO, TINY, make_competition, make_project, run_make, run_script
+from conftest import REPO, TINY, make_competition, make_project, run_make, train_killed_and_resumed
 
 RECIPES = ["bag-of-tricks", "rsb", "focal-ohem", "swa", "snapshots"]
 # Two epochs: the SWA recipe averages from 75% of them on, the snapshot recipe needs an even count.
@@ -41,9 +38,10 @@ def recipes_project(tmp_path_factory):
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_each_recipe_runs_through_make_submit(recipes_project, recipe):
+def test_each_recipe_trains_and_predicts_through_make(recipes_project, recipe):
     root = recipes_project
-    run_make(root, "submit", COMP="tiny", EXP=recipe, OVERRIDES=TWO_EPOCHS)
+    # stack and submit do not depend on the recipe: one recipe goes all the way, the others to OOF predictions
+    run_make(root, "submit" if recipe == "swa" else "oof", COMP="tiny", EXP=recipe, OVERRIDES=TWO_EPOCHS)
     dirs = fold_dirs(root, recipe)
     assert len(dirs) == 2
     manifest = json.loads((dirs[0] / "manifest.json").read_text())
@@ -58,7 +56,10 @@ def test_each_recipe_runs_through_make_submit(recipes_project, recipe):
         assert {"snapshot_1.pt", "snapshot_2.pt"} <= files
         log = pd.read_csv(dirs[0] / "log.csv")
         assert log["lr"].iloc[1] > 0  # cosine restarted: the second cycle ends low, again
-    assert len(pd.read_csv(root / "submission.csv")) == 8
+    [oof] = [p.parent for p in root.glob(f"oof/tiny/{recipe}/*/manifest.json")]
+    assert json.loads((oof / "manifest.json").read_text())["config"]["predict"] == recipe_cfg.predict.model_dump()
+    if recipe == "swa":
+        assert len(pd.read_csv(root / "submission.csv")) == 8
 
 
 def test_lr_find_writes_the_curve_and_a_suggestion(recipes_project):
@@ -100,34 +101,7 @@ def test_killed_training_with_swa_mixup_ema_snapshots_resumes_bit_identical(tmp_
         "mixup.mixup_alpha=0.4", "mixup.cutmix_alpha=1.0", "mixup.off_epoch=10", "train.ema=true",
         "train.ema_decay=0.9", "train.cycles=3", "train.snapshots=true", "train.accum_steps=2",
         "data.multiscale=[24,32]", "loss.name=focal"]
-    for root in (tmp_path / "a", tmp_path / "b"):
-        make_competition(root, "c", "label", n_train=40)
-        run_script(root, "01_folds.py", "c", *settings)
-    run_script(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
-
-    b = tmp_path / "b"
-    cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-
-    def epochs_logged():
-        logs = list(b.glob("models/c/baseline/*/fold0/log.csv"))
-        try:
-            return len(pd.read_csv(logs[0])) if logs else 0
-        except (pd.errors.EmptyDataError, OSError):
-            return 0
-
-    while epochs_logged() < 8 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
-    resumed = run_script(b, "02_train.py", "c", *settings, extra=["--fold", "0"])
-    assert "resuming after epoch" in resumed.stderr
-
-    [fold_a] = (tmp_path / "a").glob("models/c/baseline/*/fold0")
-    [fold_b] = b.glob("models/c/baseline/*/fold0")
-    assert fold_a.name == fold_b.name
+    fold_a, fold_b, _ = train_killed_and_resumed(tmp_path, settings, kill_after_epochs=8)
     assert pd.read_csv(fold_b / "log.csv")["epoch"].tolist() == list(range(1, 13))
     last_a, last_b = (torch.load(f / "last.pt", weights_only=True) for f in (fold_a, fold_b))
     for part in ("model", "ema"):

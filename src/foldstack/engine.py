@@ -149,6 +149,7 @@ def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int) -> t
     n_batches, total = len(f.train_loader), torch.zeros((), device=f.device)  # no per-step host sync
     bar = progress(f.train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
     for i, (x, target) in enumerate(bar):
+        x, target = x.to(f.device, non_blocking=True), target.to(f.device, non_blocking=True)  # resize/mix there
         if sizes:
             x = resize_batch(x, multiscale_size(sizes, tc.seed * 1000 + fold, epoch, i))
         if f.mixup is not None:

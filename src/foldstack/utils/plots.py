@@ -38,4 +38,7 @@ def plot_lr_find(lrs, losses, suggested, path: Path, title: str) -> None:
         ax.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested {suggested:.2g}")
         ax.legend()
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title=title)
+    if len(losses) > 1:  # the divergence at the end would flatten the part worth reading
+        low, start = min(losses), losses[0]
+        ax.set_ylim(low - 0.1 * (start - low + 1e-8), start + 0.5 * (start - low + 1e-8))
     _save(fig, path)

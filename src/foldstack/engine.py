@@ -168,6 +168,11 @@ def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int) -> t
     return total.item() / max(n_batches, 1), step
 
 
+def epoch_seed(tc, fold: int, epoch: int) -> int:
+    """The shuffle and augmentation seed of one pass over a fold's training part."""
+    return tc.seed * 10_000 + fold * 1000 + epoch
+
+
 def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path) -> dict:
     """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png);
     resumes from out_dir/last.pt if present."""
@@ -189,7 +194,7 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
         if f.stopper.stopped:
             break
         t0 = time.time()
-        reseed_epoch(f.train_loader, tc.seed * 10_000 + fold * 1000 + epoch)
+        reseed_epoch(f.train_loader, epoch_seed(tc, fold, epoch))
         f.model.train()
         set_backbone_trainable(f.model, epoch >= tc.freeze_epochs)
         if f.mixup is not None:
@@ -222,7 +227,7 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
 
     metrics = dict(best=f.stopper.best, last=rows[-1][comp.metric], epochs=len(rows), valid_rows=len(f.valid_idx))
     if f.swa is not None and f.swa.n_averaged:
-        reseed_epoch(f.train_loader, tc.seed * 10_000 + fold * 1000 + tc.epochs)  # BN pass: a fixed stream too
+        reseed_epoch(f.train_loader, epoch_seed(tc, fold, tc.epochs))  # the BN pass: a fixed stream too
         swa_model = f.swa.finalize(f.train_loader, f.device)
         metrics["swa"] = score(comp.metric, y_valid, predict_probs([swa_model], f.valid_loader, cfg, f.device,
                                                                    desc="valid swa"), comp.task, comp.tag_threshold)

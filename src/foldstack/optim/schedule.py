@@ -14,7 +14,8 @@ class Plateau:
     state (best metric, patience counter) is checkpointed; timm's deprecated plateau wrapper loses it on resume."""
 
     def __init__(self, optimizer, tc: Train, updates_per_epoch: int, maximize: bool):
-        self.optimizer, self.warmup = optimizer, tc.warmup_epochs * updates_per_epoch
+        self.optimizer, self.warmup_epochs = optimizer, tc.warmup_epochs
+        self.warmup = tc.warmup_epochs * updates_per_epoch
         scales = [g["lr_scale"] for g in optimizer.param_groups]
         self.start, self.peak = [tc.warmup_lr * s for s in scales], [tc.lr * s for s in scales]
         self.impl = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -28,8 +29,10 @@ class Plateau:
             for group, lo, hi in zip(self.optimizer.param_groups, self.start, self.peak):
                 group["lr"] = lo + frac * (hi - lo)
 
-    def step(self, metric: float) -> None:
-        self.impl.step(metric)
+    def step(self, epoch: int, metric: float) -> None:
+        """After epoch `epoch` (0-based): the metric counts once warmup is over."""
+        if epoch + 1 >= self.warmup_epochs and not math.isnan(metric):
+            self.impl.step(metric)
 
     def state_dict(self) -> dict:
         return self.impl.state_dict()
@@ -41,7 +44,6 @@ class Plateau:
 class Schedule:
     def __init__(self, optimizer: torch.optim.Optimizer, tc: Train, updates_per_epoch: int, maximize: bool):
         self.name, self.per_epoch = tc.scheduler, tc.scheduler == "plateau"
-        self.updates_per_epoch, self.warmup_epochs = updates_per_epoch, tc.warmup_epochs
         if tc.scheduler == "plateau":
             self.impl = Plateau(optimizer, tc, updates_per_epoch, maximize)
             return
@@ -71,9 +73,9 @@ class Schedule:
             self.impl.step_update(step)
 
     def step_epoch(self, epoch: int, metric: float) -> None:
-        """After epoch `epoch` (0-based) was validated: plateau looks at the metric once warmup is over."""
-        if self.per_epoch and epoch + 1 >= self.warmup_epochs and not math.isnan(metric):
-            self.impl.step(metric)
+        """After epoch `epoch` (0-based) was validated: only plateau looks at the metric."""
+        if self.per_epoch:
+            self.impl.step(epoch, metric)
 
     def state_dict(self) -> dict:
         return self.impl.state_dict()

@@ -1,6 +1,7 @@
 """The real Make targets and scripts as subprocesses on tiny generated competitions (cleanRL style)."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -39,7 +40,7 @@ def test_fold_zero_only_then_the_rest(trained):
 def test_oof_covers_every_train_row_once(trained):
     root = trained[0]
     [oof_dir] = complete(root, "oof")
-    oof = pd.read_csv(oof_dir / "oof.csv")
+    oof = pd.read_csv(oof_dir / "oof.csv")  # the CSV copy beside oof.npy
     train = pd.read_csv(root / "input" / "tiny" / "train.csv")
     assert sorted(oof["id"]) == sorted(train["id"]) and oof["id"].is_unique
     assert set(oof["fold"]) == {0, 1}
@@ -104,3 +105,35 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     state_a = torch.load(fold_a / "last.pt", weights_only=True)["model"]
     state_b = torch.load(fold_b / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_two_experiments_stacked_with_xgboost_and_submitted(trained):
+    """A second experiment on the same folds (d4 TTA, geometric merge), `make stack` with the XGBoost stacker
+    over both, `make submit` from the stack and then from one experiment."""
+    root = trained[0]
+    (root / "configs" / "exp" / "d4.yaml").write_text(
+        "loss:\n  label_smoothing: 0.1\npredict:\n  tta: [d4]\n  tta_merge: geometric\n")
+    run_make(root, "oof", COMP="tiny", EXP="d4", OVERRIDES=OVERRIDES)
+    [d4_dir] = complete(root, "oof/tiny/d4")
+    d4 = json.loads((d4_dir / "manifest.json").read_text())
+    assert len(d4["views"]) == 8 and "no_tta" in d4["metrics"] and (d4_dir / "oof_plain.npy").is_file()
+
+    stack = f"{OVERRIDES} stack.experiments=[baseline,d4] stack.method=xgboost"
+    proc = run_make(root, "submit", COMP="tiny", OVERRIDES=stack)
+    [stack_dir] = [p for p in complete(root, "stacks") if json.loads((p / "manifest.json").read_text())
+                   ["output"] == "stack:xgboost"]
+    report = pd.read_csv(stack_dir / "report.csv")
+    assert report["level"].tolist() == ["baseline (no TTA)", "baseline", "d4 (no TTA)", "d4", "blend:mean",
+                                        "blend:rank", "blend:weighted", "blend:geometric", "stack:xgboost"]
+    assert report.set_index("level").loc["stack:xgboost", "output"] == "*"
+    assert {"fold_0", "fold_1", "mean", "std", "cv"} <= set(report.columns) and "stack:xgboost" in proc.stdout
+    assert (stack_dir / "report.png").is_file()
+    classes = ["cat", "dog", "sea turtle"]
+    stacked = np.load(stack_dir / "test.npy")
+    assert np.allclose(stacked.sum(1), 1, atol=1e-5)
+    sub = pd.read_csv(root / "submission.csv")
+    assert sub["label"].tolist() == [classes[i] for i in stacked.argmax(1)]
+
+    run_make(root, "submit", COMP="tiny", OVERRIDES=f"{stack} submit.source=d4")
+    sub = pd.read_csv(root / "submission.csv")
+    assert sub["label"].tolist() == [classes[i] for i in np.load(d4_dir / "test.npy").argmax(1)]

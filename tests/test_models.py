@@ -106,7 +106,9 @@ def test_gem_spans_average_to_max_and_learns_p():
     assert (mid > x.mean((2, 3))).all() and (mid < high).all()
     model = create_model(Model(name=TINY, pool="gem", gem_p=4.0), 3)
     assert model.pool.p.item() == 4.0 and model.num_features == 96
-    model(images()).sum().backward()
+    assert any(q is model.pool.p for q in model.parameters())  # the optimizer sees p
+    # p learns: on a feature map that is not constant (a fresh model's can be, dead ReLUs), p gets a gradient
+    model.pool(x).sum().backward()
     assert model.pool.p.grad is not None and model.pool.p.grad.abs().item() > 0
 
 

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from .errors import PipelineError
 
 TASKS = ("binary", "multiclass", "multilabel")
 SUBMISSION_FORMATS = ("probability", "label", "class_columns", "tags")
-METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1")
+# f_beta: sample-averaged for multilabel (Planet), positive class for binary, macro for multiclass;
+# qwk: quadratic weighted kappa on the argmax label (ordinal classes, in competition.classes order).
+METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1", "macro_f1", "qwk", "f_beta")
 
 
 class Section(BaseModel):
@@ -39,6 +41,15 @@ class Competition(Section):
     submission_columns: list[str] = ["id", "label"]
     tag_threshold: float = Field(0.5, gt=0, lt=1)
     group_col: Optional[str] = None     # rows sharing a group never straddle folds
+    f_beta: float = Field(2.0, gt=0)    # beta of metric f_beta
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # f_beta is part of the artifact hashes only where it matters: other metrics keep their hashes.
+        out = handler(self)
+        if self.metric != "f_beta":
+            out.pop("f_beta", None)
+        return out
 
 
 class Folds(Section):
@@ -147,8 +158,17 @@ class Loss(Section):
 CHECKPOINTS = ("last", "best", "ema", "swa", "snapshots")
 
 
+TTA_VIEWS = ("hflip", "vflip", "d4", "five_crop", "ten_crop")
+TTA_MERGES = ("mean", "geometric", "max")
+
+
 class Predict(Section):
-    tta: list[Literal["hflip", "vflip"]] = ["hflip"]
+    """Inference: every view of a batch goes through the model in one call (chunked at runtime.infer_batch)."""
+    tta: list[Literal[TTA_VIEWS]] = ["hflip"]  # combinable; d4 = the 8 rotations/flips; the identity is always in
+    tta_scales: list[int] = []          # extra views: the batch resized to each of these sizes
+    tta_crop_fraction: float = Field(0.875, gt=0, le=1)  # five/ten_crop: crops of img_size from the batch
+                                                        # upscaled to img_size / this
+    tta_merge: Literal[TTA_MERGES] = "mean"  # how a model's views combine (probabilities); models are averaged
     # last: the final weights (EMA ones when train.ema); best: picked on the fold it predicts (optimistic OOF);
     # ema / swa / snapshots (mean of the cycle snapshots); a list averages several models per fold.
     checkpoint: Union[Literal[CHECKPOINTS], list[Literal[CHECKPOINTS]]] = "last"
@@ -163,14 +183,46 @@ class LrFind(Section):
     diverge: float = Field(4.0, gt=1)   # stop once the smoothed loss exceeds this many times its minimum
 
 
+STACK_METHODS = ("mean", "rank", "weighted", "geometric", "xgboost", "logreg")
+META_FEATURES = ("width", "height", "aspect", "file_size")
+
+
+class XGBoost(Section):
+    """The level-2 XGBoost model: defaults sized for a few thousand rows and a handful of features."""
+    n_estimators: int = Field(500, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
+    max_depth: int = Field(3, ge=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    reg_lambda: float = Field(1.0, ge=0)
+    reg_alpha: float = Field(0.0, ge=0)
+    early_stopping_rounds: Optional[int] = Field(50, ge=1)  # watched on an inner fold, never the predicted one
+    extra: dict = {}                    # any other xgboost.XGBClassifier argument
+
+
 class Stack(Section):
-    experiments: list[str] = []         # experiment names to blend; [] = the current experiment
-    method: Literal["mean"] = "mean"
+    """Level 2 on the level-1 folds: blends (mean/rank/weighted/geometric) or a meta-model (xgboost/logreg)
+    fitted for fold k on the other folds' OOF rows only."""
+    experiments: list[str] = []         # experiment names (their latest predictions); [] = the current experiment
+    method: Literal[STACK_METHODS] = "mean"   # what make stack outputs (and make submit submits)
+    compare: list[Literal[STACK_METHODS]] = ["mean", "rank", "weighted", "geometric"]  # extra rows in report.csv
+    weights_objective: Literal["log_loss", "metric"] = "log_loss"  # weighted: what the weights optimise on OOF
+    meta_features: list[Literal[META_FEATURES]] = []  # xgboost/logreg: image header features beside the OOF
+    xgboost: XGBoost = XGBoost()
+    logreg_c: float = Field(1.0, gt=0)  # logreg: inverse regularisation strength
+    search_thresholds: bool = True      # multilabel: per-class thresholds searched on OOF, applied to test
+    seed: int = 42
+
+
+class Submit(Section):
+    source: str = "stack"               # stack: the stack's output; or an experiment name (its predictions)
 
 
 class Runtime(Section):
     """Settings that never change results: excluded from artifact hashes."""
     num_workers: int = Field(2, ge=0)
+    infer_batch: int = Field(1024, ge=1)  # most images (views included) per inference forward call
     device: str = "auto"                # auto: cuda if available, else cpu
     progress: bool = True
 
@@ -185,6 +237,7 @@ class Config(Section):
     loss: Loss = Loss()
     predict: Predict = Predict()
     stack: Stack = Stack()
+    submit: Submit = Submit()
     lr_find: LrFind = LrFind()
     runtime: Runtime = Runtime()
 

@@ -20,11 +20,12 @@ from .data.multiscale import multiscale_size, resize_batch
 from .data.transforms import build_transforms
 from .errors import PipelineError
 from .loss import create_loss, logits_to_probs
-from .metrics import HIGHER_IS_BETTER, is_better, score
+from .metrics import HIGHER_IS_BETTER, comp_score, is_better, score
 from .models import create_model, set_backbone_trainable
 from .optim import create_optimizer, create_schedule
 from .utils.io import atomic_write_bytes, atomic_write_csv
 from .utils.plots import plot_curves
+from .tta import build_views, forward_views, merge_views
 from .utils.seed import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("foldstack")
@@ -57,21 +58,38 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-@torch.no_grad()
-def predict_probs(models: list, loader, cfg: Config, device, tta=(), desc: str = "predict") -> np.ndarray:
-    """Class probabilities averaged over models and views (identity + each flip in `tta`).
+def tta_views(cfg: Config) -> list:
+    """The predict section's TTA views (identity first) at the validation image size."""
+    p = cfg.predict
+    return build_views(p.tta, p.tta_scales, p.tta_crop_fraction, cfg.data.img_size)
 
-    Several models share one pass over the loader, so test images are decoded once, not once per fold."""
+
+@torch.inference_mode()
+def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: str = "predict", plain: bool = False):
+    """Class probabilities (N, K) averaged over models; each model's views merged by predict.tta_merge.
+
+    Several models share one pass over the loader, so test images are decoded once, not once per fold; all
+    views of a batch go through a model in one batched call (chunked at runtime.infer_batch images).
+    views: from `tta_views` (default: the identity alone). plain=True also returns the identity view's
+    probabilities from the same pass: TTA's gain is measured without a second run."""
+    views = views or build_views([], [], 1.0, cfg.data.img_size)
     for model in models:
         model.eval()
-    views = [lambda x: x] + [{"hflip": lambda x: x.flip(3), "vflip": lambda x: x.flip(2)}[t] for t in tta]
-    task, out = cfg.competition.task, []
+    task, merged_out, plain_out = cfg.competition.task, [], []
     for x, _ in progress(loader, cfg, desc):
         x = x.to(device, non_blocking=True)
-        with autocast(cfg, device):
-            probs = sum(logits_to_probs(m(view(x)), task) for m in models for view in views)
-        out.append(probs.cpu() / (len(models) * len(views)))
-    return torch.cat(out).numpy().astype(np.float64)
+        merged = identity = 0
+        for model in models:
+            with autocast(cfg, device):
+                probs = forward_views(lambda batch: logits_to_probs(model(batch), task), x, views,
+                                      cfg.runtime.infer_batch)
+            merged = merged + (probs[0].float() if len(views) == 1 else
+                               merge_views(probs.float(), cfg.predict.tta_merge, task))
+            identity = identity + probs[0].float()
+        merged_out.append(merged.cpu() / len(models))
+        plain_out.append(identity.cpu() / len(models))
+    merged = torch.cat(merged_out).numpy().astype(np.float64)
+    return (merged, torch.cat(plain_out).numpy().astype(np.float64)) if plain else merged
 
 
 @dataclass
@@ -207,7 +225,7 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
 
         eval_model = f.ema.module if f.ema is not None else f.model
         probs = predict_probs([eval_model], f.valid_loader, cfg, f.device, desc="valid")
-        value = score(comp.metric, y_valid, probs, comp.task, comp.tag_threshold)
+        value = comp_score(comp, y_valid, probs)
         valid_loss = score("log_loss", y_valid, probs, comp.task)
         f.schedule.step_epoch(epoch, value)
         rows.append(dict(epoch=epoch + 1, train_loss=train_loss, valid_loss=valid_loss, **{comp.metric: value},
@@ -229,8 +247,8 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
     if f.swa is not None and f.swa.n_averaged:
         reseed_epoch(f.train_loader, epoch_seed(tc, fold, tc.epochs))  # the BN pass: a fixed stream too
         swa_model = f.swa.finalize(f.train_loader, f.device)
-        metrics["swa"] = score(comp.metric, y_valid, predict_probs([swa_model], f.valid_loader, cfg, f.device,
-                                                                   desc="valid swa"), comp.task, comp.tag_threshold)
+        metrics["swa"] = comp_score(comp, y_valid, predict_probs([swa_model], f.valid_loader, cfg, f.device,
+                                                                 desc="valid swa"))
         save_checkpoint(out_dir / "swa.pt", {"model": swa_model.state_dict(), "n_averaged": f.swa.n_averaged,
                                              "score": metrics["swa"]})
         log.info(f"fold {fold}: SWA of {f.swa.n_averaged} epochs, BN recomputed: {comp.metric} {metrics['swa']:.4f}")

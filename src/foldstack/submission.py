@@ -5,11 +5,11 @@ import pandas as pd
 from .config import Competition
 from .data.table import Table, encode_targets
 from .errors import PipelineError
-from .metrics import hard_predictions, score
+from .metrics import comp_score, hard_predictions
 
 
-def build_submission(comp: Competition, ids: list[str], probs: np.ndarray) -> pd.DataFrame:
-    """probs: (N, n_outputs) from the predict/stack stages."""
+def build_submission(comp: Competition, ids: list[str], probs: np.ndarray, thresholds=None) -> pd.DataFrame:
+    """probs: (N, n_outputs) from the predict/stack stages; thresholds: per-class (tags), default tag_threshold."""
     id_col, cols = comp.submission_columns[0], comp.submission_columns[1:]
     if comp.submission_format == "probability":
         body = {cols[0]: probs[:, 0]}
@@ -19,7 +19,7 @@ def build_submission(comp: Competition, ids: list[str], probs: np.ndarray) -> pd
         full = np.column_stack([1 - probs[:, 0], probs[:, 0]]) if comp.task == "binary" else probs
         body = {cols[0]: [comp.classes[i] for i in full.argmax(1)]}
     else:  # tags: every class over the threshold, the top one when none is
-        hard = hard_predictions(probs, "multilabel", comp.tag_threshold)
+        hard = hard_predictions(probs, "multilabel", comp.tag_threshold if thresholds is None else thresholds)
         hard[np.arange(len(probs)), probs.argmax(1)] |= hard.sum(1) == 0
         body = {cols[0]: [" ".join(c for c, h in zip(comp.classes, row) if h) for row in hard]}
     return pd.DataFrame({id_col: ids, **body})
@@ -79,4 +79,4 @@ def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition,
         raise PipelineError(f"{labels_source}: no label for id {labels.index[labels[id_col].isna()][0]!r}")
     labels = labels.reset_index(drop=True)
     y = encode_targets(Table(labels[id_col].tolist(), [], labels, labels_source), comp)
-    return score(comp.metric, y, submission_probs(sub, comp), comp.task, comp.tag_threshold)
+    return comp_score(comp, y, submission_probs(sub, comp))

@@ -1,4 +1,8 @@
-"""Stage 05: blend experiments' OOF/test predictions (mean now; the XGBoost stacker plugs in here)."""
+"""Stage 05: level 2 on the level-1 folds. Blends (mean, rank, weighted, geometric) and meta-models (xgboost,
+logreg) are all fitted fold by fold on the same split as level 1, so every CV in the report is out-of-fold.
+
+Writes stacks/<comp>/<hash>/: the output level's oof/test predictions, report.csv (+ report.png), every
+level's test predictions (levels_test.npz) and, for multilabel, the thresholds searched on OOF."""
 import logging
 
 import numpy as np
@@ -9,51 +13,108 @@ from ..artifacts import (artifact_path, input_ref, is_complete, latest, read_man
 from ..config import sections
 from ..data.table import output_names
 from ..errors import PipelineError
-from ..metrics import score
-from ..utils.io import stable_hash
-from .predict import predict_dir, read_predictions, write_predictions
+from ..predictions import Predictions, load_predictions, rows_record, write_predictions
+from ..stacking import blend_cv, search_thresholds, stack_cv
+from ..stacking.report import format_report, level_report
+from ..utils.io import atomic_write_csv, atomic_write_json, atomic_writer, stable_hash
+from ..utils.plots import plot_levels
+from .predict import predict_dir
 
 log = logging.getLogger("foldstack")
+BLENDS = ("mean", "rank", "weighted", "geometric")
 
 
-def stack_inputs(ctx) -> dict:
-    """{experiment: its predictions folder}: the current experiment's exact version, others' latest."""
-    found = {}
-    for name in ctx.cfg.stack.experiments or [ctx.exp]:
-        path = predict_dir(ctx)[0] if name == ctx.exp else latest(ctx.root, "predict", ctx.comp, name)
-        if path is None or not is_complete(path):
-            raise PipelineError(f"no OOF predictions for experiment {name!r}: run `make oof COMP={ctx.comp} EXP={name}`")
-        found[name] = path
-    return found
+def level_name(method: str) -> str:
+    return f"{'blend' if method in BLENDS else 'stack'}:{method}"
+
+
+def experiment_predictions(ctx, name: str):
+    """An experiment's prediction folder: this config's exact one for the current experiment, else its latest."""
+    if name == ctx.exp:
+        path = predict_dir(ctx)[0]
+    else:
+        path = latest(ctx.root, "predict", ctx.comp, name)
+    if path is None or not is_complete(path):
+        raise PipelineError(f"no OOF predictions for experiment {name!r}: run `make oof COMP={ctx.comp} EXP={name}`")
+    return path
 
 
 def stack_dir(ctx):
-    inputs = stack_inputs(ctx)
+    inputs = {name: experiment_predictions(ctx, name) for name in ctx.cfg.stack.experiments or [ctx.exp]}
     key = stable_hash({"inputs": {n: read_manifest(p)["key"] for n, p in inputs.items()},
                        **sections(ctx.cfg, ["stack"])})
     return artifact_path(ctx.root, "stack", ctx.comp, key), inputs
 
 
+def thresholds_for(ctx, oof: np.ndarray):
+    """Per-class thresholds searched on OOF (multilabel with stack.search_thresholds), else None."""
+    comp = ctx.cfg.competition
+    if comp.task != "multilabel" or not ctx.cfg.stack.search_thresholds:
+        return None
+    return search_thresholds(comp, ctx.targets, oof)
+
+
+def level_two(ctx, preds: dict, folds: np.ndarray) -> dict:
+    """{level name: (kind, oof, test)} for every level-1 input and every method in stack.compare + method."""
+    st, comp, y = ctx.cfg.stack, ctx.cfg.competition, ctx.targets
+    levels = {}
+    for name, p in preds.items():
+        if p.oof_plain is not None:
+            levels[f"{name} (no TTA)"] = ("single model", p.oof_plain, p.test_plain)
+        levels[name] = ("single model + TTA" if p.oof_plain is not None else "single model", p.oof, p.test)
+    oofs, tests = [p.oof for p in preds.values()], [p.test for p in preds.values()]
+    for method in dict.fromkeys(st.compare + [st.method]):  # ordered, unique
+        if method in BLENDS:
+            oof, test, _ = blend_cv(method, oofs, tests, y, folds, comp, st.weights_objective, st.seed)
+            levels[level_name(method)] = ("blend", oof, test)
+            continue
+        oof_x, test_x = np.hstack(oofs), np.hstack(tests)
+        if st.meta_features:
+            from ..data.meta_features import image_meta_features
+
+            oof_x = np.hstack([oof_x, image_meta_features(ctx.train.paths, st.meta_features)])
+            test_x = np.hstack([test_x, image_meta_features(ctx.test.paths, st.meta_features)])
+        oof, test, info = stack_cv(method, oof_x, test_x, y, folds, comp.task, st, n_prob_features=sum(
+            o.shape[1] for o in oofs))
+        levels[level_name(method)] = (f"stack on {len(oofs)} experiment(s)", oof, test)
+        log.info(f"{level_name(method)}: {info}")
+    return levels
+
+
+def show_report(path) -> None:
+    report = pd.read_csv(path / "report.csv").fillna({"output": ""})
+    print(format_report(report, read_manifest(path)["metric"]), flush=True)
+
+
 def run(ctx):
     path, inputs = stack_dir(ctx)
-    refs = {name: input_ref(p, ctx.root) for name, p in inputs.items()}
-    fold_key = require_same_folds({n: r["fold_key"] for n, r in refs.items()}, "stack inputs")
-    comp, y = ctx.cfg.competition, ctx.targets
-    names = output_names(comp)
-    oofs = {n: read_predictions(p / "oof.csv", ctx.train.ids, "OOF predictions", names) for n, p in inputs.items()}
-    tests = {n: read_predictions(p / "test.csv", ctx.test.ids, "test predictions", names) for n, p in inputs.items()}
-    cvs = {n: score(comp.metric, y, oof, comp.task, comp.tag_threshold) for n, oof in oofs.items()}
-    blend_oof, blend_test = np.mean(list(oofs.values()), 0), np.mean(list(tests.values()), 0)
-    cvs["blend"] = score(comp.metric, y, blend_oof, comp.task, comp.tag_threshold)
-    for n, v in cvs.items():
-        log.info(f"OOF CV {comp.metric} {n:>20}: {v:.5f}")
     if is_complete(path):
         log.info(f"stack up to date: {path}")
+        show_report(path)
         return path
-    folds = pd.read_csv(next(iter(inputs.values())) / "oof.csv", usecols=["fold"])["fold"]
+    refs = {name: input_ref(p, ctx.root) for name, p in inputs.items()}
+    fold_key = require_same_folds({n: r["fold_key"] for n, r in refs.items()}, "stack inputs")
+    comp, names = ctx.cfg.competition, output_names(ctx.cfg.competition)
+    preds = {n: load_predictions(p, ctx.train.ids, ctx.test.ids, len(names)) for n, p in inputs.items()}
+    folds = next(iter(preds.values())).folds
+    if any(not np.array_equal(p.folds, folds) for p in preds.values()):
+        raise PipelineError(f"stack inputs share fold key {fold_key} but assign rows to folds differently")
+    levels = level_two(ctx, preds, folds)
+    output = level_name(ctx.cfg.stack.method)
+    _, oof, test = levels[output]
+    thresholds = thresholds_for(ctx, oof)
+    report = level_report(levels, ctx.targets, folds, comp, output, thresholds)
+    print(format_report(report, comp.metric), flush=True)
     with staging(path) as tmp:
-        write_predictions(tmp, ctx, folds, blend_oof, blend_test, names)
+        write_predictions(tmp, ctx.train.ids, ctx.test.ids, names, Predictions(oof, test, folds))
+        atomic_write_csv(tmp / "report.csv", report)
+        plot_levels(report, comp.metric, tmp / "report.png", f"{ctx.comp}: level 1 and 2 CV")
+        with atomic_writer(tmp / "levels_test.npz") as f:
+            np.savez(f, **{name: t.astype(np.float32) for name, (_, _, t) in levels.items()})
+        if thresholds is not None:
+            atomic_write_json(tmp / "thresholds.json", dict(zip(names, map(float, thresholds))))
         write_manifest(tmp, "stack", path.name, sections(ctx.cfg, ["stack"]), fold_key=fold_key, inputs=refs,
-                       metrics={comp.metric: cvs})
-    log.info(f"wrote blend of {len(inputs)} experiment(s) -> {path}")
+                       metrics={row.level: row.cv for row in report.itertuples()}, metric=comp.metric,
+                       output=output, rows=rows_record(ctx.train.ids, ctx.test.ids))
+    log.info(f"wrote {output} of {len(inputs)} experiment(s) + report.csv -> {path}")
     return path

@@ -1,36 +1,60 @@
-"""Stage 06: the blended test predictions in the competition's format, validated, versioned, copied to ./submission.csv."""
+"""Stage 06: a level's test predictions in the competition's format, validated, versioned, copied to
+./submission.csv. submit.source: `stack` (the stack's output level) or an experiment name."""
+import json
 import logging
+
+import numpy as np
 
 from ..artifacts import artifact_path, input_ref, is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
 from ..errors import PipelineError
+from ..predictions import load_predictions
 from ..submission import build_submission, validate_submission
 from ..utils.io import atomic_copy, atomic_write_csv, stable_hash
-from .predict import read_predictions
-from .stack import stack_dir
+from .stack import experiment_predictions, stack_dir, thresholds_for
 
 log = logging.getLogger("foldstack")
 
 
+def source_dir(ctx):
+    source = ctx.cfg.submit.source
+    if source != "stack":
+        return experiment_predictions(ctx, source)
+    path, _ = stack_dir(ctx)
+    if not is_complete(path):
+        raise PipelineError(f"no stack for this config ({path}): run `make stack COMP={ctx.comp}`")
+    return path
+
+
+def source_thresholds(ctx, source, oof: np.ndarray):
+    """The stack's stored thresholds, or for an experiment a search on its own OOF (multilabel only)."""
+    stored = source / "thresholds.json"
+    if stored.is_file():
+        return np.array(list(json.loads(stored.read_text()).values()))
+    return thresholds_for(ctx, oof)
+
+
 def run(ctx):
-    source, _ = stack_dir(ctx)
-    if not is_complete(source):
-        raise PipelineError(f"no stack for this config ({source}): run `make stack COMP={ctx.comp}`")
+    source = source_dir(ctx)
     comp = ctx.cfg.competition
     ref = input_ref(source, ctx.root)
-    path = artifact_path(ctx.root, "submit", ctx.comp, stable_hash({"stack": ref["key"], **sections(ctx.cfg, ["competition"])}))
+    key = stable_hash({"source": ref["key"], **sections(ctx.cfg, ["competition", "stack", "submit"])})
+    path = artifact_path(ctx.root, "submit", ctx.comp, key)
     if is_complete(path):
         log.info(f"submission up to date: {path}")
     else:
-        probs = read_predictions(source / "test.csv", ctx.test.ids, "test predictions", output_names(comp))
-        sub = build_submission(comp, ctx.test.ids, probs)
+        names = output_names(comp)
+        preds = load_predictions(source, ctx.train.ids, ctx.test.ids, len(names))
+        thresholds = source_thresholds(ctx, source, preds.oof)
+        sub = build_submission(comp, ctx.test.ids, preds.test, thresholds)
         validate_submission(sub, ctx.test.frame, comp, source=str(path / "submission.csv"))
         with staging(path) as tmp:
             atomic_write_csv(tmp / "submission.csv", sub)
-            write_manifest(tmp, "submit", path.name, sections(ctx.cfg, ["competition"]), fold_key=ref["fold_key"],
-                           inputs={"stack": ref}, metrics={"rows": len(sub)})
-        log.info(f"wrote validated submission ({len(sub)} rows) -> {path / 'submission.csv'}")
+            write_manifest(tmp, "submit", path.name, sections(ctx.cfg, ["competition", "submit"]),
+                           fold_key=ref["fold_key"], inputs={"source": ref}, metrics={"rows": len(sub)},
+                           thresholds=None if thresholds is None else [float(t) for t in thresholds])
+        log.info(f"wrote validated submission ({len(sub)} rows) from {ref['path']} -> {path / 'submission.csv'}")
     atomic_copy(path / "submission.csv", ctx.root / "submission.csv")
     log.info(f"copied to {ctx.root / 'submission.csv'}")
     return path

@@ -4,8 +4,10 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
@@ -25,19 +27,40 @@ def file_hash(path: Path, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextmanager
+def atomic_writer(path: Path):
+    """A binary file that appears at `path` complete or not at all (tmp file in the same folder + os.replace)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_writer(path) as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    if not Path(path).is_file():
+        raise PipelineError(f"missing {what}: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise PipelineError(f"cannot read {what} {path}: {e.__class__.__name__}") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -42,3 +42,16 @@ def plot_lr_find(lrs, losses, suggested, path: Path, title: str) -> None:
         low, start = min(losses), losses[0]
         ax.set_ylim(low - 0.1 * (start - low + 1e-8), start + 0.5 * (start - low + 1e-8))
     _save(fig, path)
+
+
+def plot_levels(report, metric: str, path: Path, title: str) -> None:
+    """One bar per level (pooled OOF CV) with the spread of its per-fold scores; the output level in red."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(report) + 1.2))
+    colors = ["tab:red" if o == "*" else "tab:blue" for o in report["output"]]
+    ax.barh(report["level"], report["cv"], xerr=report["std"], color=colors, alpha=0.8)
+    low, high = (report["cv"] - report["std"]).min(), (report["cv"] + report["std"]).max()
+    pad = max(high - low, 1e-3) * 0.3
+    ax.set_xlim(low - pad, high + pad)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"OOF {metric} (bar: pooled; whisker: ± std over folds)", title=title)
+    _save(fig, path)

@@ -1,0 +1,141 @@
+"""Blends of (N, K) prediction matrices, and blend weights fitted fold-honestly."""
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import softmax
+from scipy.stats import rankdata
+
+from ..errors import PipelineError
+from ..metrics import EPS, HIGHER_IS_BETTER, comp_score
+
+BLENDS = ("mean", "rank", "geometric", "weighted")
+
+
+def _stack(preds) -> np.ndarray:
+    """(n_inputs, N, K) float64, after checking that every input has the same 2-D shape."""
+    if len(preds) == 0:
+        raise PipelineError("blend: no predictions to blend")
+    arrays = [np.asarray(p, np.float64) for p in preds]
+    if arrays[0].ndim != 2 or any(a.shape != arrays[0].shape for a in arrays):
+        raise PipelineError(f"blend: inputs must share one (N, K) shape, got {[a.shape for a in arrays]}")
+    return np.stack(arrays)
+
+
+def _rows_to_one(p: np.ndarray) -> np.ndarray:
+    return p / p.sum(1, keepdims=True)
+
+
+def mean_blend(preds) -> np.ndarray:
+    return _stack(preds).mean(0)
+
+
+def geometric_blend(preds, task: str) -> np.ndarray:
+    """exp(mean(log p)): an input that is confidently low pulls the blend down more than in the mean."""
+    out = np.exp(np.log(np.clip(_stack(preds), 1e-7, 1)).mean(0))
+    return _rows_to_one(out) if task == "multiclass" else out
+
+
+def rank_blend(preds, task: str) -> np.ndarray:
+    """Mean over inputs of each column's ranks / N, in (0, 1]. Meant for ranking metrics (ROC AUC): it ignores
+    calibration, so its values are not probabilities (multiclass rows are only renormalised to sum 1)."""
+    stacked = _stack(preds)
+    out = (rankdata(stacked, axis=1) / stacked.shape[1]).mean(0)
+    return _rows_to_one(out) if task == "multiclass" else out
+
+
+def weighted_blend(preds, weights) -> np.ndarray:
+    stacked, w = _stack(preds), np.asarray(weights, np.float64)
+    if w.shape != (len(stacked),):
+        raise PipelineError(f"blend: {len(w)} weights for {len(stacked)} inputs")
+    return np.tensordot(w, stacked, axes=1)
+
+
+def blend(method: str, preds, task: str, weights=None) -> np.ndarray:
+    if method == "mean":
+        return mean_blend(preds)
+    if method == "rank":
+        return rank_blend(preds, task)
+    if method == "geometric":
+        return geometric_blend(preds, task)
+    if method == "weighted":
+        if weights is None:
+            raise PipelineError("blend: method weighted needs weights")
+        return weighted_blend(preds, weights)
+    raise PipelineError(f"blend: unknown method {method!r}, expected one of {BLENDS}")
+
+
+def _log_loss_and_grad(w, stacked, y, task):
+    """metrics.score('log_loss') of the weighted blend (multiclass: CE of renormalised rows; else mean BCE) and
+    its gradient in w, so SLSQP needs no finite differences."""
+    q = np.tensordot(w, stacked, axes=1)
+    if task == "multiclass":
+        rows, idx = np.arange(len(y)), y.argmax(1)
+        q = np.clip(q, EPS, 1)
+        qc, total = q[rows, idx], q.sum(1)
+        loss = -np.mean(np.log(qc / total))
+        grad = -(stacked[:, rows, idx] / qc - stacked.sum(2) / total).mean(1)
+        return loss, grad
+    q = np.clip(q, EPS, 1 - EPS)
+    loss = -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+    dq = -(y / q - (1 - y) / (1 - q)) / y.size
+    return loss, (stacked * dq).sum((1, 2))
+
+
+def fit_weights(preds, y, comp, objective: str = "log_loss", seed: int = 0) -> np.ndarray:
+    """Blend weights >= 0 summing to 1, fitted on these rows. objective 'log_loss': SLSQP from equal weights
+    (smooth, with its gradient). 'metric': comp's metric by Nelder-Mead over softmax(z) (derivative-free: AUC and
+    accuracy are piecewise constant), from equal weights and two random starts drawn with `seed`, since a
+    piecewise-constant objective can trap a simplex on a plateau."""
+    stacked, y = _stack(preds), np.asarray(y, np.float64)
+    n = len(stacked)
+    if y.shape != stacked.shape[1:]:
+        raise PipelineError(f"fit_weights: targets {y.shape} differ from predictions {stacked.shape[1:]}")
+    if n == 1:
+        return np.ones(1)
+    equal = np.full(n, 1.0 / n)
+    if objective == "log_loss":
+        res = minimize(_log_loss_and_grad, equal, args=(stacked, y, comp.task), jac=True, method="SLSQP",
+                       bounds=[(0.0, 1.0)] * n, options={"ftol": 1e-10, "maxiter": 500},
+                       constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1, "jac": lambda w: np.ones_like(w)}])
+        w = np.clip(res.x, 0, None)
+        return w / w.sum() if w.sum() > 0 else equal
+    if objective != "metric":
+        raise PipelineError(f"fit_weights: unknown objective {objective!r}, expected log_loss or metric")
+    sign = -1.0 if HIGHER_IS_BETTER[comp.metric] else 1.0
+
+    def loss(z):
+        value = comp_score(comp, y, np.tensordot(softmax(z), stacked, axes=1))
+        return np.inf if np.isnan(value) else sign * value  # undefined (e.g. one-class AUC) is never chosen
+
+    rng = np.random.default_rng(seed)
+    best = None
+    for start in [np.zeros(n), *rng.normal(0, 1, (2, n))]:
+        simplex = np.vstack([start, start + np.eye(n)])  # unit steps: scipy's default 5% of 0 is no step at all
+        res = minimize(loss, start, method="Nelder-Mead",
+                       options={"initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-9, "maxiter": 200 * n})
+        if best is None or res.fun < best.fun:  # strict: ties keep the equal-weights start
+            best = res
+    return softmax(best.x).astype(np.float64)
+
+
+def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_loss", seed: int = 0):
+    """(oof_blend, test_blend, info). mean/rank/geometric have nothing fitted (rank: OOF ranked over the OOF rows,
+    test over the test rows). weighted: fold k's OOF rows are blended with weights fitted on the other folds only,
+    so the OOF score is honest; the test blend uses the mean of those fold weights."""
+    if len(oofs) != len(tests):
+        raise PipelineError(f"blend: {len(oofs)} OOF inputs but {len(tests)} test inputs")
+    if method != "weighted":
+        return blend(method, oofs, comp.task), blend(method, tests, comp.task), {}
+    oof_stack, y, folds = _stack(oofs), np.asarray(y, np.float64), np.asarray(folds)
+    if folds.shape != (oof_stack.shape[1],):
+        raise PipelineError(f"blend: folds {folds.shape} do not match {oof_stack.shape[1]} OOF rows")
+    if len(np.unique(folds)) < 2:
+        raise PipelineError("blend: weighted needs at least 2 folds")
+    out, per_fold = np.zeros(oof_stack.shape[1:]), []
+    for k in np.unique(folds):
+        train, held = folds != k, folds == k
+        w = fit_weights(list(oof_stack[:, train]), y[train], comp, objective, seed)
+        out[held] = weighted_blend(list(oof_stack[:, held]), w)
+        per_fold.append(w)
+    mean_w = np.mean(per_fold, 0)
+    info = {"weights_per_fold": [w.tolist() for w in per_fold], "weights": mean_w.tolist()}
+    return out, weighted_blend(tests, mean_w), info

@@ -1,0 +1,29 @@
+"""The level table: every level's CV per fold, mean ± std and on the pooled OOF rows."""
+import numpy as np
+import pandas as pd
+
+from ..metrics import comp_score, fold_scores
+
+
+def level_report(levels: dict, y: np.ndarray, folds: np.ndarray, comp, output: str,
+                 thresholds: np.ndarray | None = None) -> pd.DataFrame:
+    """levels: {name: (kind, oof, test)}. One row per level; `output` is the level make stack writes out.
+    With searched thresholds (multilabel) the output row also gets its CV at those thresholds: optimistic,
+    since they were fitted on the same OOF rows."""
+    rows = []
+    for name, (kind, oof, _) in levels.items():
+        per_fold = fold_scores(comp, y, oof, folds)
+        row = dict(level=name, kind=kind, **{f"fold_{k}": s for k, s in enumerate(per_fold)},
+                   mean=float(np.mean(per_fold)), std=float(np.std(per_fold)), cv=comp_score(comp, y, oof),
+                   output="*" if name == output else "")
+        if thresholds is not None:
+            row["cv_tuned_thresholds"] = comp_score(comp, y, oof, thresholds) if name == output else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_report(report: pd.DataFrame, metric: str) -> str:
+    shown = report.copy()
+    shown.insert(2, f"{metric} (mean ± std)", [f"{m:.5f} ± {s:.5f}" for m, s in zip(report["mean"], report["std"])])
+    shown = shown.drop(columns=["mean", "std"])
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.5f}")

@@ -21,7 +21,7 @@ ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES
 help:
 	@echo "make all                       whole pipeline on the embedded digits sample (or COMP=<name>)"
 	@echo "make folds train FOLD=0 COMP=x split, then train fold 0 only"
-	@echo "make train | oof | stack | submit   all folds / OOF + test predictions / blend / submission.csv"
+	@echo "make train | oof | stack | submit   all folds / OOF + test predictions (TTA) / level 2: blends + stacker, report / submission.csv"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make test                      run the test suite"

@@ -29,7 +29,7 @@ def score_levels(ctx) -> None:
         sub = build_submission(comp, ctx.test.ids, tests[row.level].astype(np.float64))
         test = score_submission(sub, labels, comp, ctx.args.labels)
         mark = " (submitted)" if row.output == "*" else ""
-        print(f"| {row.level}{mark} | {row.kind} | {row.mean:.4f} ± {row.std:.4f} | {row.cv:.4f} | {test:.4f} |")
+        print(f"| {row.level}{mark} | {row.kind} | {row.mean:.5f} ± {row.std:.5f} | {row.cv:.5f} | {test:.5f} |")
 
 
 def add_arguments(p):

@@ -11,6 +11,7 @@ import pandas as pd
 from ..artifacts import (artifact_path, input_ref, is_complete, latest, read_manifest, require_same_folds,
                          staging, write_manifest)
 from ..config import sections
+from ..data.meta_features import image_meta_features
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
@@ -54,31 +55,34 @@ def thresholds_for(ctx, oof: np.ndarray):
     return search_thresholds(comp, ctx.targets, oof)
 
 
-def level_two(ctx, preds: dict, folds: np.ndarray) -> dict:
-    """{level name: (kind, oof, test)} for every level-1 input and every method in stack.compare + method."""
+def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict]:
+    """({level name: (kind, oof, test)} for every level-1 input and every method in stack.compare + method,
+    {level name: what was fitted (blend weights per fold, XGBoost trees per fold)})."""
     st, comp, y = ctx.cfg.stack, ctx.cfg.competition, ctx.targets
-    levels = {}
+    levels, fitted = {}, {}
     for name, p in preds.items():
         if p.oof_plain is not None:
             levels[f"{name} (no TTA)"] = ("single model", p.oof_plain, p.test_plain)
         levels[name] = ("single model + TTA" if p.oof_plain is not None else "single model", p.oof, p.test)
     oofs, tests = [p.oof for p in preds.values()], [p.test for p in preds.values()]
-    for method in dict.fromkeys(st.compare + [st.method]):  # ordered, unique
-        if method in BLENDS:
-            oof, test, _ = blend_cv(method, oofs, tests, y, folds, comp, st.weights_objective, st.seed)
-            levels[level_name(method)] = ("blend", oof, test)
-            continue
+    methods = list(dict.fromkeys(st.compare + [st.method]))  # ordered, unique
+    if any(m not in BLENDS for m in methods):  # the meta-models' features: OOF probabilities [+ image headers]
         oof_x, test_x = np.hstack(oofs), np.hstack(tests)
         if st.meta_features:
-            from ..data.meta_features import image_meta_features
-
             oof_x = np.hstack([oof_x, image_meta_features(ctx.train.paths, st.meta_features)])
             test_x = np.hstack([test_x, image_meta_features(ctx.test.paths, st.meta_features)])
-        oof, test, info = stack_cv(method, oof_x, test_x, y, folds, comp.task, st, n_prob_features=sum(
-            o.shape[1] for o in oofs))
-        levels[level_name(method)] = (f"stack on {len(oofs)} experiment(s)", oof, test)
-        log.info(f"{level_name(method)}: {info}")
-    return levels
+    for method in methods:
+        if method in BLENDS:
+            oof, test, info = blend_cv(method, oofs, tests, y, folds, comp, st.weights_objective, st.seed)
+            levels[level_name(method)] = ("blend", oof, test)
+        else:
+            oof, test, info = stack_cv(method, oof_x, test_x, y, folds, comp.task, st,
+                                       n_prob_features=sum(o.shape[1] for o in oofs))
+            levels[level_name(method)] = (f"stack on {len(oofs)} experiment(s)", oof, test)
+        if info:
+            fitted[level_name(method)] = info
+            log.info(f"{level_name(method)} fitted: {info}")
+    return levels, fitted
 
 
 def show_report(path) -> None:
@@ -99,7 +103,7 @@ def run(ctx):
     folds = next(iter(preds.values())).folds
     if any(not np.array_equal(p.folds, folds) for p in preds.values()):
         raise PipelineError(f"stack inputs share fold key {fold_key} but assign rows to folds differently")
-    levels = level_two(ctx, preds, folds)
+    levels, fitted = level_two(ctx, preds, folds)
     output = level_name(ctx.cfg.stack.method)
     _, oof, test = levels[output]
     thresholds = thresholds_for(ctx, oof)
@@ -115,6 +119,6 @@ def run(ctx):
             atomic_write_json(tmp / "thresholds.json", dict(zip(names, map(float, thresholds))))
         write_manifest(tmp, "stack", path.name, sections(ctx.cfg, ["stack"]), fold_key=fold_key, inputs=refs,
                        metrics={row.level: row.cv for row in report.itertuples()}, metric=comp.metric,
-                       output=output, rows=rows_record(ctx.train.ids, ctx.test.ids))
+                       output=output, fitted=fitted, rows=rows_record(ctx.train.ids, ctx.test.ids))
     log.info(f"wrote {output} of {len(inputs)} experiment(s) + report.csv -> {path}")
     return path

@@ -3,6 +3,7 @@
 COMP ?= digits
 EXP ?= baseline
 FOLD ?=
+ROUND ?= 1
 OVERRIDES ?=
 LABELS ?= $(wildcard input/$(COMP)/test_labels.csv)
 SUB ?= submission.csv
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.installed
 INSTALL ?= $(STAMP)
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES))
 
-.PHONY: all sample folds train oof stack submit score lr-find test clean-artifacts help
+.PHONY: all sample folds train oof stack pseudo submit score lr-find test clean-artifacts help
 .DEFAULT_GOAL := help
 
 help:
@@ -23,6 +24,7 @@ help:
 	@echo "make folds train FOLD=0 COMP=x split, then train fold 0 only"
 	@echo "make train | oof | stack | submit   all folds / OOF + test predictions (TTA) / level 2: blends + stacker, report / submission.csv"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
+	@echo "make pseudo ROUND=1            pseudo-label set from the stack's test predictions: pseudo/<comp>/round1/<hash>/"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make test                      run the test suite"
 
@@ -52,6 +54,10 @@ oof: train
 stack: oof
 	$(PY) scripts/05_stack.py $(ARGS)
 
+# Pseudo-labels for round ROUND from the stack's test predictions (training with them: coming, see issue 7).
+pseudo: stack
+	$(PY) scripts/04_pseudo.py $(ARGS) --round $(ROUND)
+
 submit: stack
 	$(PY) scripts/06_submit.py $(ARGS)
 
@@ -68,4 +74,4 @@ test: | $(INSTALL)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-artifacts:
-	rm -rf folds models oof stacks submissions lr_find submission.csv
+	rm -rf folds models oof stacks pseudo submissions lr_find submission.csv

@@ -137,3 +137,24 @@ def test_two_experiments_stacked_with_xgboost_and_submitted(trained):
     run_make(root, "submit", COMP="tiny", OVERRIDES=f"{stack} submit.source=d4")
     sub = pd.read_csv(root / "submission.csv")
     assert sub["label"].tolist() == [classes[i] for i in np.load(d4_dir / "test.npy").argmax(1)]
+
+
+def test_pseudo_labels_are_test_rows_from_a_source_on_the_same_folds(trained):
+    root = trained[0]
+    run_make(root, "pseudo", COMP="tiny", OVERRIDES=f"{OVERRIDES} pseudo.rule=all pseudo.soft=true")
+    [pseudo_dir] = complete(root, "pseudo/tiny/round1")
+    pseudo = pd.read_csv(pseudo_dir / "pseudo.csv")
+    test_ids = pd.read_csv(root / "input" / "tiny" / "sample_submission.csv")["id"]
+    assert pseudo["id"].tolist() == test_ids.tolist()  # rule all: every test row, and only test rows
+    manifest = json.loads((pseudo_dir / "manifest.json").read_text())
+    [folds_dir] = complete(root, "folds/tiny")
+    assert manifest["fold_key"] == folds_dir.name and manifest["round"] == 1
+    assert np.allclose(np.load(pseudo_dir / "targets.npy").sum(1), 1, atol=1e-5)  # soft: the stack's distribution
+
+    (root / "configs" / "exp" / "three.yaml").write_text("folds:\n  n_splits: 3\n")
+    run_make(root, "oof", COMP="tiny", EXP="three", OVERRIDES=" ".join(o for o in TINY if not o.startswith("folds.")))
+    proc = run_script(root, "04_pseudo.py", "tiny", *TINY, "pseudo.source=three", check=False)
+    assert proc.returncode != 0 and "built on folds" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = run_script(root, "04_pseudo.py", "tiny", *TINY, extra=["--round", "2"], check=False)
+    assert proc.returncode != 0 and "needs a source built on round 1" in proc.stderr
+    assert complete(root, "pseudo/tiny/round1") == [pseudo_dir] and not (root / "pseudo" / "tiny" / "round2").exists()

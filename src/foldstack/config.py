@@ -215,6 +215,19 @@ class Stack(Section):
     seed: int = 42
 
 
+PSEUDO_RULES = ("threshold", "top_fraction", "all")
+
+
+class Pseudo(Section):
+    """Stage 04 (`make pseudo ROUND=n`): pseudo-labels for test rows, selected from a level's test predictions."""
+    source: str = "stack"               # stack: the stack's output level; or an experiment name
+    rule: Literal[PSEUDO_RULES] = "threshold"  # threshold: confidence >= threshold; top_fraction: the most
+                                        # confident fraction of each predicted class (keeps the class ratio); all
+    threshold: float = Field(0.95, gt=0, lt=1)
+    fraction: float = Field(0.3, gt=0, le=1)
+    soft: bool = False                  # targets: the predicted distribution (soft) instead of the hard label
+
+
 class Submit(Section):
     source: str = "stack"               # stack: the stack's output; or an experiment name (its predictions)
 
@@ -238,6 +251,7 @@ class Config(Section):
     predict: Predict = Predict()
     stack: Stack = Stack()
     submit: Submit = Submit()
+    pseudo: Pseudo = Pseudo()
     lr_find: LrFind = LrFind()
     runtime: Runtime = Runtime()
 

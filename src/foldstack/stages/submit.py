@@ -17,8 +17,8 @@ from .stack import experiment_predictions, stack_dir, thresholds_for
 log = logging.getLogger("foldstack")
 
 
-def source_dir(ctx):
-    source = ctx.cfg.submit.source
+def source_dir(ctx, source: str):
+    """A level's predictions folder: `stack` (the stack for this config) or an experiment name."""
     if source != "stack":
         return experiment_predictions(ctx, source)
     path, _ = stack_dir(ctx)
@@ -36,7 +36,7 @@ def source_thresholds(ctx, source, oof: np.ndarray):
 
 
 def run(ctx):
-    source = source_dir(ctx)
+    source = source_dir(ctx, ctx.cfg.submit.source)
     comp = ctx.cfg.competition
     ref = input_ref(source, ctx.root)
     key = stable_hash({"source": ref["key"], **sections(ctx.cfg, ["competition", "stack", "submit"])})

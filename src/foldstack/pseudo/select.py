@@ -1,0 +1,53 @@
+"""Which test rows become pseudo-labelled training rows, and with which targets. numpy only."""
+import numpy as np
+
+from ..errors import PipelineError
+from ..metrics import hard_predictions
+
+
+def confidence(p: np.ndarray, task: str) -> np.ndarray:
+    """How sure a prediction is, per row: the top class's probability (multiclass), max(p, 1 - p) (binary), the
+    least sure tag's max(p, 1 - p) (multilabel: every tag decision must be sure)."""
+    if task == "multiclass":
+        return p.max(1)
+    return np.maximum(p, 1 - p).min(1)
+
+
+def hard_targets(p: np.ndarray, task: str, tag_threshold: float = 0.5) -> np.ndarray:
+    return hard_predictions(p, task, tag_threshold).astype(np.float32)
+
+
+def predicted_class(p: np.ndarray, task: str) -> np.ndarray | None:
+    """The class each row is predicted as, for per-class selection; None for multilabel (no single class)."""
+    if task == "multiclass":
+        return p.argmax(1)
+    return (p[:, 0] > 0.5).astype(np.int64) if task == "binary" else None
+
+
+def select_pseudo(p: np.ndarray, task: str, rule: str, threshold: float = 0.95, fraction: float = 0.3,
+                  soft: bool = False, tag_threshold: float = 0.5):
+    """(row indices ascending, targets (n, K) float32, confidence (n,)) of the selected test rows.
+
+    threshold: rows with confidence >= threshold. top_fraction: within each predicted class, the
+    ceil(fraction x its rows) most confident ones (ties broken by row order), so the selection keeps the
+    predicted class ratio; multilabel ranks all rows together. all: every row (with soft=True: plain soft
+    labels). Targets are the hard labels, or with soft=True the predicted probabilities."""
+    p = np.asarray(p, np.float64)
+    conf = confidence(p, task)
+    if rule == "threshold":
+        idx = np.flatnonzero(conf >= threshold)
+    elif rule == "top_fraction":
+        groups = predicted_class(p, task)
+        groups = np.zeros(len(p), np.int64) if groups is None else groups
+        picked = []
+        for g in np.unique(groups):
+            rows = np.flatnonzero(groups == g)
+            order = rows[np.argsort(-conf[rows], kind="stable")]
+            picked.append(order[:int(np.ceil(fraction * len(rows)))])
+        idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+    elif rule == "all":
+        idx = np.arange(len(p))
+    else:
+        raise PipelineError(f"pseudo.rule: unknown rule {rule!r}")
+    targets = p[idx].astype(np.float32) if soft else hard_targets(p[idx], task, tag_threshold)
+    return idx, targets, conf[idx]

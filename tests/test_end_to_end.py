@@ -147,8 +147,9 @@ def test_pseudo_labels_are_test_rows_from_a_source_on_the_same_folds(trained):
     test_ids = pd.read_csv(root / "input" / "tiny" / "sample_submission.csv")["id"]
     assert pseudo["id"].tolist() == test_ids.tolist()  # rule all: every test row, and only test rows
     manifest = json.loads((pseudo_dir / "manifest.json").read_text())
-    [folds_dir] = complete(root, "folds/tiny")
-    assert manifest["fold_key"] == folds_dir.name and manifest["round"] == 1
+    [baseline] = complete(root, "oof/tiny/baseline")  # the folds the 2-fold config trains on
+    assert manifest["fold_key"] == json.loads((baseline / "manifest.json").read_text())["fold_key"]
+    assert manifest["round"] == 1
     assert np.allclose(np.load(pseudo_dir / "targets.npy").sum(1), 1, atol=1e-5)  # soft: the stack's distribution
 
     (root / "configs" / "exp" / "three.yaml").write_text("folds:\n  n_splits: 3\n")

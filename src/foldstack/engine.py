@@ -23,9 +23,9 @@ from .loss import create_loss, logits_to_probs
 from .metrics import HIGHER_IS_BETTER, comp_score, is_better, score
 from .models import create_model, set_backbone_trainable
 from .optim import create_optimizer, create_schedule
+from .tta import build_views, forward_views, merge_views
 from .utils.io import atomic_write_bytes, atomic_write_csv
 from .utils.plots import plot_curves
-from .tta import build_views, forward_views, merge_views
 from .utils.seed import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("foldstack")

@@ -16,13 +16,13 @@ from ..data.table import output_names
 from ..errors import PipelineError
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
 from ..stacking import blend_cv, search_thresholds, stack_cv
+from ..stacking.blend import BLENDS
 from ..stacking.report import format_report, level_report
 from ..utils.io import atomic_write_csv, atomic_write_json, atomic_writer, stable_hash
 from ..utils.plots import plot_levels
 from .predict import predict_dir
 
 log = logging.getLogger("foldstack")
-BLENDS = ("mean", "rank", "weighted", "geometric")
 
 
 def level_name(method: str) -> str:

@@ -93,10 +93,10 @@ def staging(final: Path):
         raise
 
 
-def latest(root: Path, stage: str, comp: str, exp: str | None = None) -> Path | None:
-    """The most recently completed artifact of a stage (for an experiment), or None."""
+def latest(root: Path, stage: str, comp: str, exp: str | None = None, where=None) -> Path | None:
+    """The most recently completed artifact of a stage (for an experiment) that passes `where`, or None."""
     folder = artifact_path(root, stage, comp, "x", exp).parent
-    done = [p for p in folder.glob("*") if not p.name.startswith(".") and is_complete(p)]
+    done = [p for p in folder.glob("*") if not p.name.startswith(".") and is_complete(p) and (where is None or where(p))]
     return max(done, key=lambda p: read_manifest(p).get("created_ns", 0), default=None)
 
 

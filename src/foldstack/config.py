@@ -219,17 +219,38 @@ PSEUDO_RULES = ("threshold", "top_fraction", "all")
 
 
 class Pseudo(Section):
-    """Stage 04 (`make pseudo ROUND=n`): pseudo-labels for test rows, selected from a level's test predictions."""
+    """Pseudo-label rounds. `make pseudo ROUND=n` selects test rows from the test predictions of a level built on
+    round n-1's models (round 0: no pseudo rows), trains every stacked experiment on train + those rows
+    (pseudo.round=n), predicts and stacks them. Validation folds hold real train rows only."""
     source: str = "stack"               # stack: the stack's output level; or an experiment name
     rule: Literal[PSEUDO_RULES] = "threshold"  # threshold: confidence >= threshold; top_fraction: the most
                                         # confident fraction of each predicted class (keeps the class ratio); all
     threshold: float = Field(0.95, gt=0, lt=1)
     fraction: float = Field(0.3, gt=0, le=1)
     soft: bool = False                  # targets: the predicted distribution (soft) instead of the hard label
+    round: int = Field(0, ge=0)         # train on round n's pseudo-label set (0: none); make pseudo ROUND=n sets it
+    weight: float = Field(1.0, gt=0, le=1)  # fraction of the pseudo rows drawn (afresh) into each epoch: < 1
+                                        # down-weights them against the real rows
+
+    def selection(self) -> dict:
+        """The keys that decide which rows a set holds (its hash), not how training uses it."""
+        return self.model_dump(exclude={"round", "weight"})
+
+
+class Distill(Section):
+    """Knowledge distillation: the student (this experiment) learns from a teacher experiment's predictions:
+    its OOF row for each train row (from the model whose validation fold held that row) and its test
+    predictions for the test rows. loss = (1 - alpha) * loss(hard labels) + alpha * T^2 * CE(soft(student / T),
+    soft(teacher / T))."""
+    teacher: Optional[str] = None       # experiment name (its latest predictions on the same folds); None: off
+    alpha: float = Field(0.5, ge=0, le=1)   # weight of the teacher term
+    temperature: float = Field(2.0, gt=0)   # softens both distributions (T > 1: more of the dark knowledge)
+    test_rows: bool = True              # also train on the test rows (hard part: the teacher's label)
 
 
 class Submit(Section):
     source: str = "stack"               # stack: the stack's output; or an experiment name (its predictions)
+    round: Optional[int] = Field(None, ge=0)  # pseudo-label round to submit; None: the latest one built
 
 
 class Runtime(Section):
@@ -252,6 +273,7 @@ class Config(Section):
     stack: Stack = Stack()
     submit: Submit = Submit()
     pseudo: Pseudo = Pseudo()
+    distill: Distill = Distill()
     lr_find: LrFind = LrFind()
     runtime: Runtime = Runtime()
 

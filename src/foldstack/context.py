@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .config import Config, parse_overrides, read_yaml, resolve
+from .config import Config, parse_overrides, read_yaml, resolve, validate
 from .data.table import Table, encode_targets, load_test, load_train
 from .errors import PipelineError
 from .infer import write_competition_config
@@ -52,3 +52,19 @@ class Context:
     @cached_property
     def targets(self):
         return encode_targets(self.train, self.cfg.competition)
+
+    def derive(self, exp: str | None = None, **updates: dict) -> "Context":
+        """This competition under another experiment (its own config file, the same command-line overrides)
+        and/or with config keys changed (`derive(pseudo={"round": 2})`). The tables are shared, not re-read."""
+        cfg = self.cfg if exp in (None, self.exp) else load_config(self.root, self.comp, exp,
+                                                                  getattr(self.args, "set", []))
+        for name, values in updates.items():  # copied, not re-validated from a dump: hashes see the same values
+            section = getattr(cfg, name)
+            validate({name: {**section.model_dump(), **values}}, f"derived config {name}: {values}")
+            cfg = cfg.model_copy(update={name: section.model_copy(update=values)})
+        other = Context(self.root, self.comp, exp or self.exp, cfg, self.fold, self.args)
+        if cfg.competition == self.cfg.competition:
+            for name in ("train", "test", "targets"):
+                if name in self.__dict__:
+                    other.__dict__[name] = self.__dict__[name]
+        return other

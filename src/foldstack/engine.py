@@ -14,12 +14,12 @@ from tqdm import tqdm
 
 from .averaging import SWA, EarlyStopping, Snapshots
 from .config import Config
-from .data.dataset import ImageDataset, make_loader, reseed_epoch
+from .data.dataset import ExtraRowsSampler, ImageDataset, make_loader, reseed_epoch
 from .data.mixup import create_mixup
 from .data.multiscale import multiscale_size, resize_batch
 from .data.transforms import build_transforms
 from .errors import PipelineError
-from .loss import create_loss, logits_to_probs
+from .loss import DistillLoss, create_loss, logits_to_probs
 from .metrics import HIGHER_IS_BETTER, comp_score, is_better, score
 from .models import create_model, set_backbone_trainable
 from .optim import create_optimizer, create_schedule
@@ -93,6 +93,14 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
 
 
 @dataclass
+class ExtraRows:
+    """Rows every fold trains on and never validates on: pseudo-labelled or teacher-labelled test rows."""
+    paths: list
+    targets: np.ndarray         # (M, K); with distillation (M, 2K): [hard, teacher probabilities]
+    fraction: float = 1.0       # share of them drawn (afresh) into each epoch
+
+
+@dataclass
 class Fold:
     """Everything one fold trains with. The stateful pieces are what last.pt holds (see `stateful`)."""
     model: torch.nn.Module
@@ -109,6 +117,7 @@ class Fold:
     valid_loader: torch.utils.data.DataLoader
     valid_idx: np.ndarray
     device: torch.device
+    n_outputs: int              # the model's; targets have 2 x n_outputs columns when distilling
 
     def stateful(self) -> dict:
         return dict(model=self.model, optimizer=self.optimizer, scheduler=self.schedule, scaler=self.scaler,
@@ -116,17 +125,28 @@ class Fold:
                     snapshots=self.snapshots, stopper=self.stopper, mixup=self.mixup)
 
 
-def build_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path) -> Fold:
+def build_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
+               extra: ExtraRows | None = None, teacher: np.ndarray | None = None) -> Fold:
+    """extra: rows added to the training part only. teacher: (N, K) soft targets of the train rows (the teacher's
+    OOF: row i from the teacher model whose validation fold held i) for distillation."""
     tc, comp = cfg.train, cfg.competition
     device = resolve_device(cfg.runtime.device)
     seed_everything(tc.seed + fold)
     train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-    train_ds = ImageDataset([paths[i] for i in train_idx], y[train_idx], build_transforms(cfg.data, train=True))
+    targets = y if teacher is None else np.hstack([y, teacher]).astype(np.float32)
+    train_paths, train_targets = [paths[i] for i in train_idx], targets[train_idx]
+    if extra is not None:
+        train_paths, train_targets = train_paths + list(extra.paths), np.vstack([train_targets, extra.targets])
+    train_ds = ImageDataset(train_paths, train_targets, build_transforms(cfg.data, train=True))
     valid_ds = ImageDataset([paths[i] for i in valid_idx], y[valid_idx], build_transforms(cfg.data, train=False))
-    batch = cfg.data.batch_size
-    train_loader = make_loader(train_ds, batch, cfg.runtime.num_workers, shuffle=True,
-                               drop_last=len(train_ds) > batch, generator=torch.Generator())
+    batch, generator = cfg.data.batch_size, torch.Generator()
+    sampler = ExtraRowsSampler(len(train_idx), len(extra.paths), extra.fraction, generator) if extra else None
+    train_loader = make_loader(train_ds, batch, cfg.runtime.num_workers, shuffle=sampler is None,
+                               drop_last=len(sampler or train_ds) > batch, generator=generator, sampler=sampler)
     valid_loader = make_loader(valid_ds, batch * 2, cfg.runtime.num_workers)
+    loss_fn = create_loss(cfg.loss, comp.task, y[train_idx])
+    if teacher is not None:
+        loss_fn = DistillLoss(loss_fn, cfg.distill.alpha, cfg.distill.temperature, comp.task)
 
     model = create_model(cfg.model, y.shape[1], comp.task).to(device)
     optimizer = create_optimizer(model, tc)  # before any freezing: frozen parameters still get their groups
@@ -135,19 +155,21 @@ def build_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
     return Fold(
         model=model, optimizer=optimizer, schedule=schedule,
         scaler=torch.amp.GradScaler("cuda", enabled=tc.amp and device.type == "cuda" and tc.amp_dtype == "float16"),
-        loss_fn=create_loss(cfg.loss, comp.task, y[train_idx]),
+        loss_fn=loss_fn,
         mixup=create_mixup(cfg.mixup, y.shape[1]),
         ema=ModelEmaV3(model, decay=tc.ema_decay) if tc.ema else None,
         swa=SWA(model, optimizer, tc) if tc.swa else None,
         snapshots=Snapshots(out_dir, tc) if tc.snapshots else None,
         stopper=EarlyStopping(tc.early_stopping, lambda new, old: is_better(comp.metric, new, old)),
-        train_loader=train_loader, valid_loader=valid_loader, valid_idx=valid_idx, device=device)
+        train_loader=train_loader, valid_loader=valid_loader, valid_idx=valid_idx, device=device,
+        n_outputs=y.shape[1])
 
 
 def forward_backward(f: Fold, cfg: Config, x, target, loss_scale: float = 1.0) -> torch.Tensor:
     x, target = x.to(f.device, non_blocking=True), target.to(f.device, non_blocking=True)
     with autocast(cfg, f.device):
-        loss = f.loss_fn(f.model(x, target), target)  # margin heads use the target; others ignore it
+        # margin heads use the (hard) target; others ignore it
+        loss = f.loss_fn(f.model(x, target[:, :f.n_outputs]), target)
     f.scaler.scale(loss * loss_scale).backward()
     return loss.detach()
 
@@ -191,11 +213,12 @@ def epoch_seed(tc, fold: int, epoch: int) -> int:
     return tc.seed * 10_000 + fold * 1000 + epoch
 
 
-def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path) -> dict:
+def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
+               extra: ExtraRows | None = None, teacher: np.ndarray | None = None) -> dict:
     """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png);
-    resumes from out_dir/last.pt if present."""
+    resumes from out_dir/last.pt if present. Validation is on the fold's real train rows only."""
     tc, comp = cfg.train, cfg.competition
-    f = build_fold(cfg, paths, y, folds, fold, out_dir)
+    f = build_fold(cfg, paths, y, folds, fold, out_dir, extra, teacher)
     y_valid = y[f.valid_idx]
     start_epoch, step, rows = 0, 0, []
     last_path = out_dir / "last.pt"
@@ -243,7 +266,10 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
                  f"valid_loss {valid_loss:.4f} {comp.metric} {value:.4f} ({rows[-1]['seconds']:.0f}s)"
                  + (" - early stop" if f.stopper.stopped else ""))
 
-    metrics = dict(best=f.stopper.best, last=rows[-1][comp.metric], epochs=len(rows), valid_rows=len(f.valid_idx))
+    metrics = dict(best=f.stopper.best, last=rows[-1][comp.metric], epochs=len(rows), valid_rows=len(f.valid_idx),
+                   train_rows=len(f.train_loader.dataset) - (len(extra.paths) if extra else 0),
+                   extra_rows=len(extra.paths) if extra else 0,
+                   extra_rows_per_epoch=f.train_loader.sampler.n_drawn if extra else 0)
     if f.swa is not None and f.swa.n_averaged:
         reseed_epoch(f.train_loader, epoch_seed(tc, fold, tc.epochs))  # the BN pass: a fixed stream too
         swa_model = f.swa.finalize(f.train_loader, f.device)

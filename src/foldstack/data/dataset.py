@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import PipelineError
 
@@ -44,9 +44,28 @@ def _seed_worker(worker_id: int) -> None:
     info.dataset.transform.set_random_seed(info.seed % 2**32)
 
 
+class ExtraRowsSampler(Sampler):
+    """One epoch = every one of the first n_real rows once plus a fresh random `fraction` of the n_extra rows
+    after them (pseudo-labelled test rows), shuffled together. fraction < 1 down-weights the extra rows; the
+    draws come from `generator` (the loader's), so an epoch's rows are a function of its seed."""
+
+    def __init__(self, n_real: int, n_extra: int, fraction: float, generator: torch.Generator):
+        self.n_real, self.n_extra, self.generator = n_real, n_extra, generator
+        self.n_drawn = min(n_extra, max(1, round(fraction * n_extra))) if n_extra else 0
+
+    def __len__(self):
+        return self.n_real + self.n_drawn
+
+    def __iter__(self):
+        extra = self.n_real + torch.randperm(self.n_extra, generator=self.generator)[:self.n_drawn]
+        rows = torch.cat([torch.arange(self.n_real), extra])
+        return iter(rows[torch.randperm(len(rows), generator=self.generator)].tolist())
+
+
 def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int, shuffle: bool = False,
-                drop_last: bool = False, generator: torch.Generator | None = None) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                drop_last: bool = False, generator: torch.Generator | None = None,
+                sampler: Sampler | None = None) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, sampler=sampler,
                       num_workers=num_workers, generator=generator, worker_init_fn=_seed_worker,
                       pin_memory=torch.cuda.is_available(), persistent_workers=False)
 

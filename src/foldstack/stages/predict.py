@@ -6,22 +6,15 @@ import time
 
 import numpy as np
 
-from ..artifacts import artifact_path, is_complete, staging, write_manifest
+from ..artifacts import is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..metrics import comp_score, fold_scores
 from ..predictions import Predictions, rows_record, write_predictions
-from ..utils.io import stable_hash
-from .train import fold_dirs
+from .lineage import predict_dir
 
 log = logging.getLogger("foldstack")
-
-
-def predict_dir(ctx):
-    train_path, fold_key, folds, dirs = fold_dirs(ctx)
-    key = stable_hash({"train": train_path.name, **sections(ctx.cfg, ["predict"])})
-    return artifact_path(ctx.root, "predict", ctx.comp, key, ctx.exp), train_path, fold_key, folds, dirs
 
 
 def load_fold_models(ctx, fold_dir, device) -> list:
@@ -40,7 +33,7 @@ def load_fold_models(ctx, fold_dir, device) -> list:
 
 
 def run(ctx):
-    import torch  # here, not at the top: the stack and submit stages import this module's predict_dir
+    import torch  # here, not at the top: scripts import this module's predict_dir without needing torch
 
     from ..data.dataset import ImageDataset, make_loader
     from ..data.transforms import build_transforms
@@ -70,15 +63,19 @@ def run(ctx):
     test, test_plain = predict_probs(models, loader(ctx.test.paths), cfg, device, views,
                                      desc=f"test ({len(models)} models)", plain=True)
     seconds = time.time() - t0
+    per_fold = len(models) // len(dirs)  # images through a model: each train row by its fold's, test by all
+    images = (len(y) * per_fold + len(ctx.test.ids) * len(models)) * len(views)
     if np.isnan(oof).any():  # every row is in exactly one fold, so every row gets exactly one prediction
         raise PipelineError(f"OOF left {int(np.isnan(oof).any(1).sum())} train rows unpredicted")
     tta = len(views) > 1
-    metrics = {comp.metric: comp_score(comp, y, oof), "fold_scores": fold_scores(comp, y, oof, folds)}
+    metrics = {comp.metric: comp_score(comp, y, oof), "fold_scores": fold_scores(comp, y, oof, folds),
+               "params": sum(p.numel() for p in models[0].parameters()), "images_per_s": images / seconds}
     if tta:
         metrics.update(no_tta=comp_score(comp, y, oof_plain), no_tta_fold_scores=fold_scores(comp, y, oof_plain, folds))
     log.info(f"OOF CV {comp.metric}: {metrics[comp.metric]:.5f} (folds: "
              f"{', '.join(f'{s:.4f}' for s in metrics['fold_scores'])})"
-             + (f"; without TTA {metrics['no_tta']:.5f}" if tta else "") + f" [{seconds:.0f}s]")
+             + (f"; without TTA {metrics['no_tta']:.5f}" if tta else "")
+             + f" [{seconds:.0f}s, {metrics['images_per_s']:.0f} images/s, {metrics['params'] / 1e6:.2f}M params]")
     with staging(path) as tmp:
         write_predictions(tmp, ctx.train.ids, ctx.test.ids, output_names(comp),
                           Predictions(oof, test, folds, oof_plain if tta else None, test_plain if tta else None))

@@ -1,54 +1,38 @@
-"""Stage 04: a pseudo-label set for round n: test rows selected from the test predictions of a level (the stack's
-output by default, or an experiment) built on round n-1's models, written to pseudo/<comp>/round<n>/<hash>/.
+"""Stage 04: pseudo-label round n, whole: select test rows from the test predictions of pseudo.source (the stack's
+output by default, or an experiment) built on round n-1's models -> pseudo/<comp>/round<n>/<hash>/; train every
+stacked experiment on its folds' training parts + those rows (pseudo.round=n); predict; stack; print the
+round's CV next to the round before. A missing earlier round (n >= 2) is built first.
 
-Leak guards: the source must be built on the folds the current config trains on, and pseudo rows are test
-rows only (the set holds test ids; nothing from a train row's label reaches it)."""
+Leak guards: the source must be built on the folds the current config trains on; pseudo rows are test rows only
+and never enter a validation fold, so OOF CV stays comparable across rounds."""
 import logging
 
-import numpy as np
 import pandas as pd
 
-from ..artifacts import artifact_path, input_ref, is_complete, read_manifest, staging, write_manifest
-from ..config import sections
+from ..artifacts import input_ref, is_complete, read_manifest, staging, write_manifest
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..predictions import load_predictions
 from ..pseudo import select_pseudo
-from ..utils.io import atomic_save_npy, atomic_write_csv, stable_hash
+from ..utils.io import atomic_save_npy, atomic_write_csv
+from . import predict, stack, train
 from .folds import load_folds
-from .submit import source_dir
+from .lineage import models_round, pseudo_set_dir, source_dir, stack_dir, with_round
 
 log = logging.getLogger("foldstack")
 
 
-def models_round(ctx, source) -> int:
-    """The pseudo-label round of the models behind a prediction or stack artifact (0: no pseudo rows)."""
-    manifest = read_manifest(source)
-    if manifest["stage"] == "stack":
-        return max(models_round(ctx, ctx.root / ref["path"]) for ref in manifest["inputs"].values())
-    fold0 = ctx.root / manifest["inputs"]["train"]["path"] / "fold0"
-    return int(read_manifest(fold0).get("pseudo_round", 0))
-
-
-def run(ctx):
-    n = ctx.args.round
-    if n < 1:
-        raise PipelineError(f"ROUND={n}: rounds start at 1")
+def select(ctx, n: int):
+    """Round n's pseudo-label set (written unless up to date)."""
     cfg, comp = ctx.cfg, ctx.cfg.competition
     _, fold_key, _ = load_folds(ctx)
-    source = source_dir(ctx, cfg.pseudo.source)
-    ref = input_ref(source, ctx.root)
-    if ref["fold_key"] != fold_key:  # its OOF/stack was fitted on another split: training on it would leak
-        raise PipelineError(f"pseudo.source {ref['path']} was built on folds {ref['fold_key']}, but this config "
-                            f"trains on folds {fold_key}; rebuild the source on the same folds")
+    path, source = pseudo_set_dir(ctx, n, fold_key)
     built_on = models_round(ctx, source)
     if built_on != n - 1:
-        raise PipelineError(f"ROUND={n} needs a source built on round {n - 1}'s models; {ref['path']} comes "
+        raise PipelineError(f"ROUND={n} needs a source built on round {n - 1}'s models; {source} comes "
                             f"from round {built_on}'s")
-    key = stable_hash({"source": ref["key"], **sections(cfg, ["pseudo"])})
-    path = artifact_path(ctx.root, "pseudo", ctx.comp, key, f"round{n}")
     if is_complete(path):
-        log.info(f"pseudo-label set up to date: {path}")
+        log.info(f"round {n}: pseudo-label set up to date: {path}")
         return path
     names = output_names(comp)
     test = load_predictions(source, ctx.train.ids, ctx.test.ids, len(names)).test
@@ -62,10 +46,48 @@ def run(ctx):
         atomic_write_csv(tmp / "pseudo.csv", pd.concat([
             pd.DataFrame({"id": [ctx.test.ids[i] for i in idx], "confidence": conf}),
             pd.DataFrame(targets, columns=names)], axis=1))
-        write_manifest(tmp, "pseudo", path.name, sections(cfg, ["pseudo"]), fold_key=fold_key,
-                       inputs={"source": ref}, round=n, source_round=built_on,
+        write_manifest(tmp, "pseudo", path.name, {"pseudo": p.selection()}, fold_key=fold_key,
+                       inputs={"source": input_ref(source, ctx.root)}, round=n, source_round=built_on,
                        metrics=dict(rows=len(idx), of_test_rows=len(test), mean_confidence=float(conf.mean()),
                                     target_sums=dict(zip(names, counts))))
     log.info(f"round {n}: {len(idx)} of {len(test)} test rows pseudo-labelled ({p.rule}, "
              f"{'soft' if p.soft else 'hard'}), mean confidence {conf.mean():.4f} -> {path}")
     return path
+
+
+def round_experiments(ctx, n: int) -> list:
+    """Contexts of the stacked experiments at round n, teachers before their students."""
+    contexts = [ctx.derive(exp=name, pseudo={"round": n}) for name in ctx.cfg.stack.experiments or [ctx.exp]]
+    return sorted(contexts, key=lambda c: c.cfg.distill.teacher is not None)
+
+
+def stack_cv(ctx) -> tuple[str, float]:
+    manifest = read_manifest(stack_dir(ctx)[0])
+    return manifest["output"], manifest["metrics"][manifest["output"]]
+
+
+def run_round(ctx, n: int):
+    prev = with_round(ctx, n - 1)
+    if n > 1:
+        try:
+            source_dir(prev, ctx.cfg.pseudo.source)
+        except PipelineError:
+            log.info(f"round {n - 1} is not built yet: building it first")
+            run_round(ctx, n - 1)
+    set_path = select(ctx, n)
+    for exp_ctx in round_experiments(ctx, n):
+        train.run(exp_ctx)
+        predict.run(exp_ctx)
+    here = with_round(ctx, n)
+    stack.run(here)
+    level, before = stack_cv(prev)
+    _, after = stack_cv(here)
+    print(f"round {n} ({read_manifest(set_path)['metrics']['rows']} pseudo rows): {level} OOF CV "
+          f"{ctx.cfg.competition.metric} {after:.5f}; round {n - 1}: {before:.5f} ({after - before:+.5f})", flush=True)
+    return set_path
+
+
+def run(ctx):
+    if ctx.args.round < 1:
+        raise PipelineError(f"ROUND={ctx.args.round}: rounds start at 1")
+    return run_round(ctx, ctx.args.round)

@@ -8,8 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..artifacts import (artifact_path, input_ref, is_complete, latest, read_manifest, require_same_folds,
-                         staging, write_manifest)
+from ..artifacts import input_ref, is_complete, read_manifest, require_same_folds, staging, write_manifest
 from ..config import sections
 from ..data.meta_features import image_meta_features
 from ..data.table import output_names
@@ -18,33 +17,15 @@ from ..predictions import Predictions, load_predictions, rows_record, write_pred
 from ..stacking import blend_cv, search_thresholds, stack_cv
 from ..stacking.blend import BLENDS
 from ..stacking.report import format_report, level_report
-from ..utils.io import atomic_write_csv, atomic_write_json, atomic_writer, stable_hash
+from ..utils.io import atomic_write_csv, atomic_write_json, atomic_writer
 from ..utils.plots import plot_levels
-from .predict import predict_dir
+from .lineage import experiment_predictions, stack_dir, with_round  # noqa: F401 (the stages' import point)
 
 log = logging.getLogger("foldstack")
 
 
 def level_name(method: str) -> str:
     return f"{'blend' if method in BLENDS else 'stack'}:{method}"
-
-
-def experiment_predictions(ctx, name: str):
-    """An experiment's prediction folder: this config's exact one for the current experiment, else its latest."""
-    if name == ctx.exp:
-        path = predict_dir(ctx)[0]
-    else:
-        path = latest(ctx.root, "predict", ctx.comp, name)
-    if path is None or not is_complete(path):
-        raise PipelineError(f"no OOF predictions for experiment {name!r}: run `make oof COMP={ctx.comp} EXP={name}`")
-    return path
-
-
-def stack_dir(ctx):
-    inputs = {name: experiment_predictions(ctx, name) for name in ctx.cfg.stack.experiments or [ctx.exp]}
-    key = stable_hash({"inputs": {n: read_manifest(p)["key"] for n, p in inputs.items()},
-                       **sections(ctx.cfg, ["stack"])})
-    return artifact_path(ctx.root, "stack", ctx.comp, key), inputs
 
 
 def thresholds_for(ctx, oof: np.ndarray):
@@ -85,6 +66,30 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict]:
     return levels, fitted
 
 
+def reference_levels(ctx, inputs: dict) -> tuple[dict, dict]:
+    """Report-only rows ({level: (kind, oof, test)}, {level: size and speed}): each distilled student's teacher,
+    and the output level of every earlier pseudo-label round's stack (same folds and rows: their CVs compare)."""
+    levels, info, n_out = {}, {}, ctx.targets.shape[1]
+    for name, path in inputs.items():
+        info[name] = info[f"{name} (no TTA)"] = read_manifest(path)["metrics"]
+        fold0 = read_manifest(ctx.root / read_manifest(path)["inputs"]["train"]["path"] / "fold0")
+        teacher = fold0.get("inputs", {}).get("teacher")
+        if teacher is not None:
+            level = f"teacher of {name}: {fold0['config']['distill']['teacher']}"
+            p = load_predictions(ctx.root / teacher["path"], ctx.train.ids, ctx.test.ids, n_out)
+            levels[level], info[level] = ("distillation teacher", p.oof, p.test), read_manifest(
+                ctx.root / teacher["path"])["metrics"]
+    for r in range(ctx.cfg.pseudo.round):
+        try:
+            path, _ = stack_dir(with_round(ctx, r))
+        except PipelineError:
+            continue
+        if is_complete(path):
+            p = load_predictions(path, ctx.train.ids, ctx.test.ids, n_out)
+            levels[f"round {r}: {read_manifest(path)['output']}"] = ("earlier pseudo-label round", p.oof, p.test)
+    return levels, info
+
+
 def show_report(path) -> None:
     report = pd.read_csv(path / "report.csv").fillna({"output": ""})
     print(format_report(report, read_manifest(path)["metric"]), flush=True)
@@ -107,7 +112,9 @@ def run(ctx):
     output = level_name(ctx.cfg.stack.method)
     _, oof, test = levels[output]
     thresholds = thresholds_for(ctx, oof)
-    report = level_report(levels, ctx.targets, folds, comp, output, thresholds)
+    references, info = reference_levels(ctx, inputs)
+    levels.update(references)
+    report = level_report(levels, ctx.targets, folds, comp, output, thresholds, info)
     print(format_report(report, comp.metric), flush=True)
     with staging(path) as tmp:
         write_predictions(tmp, ctx.train.ids, ctx.test.ids, names, Predictions(oof, test, folds))
@@ -119,6 +126,7 @@ def run(ctx):
             atomic_write_json(tmp / "thresholds.json", dict(zip(names, map(float, thresholds))))
         write_manifest(tmp, "stack", path.name, sections(ctx.cfg, ["stack"]), fold_key=fold_key, inputs=refs,
                        metrics={row.level: row.cv for row in report.itertuples()}, metric=comp.metric,
-                       output=output, fitted=fitted, rows=rows_record(ctx.train.ids, ctx.test.ids))
+                       output=output, fitted=fitted, rows=rows_record(ctx.train.ids, ctx.test.ids),
+                       pseudo_round=ctx.cfg.pseudo.round)
     log.info(f"wrote {output} of {len(inputs)} experiment(s) + report.csv -> {path}")
     return path

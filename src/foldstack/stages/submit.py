@@ -1,5 +1,6 @@
 """Stage 06: a level's test predictions in the competition's format, validated, versioned, copied to
-./submission.csv. submit.source: `stack` (the stack's output level) or an experiment name."""
+./submission.csv. submit.source: `stack` (the stack's output level) or an experiment name; submit.round: the
+pseudo-label round it comes from (default: the latest one built)."""
 import json
 import logging
 
@@ -8,23 +9,13 @@ import numpy as np
 from ..artifacts import artifact_path, input_ref, is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
-from ..errors import PipelineError
 from ..predictions import load_predictions
 from ..submission import build_submission, validate_submission
 from ..utils.io import atomic_copy, atomic_write_csv, stable_hash
-from .stack import experiment_predictions, stack_dir, thresholds_for
+from .lineage import latest_round, source_dir, with_round
+from .stack import thresholds_for
 
 log = logging.getLogger("foldstack")
-
-
-def source_dir(ctx, source: str):
-    """A level's predictions folder: `stack` (the stack for this config) or an experiment name."""
-    if source != "stack":
-        return experiment_predictions(ctx, source)
-    path, _ = stack_dir(ctx)
-    if not is_complete(path):
-        raise PipelineError(f"no stack for this config ({path}): run `make stack COMP={ctx.comp}`")
-    return path
 
 
 def source_thresholds(ctx, source, oof: np.ndarray):
@@ -36,7 +27,11 @@ def source_thresholds(ctx, source, oof: np.ndarray):
 
 
 def run(ctx):
-    source = source_dir(ctx, ctx.cfg.submit.source)
+    sub_cfg = ctx.cfg.submit
+    n = latest_round(ctx, sub_cfg.source) if sub_cfg.round is None else sub_cfg.round
+    source = source_dir(with_round(ctx, n), sub_cfg.source)
+    if n:
+        log.info(f"submitting pseudo-label round {n}'s {sub_cfg.source} (submit.round=0 for the first one)")
     comp = ctx.cfg.competition
     ref = input_ref(source, ctx.root)
     key = stable_hash({"source": ref["key"], **sections(ctx.cfg, ["competition", "stack", "submit"])})

@@ -1,54 +1,86 @@
-"""Stage 02: train one fold or all folds. Each fold is its own folder: done when its manifest exists."""
+"""Stage 02: train one fold or all folds. Each fold is its own folder: done when its manifest exists.
+
+With pseudo.round = n, every fold also trains on round n's pseudo-labelled test rows; with distill.teacher, on
+the teacher's OOF probabilities of its train rows (and its test predictions for the test rows). Validation is
+always the fold's real train rows alone, so OOF CV stays comparable across rounds and students."""
 import logging
 
-from ..artifacts import artifact_path, is_complete, read_manifest, write_manifest
+import numpy as np
+
+from ..artifacts import is_complete, write_manifest
 from ..config import sections
 from ..errors import PipelineError
-from ..utils.io import stable_hash
+from ..predictions import load_predictions
+from ..pseudo import hard_targets
+from ..utils.io import load_npy, read_csv
 from .folds import load_folds
+from .lineage import TRAIN_SECTIONS, fold_dirs, train_dir  # noqa: F401 (fold_dirs: the stages' import point)
 
 log = logging.getLogger("foldstack")
-TRAIN_SECTIONS = ["competition", "model", "data", "mixup", "train", "loss"]
 
 
-def train_dir(ctx, fold_key: str):
-    key = stable_hash({"folds": fold_key, **sections(ctx.cfg, TRAIN_SECTIONS)})
-    return artifact_path(ctx.root, "train", ctx.comp, key, ctx.exp)
+def pseudo_rows(ctx, ref: dict):
+    """(test paths, targets) of a pseudo-label set; every id must be a test row."""
+    folder = ctx.root / ref["path"]
+    ids = read_csv(folder / "pseudo.csv", "pseudo-label set")["id"].astype(str).tolist()
+    row_of = {i: r for r, i in enumerate(ctx.test.ids)}
+    unknown = [i for i in ids if i not in row_of]
+    if unknown:
+        raise PipelineError(f"{folder / 'pseudo.csv'}: id {unknown[0]!r} is not a test row of {ctx.test.source}")
+    targets = load_npy(folder / "targets.npy", "pseudo targets")
+    if targets.shape != (len(ids), ctx.targets.shape[1]):
+        raise PipelineError(f"{folder / 'targets.npy'}: shape {targets.shape}, expected ({len(ids)}, "
+                            f"{ctx.targets.shape[1]})")
+    return [ctx.test.paths[row_of[i]] for i in ids], targets.astype(np.float32)
 
 
-def fold_dirs(ctx):
-    """(train folder, fold key, folds, [fold folders]) for the current config; every fold must be trained."""
-    _, fold_key, folds = load_folds(ctx)
-    path = train_dir(ctx, fold_key)
-    dirs = [path / f"fold{k}" for k in range(ctx.cfg.folds.n_splits)]
-    missing = [k for k, d in enumerate(dirs) if not is_complete(d)]
-    if missing:
-        raise PipelineError(f"fold(s) {missing} not trained for this config ({path}): run `make train COMP={ctx.comp}`")
-    for d in dirs:
-        if read_manifest(d)["fold_key"] != fold_key:
-            raise PipelineError(f"{d} was trained on folds {read_manifest(d)['fold_key']}, not {fold_key}")
-    return path, fold_key, folds, dirs
+def training_rows(ctx, inputs: dict, folds: np.ndarray):
+    """(extra rows or None, teacher OOF for the train rows or None) from the train folder's inputs."""
+    from ..engine import ExtraRows
+
+    extra = teacher = None
+    if "pseudo" in inputs:
+        paths, targets = pseudo_rows(ctx, inputs["pseudo"])
+        extra = ExtraRows(paths, targets, ctx.cfg.pseudo.weight)
+    if "teacher" in inputs:
+        k = ctx.targets.shape[1]
+        preds = load_predictions(ctx.root / inputs["teacher"]["path"], ctx.train.ids, ctx.test.ids, k)
+        if not np.array_equal(preds.folds, folds):  # row i's soft label must come from the model that held i out
+            raise PipelineError(f"distill.teacher {inputs['teacher']['path']}: its OOF rows were predicted on "
+                                f"other folds than the student's")
+        teacher = preds.oof.astype(np.float32)
+        if ctx.cfg.distill.test_rows:  # hard part: the teacher's label (a test row has no true one)
+            test = preds.test.astype(np.float32)
+            extra = ExtraRows(list(ctx.test.paths), np.hstack([hard_targets(test, ctx.cfg.competition.task,
+                                                                            ctx.cfg.competition.tag_threshold),
+                                                               test]))
+    return extra, teacher
 
 
 def run(ctx):
     from ..engine import train_fold  # torch import only where it is needed
 
     _, fold_key, folds = load_folds(ctx)
-    path = train_dir(ctx, fold_key)
+    path, inputs = train_dir(ctx, fold_key)
     n = ctx.cfg.folds.n_splits
     if ctx.fold is not None and not 0 <= ctx.fold < n:
         raise PipelineError(f"FOLD={ctx.fold} is out of range: folds are 0..{n - 1}")
-    todo = [ctx.fold] if ctx.fold is not None else list(range(n))
+    todo = [k for k in ([ctx.fold] if ctx.fold is not None else range(n)) if not is_complete(path / f"fold{k}")]
+    if not todo:
+        log.info(f"{ctx.exp}: fold(s) up to date: {path}")
+        return path
     ctx.targets  # decode targets now: a bad label fails before any training
+    extra, teacher = training_rows(ctx, inputs, folds)
+    if extra is not None:
+        log.info(f"{ctx.exp}: + {len(extra.paths)} test rows in every fold's training part "
+                 f"({'pseudo-label round ' + str(ctx.cfg.pseudo.round) if 'pseudo' in inputs else 'teacher-labelled'})")
     for k in todo:
         out = path / f"fold{k}"
-        if is_complete(out):
-            log.info(f"fold {k} up to date: {out}")
-            continue
         out.mkdir(parents=True, exist_ok=True)
-        log.info(f"training fold {k} of {n} -> {out}")
-        metrics = train_fold(ctx.cfg, ctx.train.paths, ctx.targets, folds, k, out)
-        write_manifest(out, "train", path.name, sections(ctx.cfg, TRAIN_SECTIONS), fold_key=fold_key,
-                       inputs={"folds": dict(key=fold_key)}, metrics=metrics, fold=k, experiment=ctx.exp)
+        log.info(f"{ctx.exp}: training fold {k} of {n} -> {out}")
+        metrics = train_fold(ctx.cfg, ctx.train.paths, ctx.targets, folds, k, out, extra, teacher)
+        write_manifest(out, "train", path.name, sections(ctx.cfg, TRAIN_SECTIONS + ["pseudo", "distill"]),
+                       fold_key=fold_key, inputs=inputs, metrics=metrics, fold=k, experiment=ctx.exp,
+                       pseudo_round=ctx.cfg.pseudo.round)
         log.info(f"fold {k} done: {ctx.cfg.competition.metric} last {metrics['last']:.4f} best {metrics['best']:.4f}")
     return path

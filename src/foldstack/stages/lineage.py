@@ -1,0 +1,146 @@
+"""Which artifact folder a config reads or writes, resolved down the chain it is built on:
+
+    folds -> train [+ round n's pseudo-label set] [+ a distillation teacher's predictions] -> predict -> stack
+          -> round n+1's pseudo-label set (from the stack, or an experiment, built on round n's models) -> ...
+
+Every key hashes the config sections a stage reads and the keys of its inputs, so a folder names exactly what it
+was built from, and a round's models name the set, hence the source and the models, of the round before.
+Manifests only: no torch."""
+from ..artifacts import artifact_path, input_ref, is_complete, latest, read_manifest
+from ..config import sections
+from ..errors import PipelineError
+from ..utils.io import stable_hash
+from .folds import load_folds
+
+TRAIN_SECTIONS = ["competition", "model", "data", "mixup", "train", "loss"]
+
+
+def with_round(ctx, n: int):
+    """The same config at pseudo-label round n (0: trained on the train rows alone)."""
+    return ctx if ctx.cfg.pseudo.round == n else ctx.derive(pseudo={"round": n})
+
+
+def models_round(ctx, path) -> int:
+    """The pseudo-label round of the models behind a prediction or stack folder."""
+    manifest = read_manifest(path)
+    if manifest["stage"] == "stack":
+        return max(models_round(ctx, ctx.root / ref["path"]) for ref in manifest["inputs"].values())
+    return int(read_manifest(ctx.root / manifest["inputs"]["train"]["path"] / "fold0").get("pseudo_round", 0))
+
+
+def pseudo_set_dir(ctx, n: int, fold_key: str):
+    """(folder of round n's pseudo-label set, complete or not; its source folder). The source is pseudo.source
+    (the stack, or an experiment) at round n-1 and must be built on the folds this config trains on."""
+    prev = with_round(ctx, n - 1)
+    try:
+        source = source_dir(prev, ctx.cfg.pseudo.source)
+    except PipelineError as e:
+        raise PipelineError(f"round {n} needs round {n - 1}'s {ctx.cfg.pseudo.source} ({e})") from None
+    ref = input_ref(source, ctx.root)
+    if ref["fold_key"] != fold_key:  # its OOF/stack was fitted on another split: training on it would leak
+        raise PipelineError(f"pseudo.source {ref['path']} was built on folds {ref['fold_key']}, but this config "
+                            f"trains on folds {fold_key}; rebuild the source on the same folds")
+    key = stable_hash({"source": ref["key"], "pseudo": ctx.cfg.pseudo.selection()})
+    return artifact_path(ctx.root, "pseudo", ctx.comp, key, f"round{n}"), source
+
+
+def teacher_predictions(ctx, fold_key: str):
+    """The distillation teacher's prediction folder (same round, same folds), or None without distill.teacher."""
+    teacher = ctx.cfg.distill.teacher
+    if teacher is None:
+        return None
+    if teacher == ctx.exp:
+        raise PipelineError(f"distill.teacher={teacher}: an experiment cannot be its own teacher")
+    if ctx.cfg.pseudo.round:
+        raise PipelineError("distill.teacher with pseudo.round > 0 is not supported: the teacher's test "
+                            "predictions already label the test rows (distil from a round's teacher instead)")
+    path = experiment_predictions(ctx, teacher)
+    ref = input_ref(path, ctx.root)
+    if ref["fold_key"] != fold_key:  # its OOF rows would come from models that trained on them
+        raise PipelineError(f"distill.teacher {teacher}: {ref['path']} was built on folds {ref['fold_key']}, but "
+                            f"the student trains on folds {fold_key}; rebuild the teacher on the same folds")
+    return path
+
+
+def train_dir(ctx, fold_key: str):
+    """(folder of this config's models, {input name: ref}): the pseudo-label set and the teacher, when used,
+    are inputs, so a round's or a student's models never share a folder with plain ones."""
+    cfg = ctx.cfg
+    parts, inputs = {"folds": fold_key, **sections(cfg, TRAIN_SECTIONS)}, {"folds": dict(key=fold_key)}
+    if cfg.pseudo.round:
+        set_path, _ = pseudo_set_dir(ctx, cfg.pseudo.round, fold_key)
+        if not is_complete(set_path):
+            raise PipelineError(f"round {cfg.pseudo.round}'s pseudo-label set is not built ({set_path}): run "
+                                f"`make pseudo COMP={ctx.comp} ROUND={cfg.pseudo.round}`")
+        inputs["pseudo"] = input_ref(set_path, ctx.root)
+        parts["pseudo"] = dict(set=inputs["pseudo"]["key"], weight=cfg.pseudo.weight)
+    teacher = teacher_predictions(ctx, fold_key)
+    if teacher is not None:
+        inputs["teacher"] = input_ref(teacher, ctx.root)
+        parts["distill"] = dict(cfg.distill.model_dump(), teacher=inputs["teacher"]["key"])
+    return artifact_path(ctx.root, "train", ctx.comp, stable_hash(parts), ctx.exp), inputs
+
+
+def fold_dirs(ctx):
+    """(train folder, fold key, folds, [fold folders]) for the current config; every fold must be trained."""
+    _, fold_key, folds = load_folds(ctx)
+    path, _ = train_dir(ctx, fold_key)
+    dirs = [path / f"fold{k}" for k in range(ctx.cfg.folds.n_splits)]
+    missing = [k for k, d in enumerate(dirs) if not is_complete(d)]
+    if missing:
+        n = ctx.cfg.pseudo.round
+        hint = f"make pseudo COMP={ctx.comp} ROUND={n}" if n else f"make train COMP={ctx.comp} EXP={ctx.exp}"
+        raise PipelineError(f"fold(s) {missing} of {ctx.exp} not trained for this config ({path}): run `{hint}`")
+    for d in dirs:
+        if read_manifest(d)["fold_key"] != fold_key:
+            raise PipelineError(f"{d} was trained on folds {read_manifest(d)['fold_key']}, not {fold_key}")
+    return path, fold_key, folds, dirs
+
+
+def predict_dir(ctx):
+    train_path, fold_key, folds, dirs = fold_dirs(ctx)
+    key = stable_hash({"train": train_path.name, **sections(ctx.cfg, ["predict"])})
+    return artifact_path(ctx.root, "predict", ctx.comp, key, ctx.exp), train_path, fold_key, folds, dirs
+
+
+def experiment_predictions(ctx, name: str):
+    """An experiment's prediction folder: this config's exact one for the current experiment, else the latest
+    one whose models belong to this config's pseudo-label round."""
+    n = ctx.cfg.pseudo.round
+    if name == ctx.exp:
+        path = predict_dir(ctx)[0]
+    else:
+        path = latest(ctx.root, "predict", ctx.comp, name, where=lambda p: models_round(ctx, p) == n)
+    if path is None or not is_complete(path):
+        hint = f"make pseudo COMP={ctx.comp} ROUND={n}" if n else f"make oof COMP={ctx.comp} EXP={name}"
+        raise PipelineError(f"no OOF predictions for experiment {name!r}{f' at round {n}' if n else ''}: "
+                            f"run `{hint}`")
+    return path
+
+
+def stack_dir(ctx):
+    inputs = {name: experiment_predictions(ctx, name) for name in ctx.cfg.stack.experiments or [ctx.exp]}
+    key = stable_hash({"inputs": {n: read_manifest(p)["key"] for n, p in inputs.items()},
+                       **sections(ctx.cfg, ["stack"])})
+    return artifact_path(ctx.root, "stack", ctx.comp, key), inputs
+
+
+def source_dir(ctx, source: str):
+    """A level's predictions folder: `stack` (the stack for this config) or an experiment name."""
+    if source != "stack":
+        return experiment_predictions(ctx, source)
+    path, _ = stack_dir(ctx)
+    if not is_complete(path):
+        raise PipelineError(f"no stack for this config ({path}): run `make stack COMP={ctx.comp}`")
+    return path
+
+
+def latest_round(ctx, source: str) -> int:
+    """The last pseudo-label round whose `source` (stack or experiment) is built, counting up from round 0."""
+    n = 0
+    while True:
+        try:
+            source_dir(with_round(ctx, n + 1), source)
+        except PipelineError:
+            return n
+        n += 1

@@ -24,7 +24,7 @@ help:
 	@echo "make folds train FOLD=0 COMP=x split, then train fold 0 only"
 	@echo "make train | oof | stack | submit   all folds / OOF + test predictions (TTA) / level 2: blends + stacker, report / submission.csv"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
-	@echo "make pseudo ROUND=1            pseudo-label set from the stack's test predictions: pseudo/<comp>/round1/<hash>/"
+	@echo "make pseudo ROUND=1            pseudo-label round 1: select from the stack, retrain folds, predict, stack"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make test                      run the test suite"
 
@@ -54,7 +54,8 @@ oof: train
 stack: oof
 	$(PY) scripts/05_stack.py $(ARGS)
 
-# Pseudo-labels for round ROUND from the stack's test predictions (training with them: coming, see issue 7).
+# Pseudo-label round ROUND: select test rows from round ROUND-1's stack, train every stacked experiment on
+# them, predict, stack, print the CV next to the round before (earlier rounds are built first).
 pseudo: stack
 	$(PY) scripts/04_pseudo.py $(ARGS) --round $(ROUND)
 

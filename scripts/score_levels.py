@@ -23,13 +23,17 @@ def score_levels(ctx) -> None:
     report = pd.read_csv(path / "report.csv").fillna({"output": ""})
     tests = np.load(path / "levels_test.npz")
     print(f"{ctx.comp}: stack of {list(read_manifest(path)['inputs'])} -> {path}\n")
-    print(f"| level | kind | OOF {comp.metric} per fold (mean ± std) | OOF {comp.metric} | test {comp.metric} |")
-    print("|---|---|---|---|---|")
+    sized = "params_M" in report  # single models: size and inference speed (make oof's images/s)
+    print(f"| level | kind | OOF {comp.metric} per fold (mean ± std) | OOF {comp.metric} | test {comp.metric} |"
+          + (" params (M) | images/s |" if sized else ""))
+    print("|---|---|---|---|---|" + ("---|---|" if sized else ""))
     for row in report.itertuples():
         sub = build_submission(comp, ctx.test.ids, tests[row.level].astype(np.float64))
         test = score_submission(sub, labels, comp, ctx.args.labels)
         mark = " (submitted)" if row.output == "*" else ""
-        print(f"| {row.level}{mark} | {row.kind} | {row.mean:.5f} ± {row.std:.5f} | {row.cv:.5f} | {test:.5f} |")
+        size = (f" {row.params_M:.2f} | {row.images_per_s:.0f} |".replace("nan", "") if sized else "")
+        print(f"| {row.level}{mark} | {row.kind} | {row.mean:.5f} ± {row.std:.5f} | {row.cv:.5f} | {test:.5f} |"
+              + size)
 
 
 def add_arguments(p):

@@ -139,23 +139,90 @@ def test_two_experiments_stacked_with_xgboost_and_submitted(trained):
     assert sub["label"].tolist() == [classes[i] for i in np.load(d4_dir / "test.npy").argmax(1)]
 
 
-def test_pseudo_labels_are_test_rows_from_a_source_on_the_same_folds(trained):
+def manifest_of(path):
+    return json.loads((path / "manifest.json").read_text())
+
+
+def test_a_pseudo_label_round_trains_predicts_stacks_and_is_submitted(trained):
+    """make pseudo ROUND=1: a set of test rows only, every fold trained on it but validated on real rows alone,
+    the round's stack with round 0's row beside it; make submit then submits round 1 unless told otherwise."""
     root = trained[0]
-    run_make(root, "pseudo", COMP="tiny", OVERRIDES=f"{OVERRIDES} pseudo.rule=all pseudo.soft=true")
+    settings = f"{OVERRIDES} pseudo.rule=all pseudo.soft=true"
+    proc = run_make(root, "pseudo", COMP="tiny", OVERRIDES=settings)
     [pseudo_dir] = complete(root, "pseudo/tiny/round1")
     pseudo = pd.read_csv(pseudo_dir / "pseudo.csv")
     test_ids = pd.read_csv(root / "input" / "tiny" / "sample_submission.csv")["id"]
     assert pseudo["id"].tolist() == test_ids.tolist()  # rule all: every test row, and only test rows
-    manifest = json.loads((pseudo_dir / "manifest.json").read_text())
-    [baseline] = complete(root, "oof/tiny/baseline")  # the folds the 2-fold config trains on
-    assert manifest["fold_key"] == json.loads((baseline / "manifest.json").read_text())["fold_key"]
-    assert manifest["round"] == 1
+    manifest = manifest_of(pseudo_dir)
+    [folds_dir] = complete(root, "folds/tiny")  # the folds the config trains on
+    assert manifest["fold_key"] == folds_dir.name and manifest["round"] == 1
     assert np.allclose(np.load(pseudo_dir / "targets.npy").sum(1), 1, atol=1e-5)  # soft: the stack's distribution
 
-    (root / "configs" / "exp" / "three.yaml").write_text("folds:\n  n_splits: 3\n")
-    run_make(root, "oof", COMP="tiny", EXP="three", OVERRIDES=" ".join(o for o in TINY if not o.startswith("folds.")))
-    proc = run_script(root, "04_pseudo.py", "tiny", *TINY, "pseudo.source=three", check=False)
-    assert proc.returncode != 0 and "built on folds" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    proc = run_script(root, "04_pseudo.py", "tiny", *TINY, extra=["--round", "2"], check=False)
-    assert proc.returncode != 0 and "needs a source built on round 1" in proc.stderr
-    assert complete(root, "pseudo/tiny/round1") == [pseudo_dir] and not (root / "pseudo" / "tiny" / "round2").exists()
+    round1 = [d for d in complete(root, "models/tiny/baseline") if manifest_of(d).get("pseudo_round") == 1]
+    folds = pd.read_csv(folds_dir / "folds.csv")
+    assert len(round1) == 2
+    for fold_dir in round1:
+        m = manifest_of(fold_dir)
+        assert m["inputs"]["pseudo"]["key"] == pseudo_dir.name and m["metrics"]["extra_rows"] == len(test_ids)
+        assert m["metrics"]["valid_rows"] == (folds["fold"] == m["fold"]).sum()  # real rows only
+    [stack1] = [d for d in complete(root, "stacks") if manifest_of(d).get("pseudo_round") == 1]
+    report = pd.read_csv(stack1 / "report.csv").set_index("level")
+    assert report.loc["round 0: blend:mean", "kind"] == "earlier pseudo-label round"
+    assert "round 1 (8 pseudo rows): blend:mean OOF CV accuracy" in proc.stdout
+
+    classes = ["cat", "dog", "sea turtle"]
+    run_script(root, "06_submit.py", "tiny", *settings.split())  # latest round (for these settings): 1
+    assert pd.read_csv(root / "submission.csv")["label"].tolist() == [
+        classes[i] for i in np.load(stack1 / "test.npy").argmax(1)]
+    run_script(root, "06_submit.py", "tiny", *settings.split(), "submit.round=0")
+    [stack0] = [d for d in complete(root, "stacks") if manifest_of(d).get("pseudo_round") == 0
+                and manifest_of(d)["inputs"].keys() == {"baseline"}]
+    assert pd.read_csv(root / "submission.csv")["label"].tolist() == [
+        classes[i] for i in np.load(stack0 / "test.npy").argmax(1)]
+
+    # round 2's models need round 2's set: one line naming the command, nothing written
+    proc = run_script(root, "03_predict.py", "tiny", *settings.split(), "pseudo.round=2", check=False)
+    assert proc.returncode != 0 and "make pseudo COMP=tiny ROUND=2" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (root / "pseudo" / "tiny" / "round2").exists()
+
+
+def test_distilled_student_learns_from_the_teachers_oof_on_the_same_folds(trained):
+    root = trained[0]
+    (root / "configs" / "exp" / "student.yaml").write_text(
+        "distill:\n  teacher: baseline\n  alpha: 0.7\n  temperature: 2.0\nmodel:\n  drop_rate: 0.1\n")
+    run_make(root, "stack", COMP="tiny", EXP="student", OVERRIDES=OVERRIDES)
+    [student] = [d for d in complete(root, "stacks") if manifest_of(d)["inputs"].keys() == {"student"}]
+    report = pd.read_csv(student / "report.csv").set_index("level")
+    assert report.loc["teacher of student: baseline", "kind"] == "distillation teacher"
+    assert report.loc[["student", "teacher of student: baseline"], ["params_M", "images_per_s"]].notna().all().all()
+
+    [teacher] = [d for d in complete(root, "oof/tiny/baseline") if manifest_of(d)["inputs"]["train"]["path"]
+                 .split("/")[-1] in {p.parent.name for p in complete(root, "models/tiny/baseline")
+                                     if manifest_of(p).get("pseudo_round", 0) == 0}]
+    for fold_dir in complete(root, "models/tiny/student"):
+        assert manifest_of(fold_dir)["inputs"]["teacher"]["key"] == teacher.name
+
+    from foldstack.context import Context, load_config
+    from foldstack.stages.lineage import train_dir
+    from foldstack.stages.train import training_rows
+
+    ctx = Context(root, "tiny", "student", load_config(root, "tiny", "student", TINY))
+    folds_dir = complete(root, "folds/tiny")[0]
+    folds = pd.read_csv(folds_dir / "folds.csv")["fold"].to_numpy()
+    _, inputs = train_dir(ctx, folds_dir.name)
+    extra, soft = training_rows(ctx, inputs, folds)
+    assert np.array_equal(soft, np.load(teacher / "oof.npy"))  # each train row: its own fold's teacher model
+    assert np.array_equal(extra.targets[:, 3:], np.load(teacher / "test.npy")) and len(extra.paths) == 8
+
+
+
+def test_pseudo_source_and_teacher_on_other_folds_are_refused(trained):
+    """Their OOF rows come from models that trained on rows of this split's validation folds."""
+    root = trained[0]
+    (root / "configs" / "exp" / "other-folds.yaml").write_text("folds:\n  seed: 7\n")
+    run_make(root, "oof", COMP="tiny", EXP="other-folds", OVERRIDES=OVERRIDES)
+    for script, setting in (("04_pseudo.py", "pseudo.source=other-folds"), ("02_train.py", "distill.teacher=other-folds")):
+        proc = run_script(root, script, "tiny", *TINY, setting, check=False)
+        assert proc.returncode != 0 and "built on folds" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (root / "pseudo" / "tiny" / "round1").exists() or len(complete(root, "pseudo/tiny/round1")) <= 1

@@ -174,3 +174,28 @@ def test_ohem_over_focal_is_the_mean_of_the_hardest_focal_losses():
     loss = create_loss(Loss(name="ohem", ohem_base="focal", ohem_rate=0.3, focal_gamma=2.0), "multiclass")
     assert torch.allclose(loss(logits, target), expected)
     assert torch.allclose(SoftmaxFocalLoss(2.0)(logits, target), per_sample.mean())
+
+
+def test_distillation_loss_reduces_to_its_parts():
+    from foldstack.loss import DistillLoss, soften
+
+    teacher = torch.softmax(torch.randn(6, 4), 1)
+    base = create_loss(Loss(), "multiclass")
+    target = torch.cat([HARD, teacher], 1)
+    assert close(DistillLoss(base, 0.0, 3.0, "multiclass")(LOGITS, target), base(LOGITS, HARD))
+    # alpha=1, T=1: plain soft-target CE on the teacher's probabilities
+    soft_ce = -(teacher * LOGITS.log_softmax(1)).sum(1).mean()
+    assert close(DistillLoss(base, 1.0, 1.0, "multiclass")(LOGITS, target), soft_ce)
+    # the mix is linear in alpha; T softens both sides and rescales by T^2
+    mixed = DistillLoss(base, 0.3, 2.0, "multiclass")(LOGITS, target)
+    kd = -(soften(teacher, 2.0, "multiclass") * (LOGITS / 2).log_softmax(1)).sum(1).mean() * 4
+    assert close(mixed, 0.7 * base(LOGITS, HARD) + 0.3 * kd)
+    assert close(soften(teacher, 1.0, "multiclass"), teacher) and close(soften(teacher, 2.0, "multiclass").sum(1),
+                                                                        torch.ones(6))
+    # softening moves towards uniform (multiclass) / 0.5 (sigmoid outputs), keeping the order
+    assert soften(teacher, 4.0, "multiclass").std(1).lt(teacher.std(1)).all()
+    p = torch.tensor([[0.9], [0.2]])
+    assert close(soften(p, 1.0, "binary"), p) and (soften(p, 3.0, "binary") - 0.5).abs().lt((p - 0.5).abs()).all()
+    binary = DistillLoss(create_loss(Loss(), "binary"), 1.0, 1.0, "binary")
+    assert close(binary(LOGITS[:, :1], torch.cat([BIN, p.repeat(3, 1)], 1)),
+                 F.binary_cross_entropy_with_logits(LOGITS[:, :1], p.repeat(3, 1)))

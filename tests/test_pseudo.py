@@ -52,3 +52,52 @@ def test_all_rows_with_soft_targets_are_the_predictions():
 def test_unknown_rule_is_refused():
     with pytest.raises(PipelineError, match="pseudo.rule"):
         select_pseudo(np.eye(3), "multiclass", "best")
+
+
+def test_extra_rows_sampler_takes_every_real_row_once_and_a_fresh_share_of_the_extra_rows():
+    import torch
+
+    from foldstack.data.dataset import ExtraRowsSampler
+
+    g = torch.Generator()
+    sampler = ExtraRowsSampler(n_real=20, n_extra=10, fraction=0.3, generator=g)
+    epochs = []
+    for seed in (0, 1, 0):
+        g.manual_seed(seed)
+        rows = list(sampler)
+        assert len(rows) == len(sampler) == 23 and len(set(rows)) == 23
+        assert sorted(r for r in rows if r < 20) == list(range(20))  # every real row, once
+        assert all(20 <= r < 30 for r in rows if r >= 20)
+        epochs.append(rows)
+    assert epochs[0] == epochs[2] and epochs[0] != epochs[1]  # a function of the epoch seed
+    assert {r for r in epochs[0] if r >= 20} != {r for r in epochs[1] if r >= 20}  # drawn afresh
+    assert len(ExtraRowsSampler(5, 10, 1.0, g)) == 15
+
+
+def test_a_fold_trains_on_its_part_plus_the_extra_rows_and_validates_on_real_rows_only(tmp_path):
+    """Pseudo rows never reach a validation fold; distillation targets of train rows are the teacher's OOF rows."""
+    from conftest import write_png
+    from foldstack.config import Config
+    from foldstack.engine import ExtraRows, build_fold
+
+    paths = [tmp_path / f"train_{i}.png" for i in range(12)] + [tmp_path / f"test_{i}.png" for i in range(4)]
+    for i, p in enumerate(paths):
+        write_png(p, (40 * (i % 3), 90, 160), i)
+    train_paths, test_paths = paths[:12], paths[12:]
+    y = np.eye(3, dtype=np.float32)[np.arange(12) % 3]
+    folds = np.arange(12) % 2
+    cfg = Config.model_validate({"model": {"name": "test_resnet"}, "data": {"img_size": 16, "batch_size": 4},
+                                 "runtime": {"num_workers": 0, "device": "cpu"}})
+    teacher = np.random.default_rng(0).dirichlet(np.ones(3), 12).astype(np.float32)
+    test_targets = np.hstack([np.eye(3, dtype=np.float32)[[0, 1, 2, 0]], np.full((4, 3), 1 / 3, np.float32)])
+    for fold in (0, 1):
+        f = build_fold(cfg, train_paths, y, folds, fold, tmp_path, ExtraRows(test_paths, test_targets, 0.5), teacher)
+        train_ds, valid_ds = f.train_loader.dataset, f.valid_loader.dataset
+        assert set(valid_ds.paths) == {train_paths[i] for i in np.flatnonzero(folds == fold)}
+        assert not set(valid_ds.paths) & set(test_paths) and set(test_paths) <= set(train_ds.paths)
+        real = np.flatnonzero(folds != fold)
+        assert train_ds.paths[:len(real)] == [train_paths[i] for i in real]
+        assert np.array_equal(train_ds.targets[:len(real), 3:], teacher[real])  # the teacher's OOF rows
+        assert np.array_equal(train_ds.targets[:len(real), :3], y[real])
+        assert np.array_equal(valid_ds.targets, y[folds == fold])  # validation: hard labels only
+        assert len(f.train_loader.sampler) == len(real) + 2 and f.n_outputs == 3

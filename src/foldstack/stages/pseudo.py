@@ -56,9 +56,8 @@ def select(ctx, n: int):
 
 
 def round_experiments(ctx, n: int) -> list:
-    """Contexts of the stacked experiments at round n, teachers before their students."""
-    contexts = [ctx.derive(exp=name, pseudo={"round": n}) for name in ctx.cfg.stack.experiments or [ctx.exp]]
-    return sorted(contexts, key=lambda c: c.cfg.distill.teacher is not None)
+    """Contexts of the stacked experiments at round n (each with its own config file)."""
+    return [ctx.derive(exp=name, pseudo={"round": n}) for name in ctx.cfg.stack.experiments or [ctx.exp]]
 
 
 def stack_cv(ctx) -> tuple[str, float]:

@@ -19,7 +19,7 @@ from ..stacking.blend import BLENDS
 from ..stacking.report import format_report, level_report
 from ..utils.io import atomic_write_csv, atomic_write_json, atomic_writer
 from ..utils.plots import plot_levels
-from .lineage import experiment_predictions, stack_dir, with_round  # noqa: F401 (the stages' import point)
+from .lineage import stack_dir, with_round
 
 log = logging.getLogger("foldstack")
 

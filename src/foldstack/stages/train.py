@@ -14,7 +14,7 @@ from ..predictions import load_predictions
 from ..pseudo import hard_targets
 from ..utils.io import load_npy, read_csv
 from .folds import load_folds
-from .lineage import TRAIN_SECTIONS, fold_dirs, train_dir  # noqa: F401 (fold_dirs: the stages' import point)
+from .lineage import TRAIN_SECTIONS, train_dir
 
 log = logging.getLogger("foldstack")
 

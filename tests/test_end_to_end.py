@@ -154,11 +154,11 @@ def test_a_pseudo_label_round_trains_predicts_stacks_and_is_submitted(trained):
     test_ids = pd.read_csv(root / "input" / "tiny" / "sample_submission.csv")["id"]
     assert pseudo["id"].tolist() == test_ids.tolist()  # rule all: every test row, and only test rows
     manifest = manifest_of(pseudo_dir)
-    [folds_dir] = complete(root, "folds/tiny")  # the folds the config trains on
-    assert manifest["fold_key"] == folds_dir.name and manifest["round"] == 1
+    round1 = [d for d in complete(root, "models/tiny/baseline") if manifest_of(d).get("pseudo_round") == 1]
+    folds_dir = root / "folds" / "tiny" / manifest["fold_key"]  # the folds the config trains on
+    assert manifest_of(round1[0])["fold_key"] == folds_dir.name and manifest["round"] == 1
     assert np.allclose(np.load(pseudo_dir / "targets.npy").sum(1), 1, atol=1e-5)  # soft: the stack's distribution
 
-    round1 = [d for d in complete(root, "models/tiny/baseline") if manifest_of(d).get("pseudo_round") == 1]
     folds = pd.read_csv(folds_dir / "folds.csv")
     assert len(round1) == 2
     for fold_dir in round1:
@@ -196,24 +196,24 @@ def test_distilled_student_learns_from_the_teachers_oof_on_the_same_folds(traine
     assert report.loc["teacher of student: baseline", "kind"] == "distillation teacher"
     assert report.loc[["student", "teacher of student: baseline"], ["params_M", "images_per_s"]].notna().all().all()
 
-    [teacher] = [d for d in complete(root, "oof/tiny/baseline") if manifest_of(d)["inputs"]["train"]["path"]
-                 .split("/")[-1] in {p.parent.name for p in complete(root, "models/tiny/baseline")
-                                     if manifest_of(p).get("pseudo_round", 0) == 0}]
-    for fold_dir in complete(root, "models/tiny/student"):
-        assert manifest_of(fold_dir)["inputs"]["teacher"]["key"] == teacher.name
+    student_folds = complete(root, "models/tiny/student")
+    teacher = root / manifest_of(student_folds[0])["inputs"]["teacher"]["path"]
+    t = manifest_of(teacher)  # the baseline's round-0 predictions on the student's folds
+    assert t["experiment"] == "baseline" and t["fold_key"] == manifest_of(student_folds[0])["fold_key"]
+    assert manifest_of(root / t["inputs"]["train"]["path"] / "fold0").get("pseudo_round", 0) == 0
+    assert all(manifest_of(d)["inputs"]["teacher"]["key"] == teacher.name for d in student_folds)
 
     from foldstack.context import Context, load_config
+    from foldstack.stages.folds import load_folds
     from foldstack.stages.lineage import train_dir
     from foldstack.stages.train import training_rows
 
     ctx = Context(root, "tiny", "student", load_config(root, "tiny", "student", TINY))
-    folds_dir = complete(root, "folds/tiny")[0]
-    folds = pd.read_csv(folds_dir / "folds.csv")["fold"].to_numpy()
-    _, inputs = train_dir(ctx, folds_dir.name)
+    _, fold_key, folds = load_folds(ctx)
+    _, inputs = train_dir(ctx, fold_key)
     extra, soft = training_rows(ctx, inputs, folds)
     assert np.array_equal(soft, np.load(teacher / "oof.npy"))  # each train row: its own fold's teacher model
     assert np.array_equal(extra.targets[:, 3:], np.load(teacher / "test.npy")) and len(extra.paths) == 8
-
 
 
 def test_pseudo_source_and_teacher_on_other_folds_are_refused(trained):

@@ -230,7 +230,8 @@ def test_gradient_accumulation_of_two_batches_equals_one_double_batch():
         opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
         f = SimpleNamespace(model=model, optimizer=opt, loss_fn=nn.CrossEntropyLoss(), device=torch.device("cpu"),
                             scaler=torch.amp.GradScaler("cuda", enabled=False), mixup=None, swa=None, ema=None,
-                            schedule=SimpleNamespace(step_update=lambda step: None), train_loader=loader)
+                            schedule=SimpleNamespace(step_update=lambda step: None), train_loader=loader,
+                            n_outputs=3)
         cfg = Config(train=Train(accum_steps=accum, epochs=1), runtime=dict(progress=False))
         loss, steps = train_one_epoch(f, cfg, fold=0, epoch=0, step=0)
         return model.state_dict(), steps

@@ -1,6 +1,6 @@
-"""Competition metrics on (N, K) target and probability matrices."""
+"""Competition metrics on (N, K) target and probability matrices. scikit-learn is imported on first use: stages
+that only read artifacts (make submit, an up-to-date make stack) start without it."""
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, f1_score, fbeta_score, log_loss, roc_auc_score
 
 from .errors import PipelineError
 
@@ -35,6 +35,8 @@ def _labels(y, p, task, threshold):
 
 
 def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, beta: float = 2.0) -> float:
+    from sklearn.metrics import cohen_kappa_score, f1_score, fbeta_score, log_loss, roc_auc_score
+
     y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
     if metric == "roc_auc":
         if task == "multiclass":

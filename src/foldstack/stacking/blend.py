@@ -1,8 +1,6 @@
-"""Blends of (N, K) prediction matrices, and blend weights fitted fold-honestly."""
+"""Blends of (N, K) prediction matrices, and blend weights fitted fold-honestly. scipy is imported where it is
+used (start-up time of the stages that only read artifacts)."""
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import softmax
-from scipy.stats import rankdata
 
 from ..errors import PipelineError
 from ..metrics import EPS, HIGHER_IS_BETTER, comp_score
@@ -44,6 +42,8 @@ def geometric_blend(preds, task: str) -> np.ndarray:
 def rank_blend(preds, task: str) -> np.ndarray:
     """Mean over inputs of each column's ranks / N, in (0, 1]. Meant for ranking metrics (ROC AUC): it ignores
     calibration, so its values are not probabilities (multiclass rows are only renormalised to sum 1)."""
+    from scipy.stats import rankdata
+
     arrays = _checked(preds)
     # ranked column by column on a contiguous transposed copy: ~1.6x faster than rankdata(axis=0) on the stack
     out = sum(rankdata(np.ascontiguousarray(a.T), axis=1).T / len(a) for a in arrays) / len(arrays)
@@ -93,6 +93,9 @@ def fit_weights(preds, y, comp, objective: str = "log_loss", seed: int = 0) -> n
     (smooth, with its gradient). 'metric': comp's metric by Nelder-Mead over softmax(z) (derivative-free: AUC and
     accuracy are piecewise constant), from equal weights and two random starts drawn with `seed`, since a
     piecewise-constant objective can trap a simplex on a plateau."""
+    from scipy.optimize import minimize
+    from scipy.special import softmax
+
     stacked, y = _stack(preds), np.asarray(y, np.float64)
     n = len(stacked)
     if y.shape != stacked.shape[1:]:

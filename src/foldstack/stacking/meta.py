@@ -2,11 +2,6 @@
 meta-prediction comes from a model that never saw fold k's labels (early stopping included), so the stacked OOF
 score is as honest as the level-1 one. The test prediction is the mean of the k fold models'."""
 import numpy as np
-import xgboost
-from scipy.special import logit
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ..config import TASKS
 from ..errors import PipelineError
@@ -43,6 +38,8 @@ def _xgb_unit(X, labels, folds, k, inner, preds_X, n_out, params, early):
     """One XGBClassifier (more than 2 classes: multi:softprob, chosen by XGBClassifier) for fold k: fitted on
     folds != k; with early stopping, its number of trees comes from a fit on folds not in {k, inner} watched on
     fold `inner`. Returns ([probabilities (n, n_out) per preds_X], best_iteration or None)."""
+    import xgboost  # here: stages that only read artifacts start without it
+
     train = folds != k
     classes = np.unique(labels[train])
     if len(classes) < 2:
@@ -64,6 +61,10 @@ def _xgb_unit(X, labels, folds, k, inner, preds_X, n_out, params, early):
 
 
 def _logreg_unit(X, labels, folds, k, preds_X, n_out, c):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     train = folds != k
     classes = np.unique(labels[train])
     if len(classes) < 2:
@@ -92,6 +93,8 @@ def stack_cv(method: str, oof_features, test_features, y, folds, task: str, cfg_
     if len(fold_ids) < 2:
         raise PipelineError("stack: needs at least 2 folds")
     if method == "logreg":
+        from scipy.special import logit
+
         n_prob = X.shape[1] if n_prob_features is None else int(n_prob_features)
         if not 0 <= n_prob <= X.shape[1]:
             raise PipelineError(f"stack: n_prob_features={n_prob_features} outside 0..{X.shape[1]}")

@@ -3,7 +3,6 @@ import logging
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from ..artifacts import artifact_path, is_complete, read_manifest, staging, write_manifest
 from ..config import sections
@@ -16,6 +15,8 @@ log = logging.getLogger("foldstack")
 
 def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",
                  labels: np.ndarray | None = None, groups: np.ndarray | None = None) -> np.ndarray:
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold  # start-up time
+
     if method == "auto":
         method = ("stratified_group" if labels is not None else "group") if groups is not None else \
                  ("stratified" if labels is not None else "kfold")

@@ -33,16 +33,16 @@ def load_fold_models(ctx, fold_dir, device) -> list:
 
 
 def run(ctx):
-    import torch  # here, not at the top: scripts import this module's predict_dir without needing torch
+    path, train_path, fold_key, folds, dirs = predict_dir(ctx)
+    if is_complete(path):
+        log.info(f"predictions up to date: {path}")
+        return path
+    import torch  # only when there is something to predict: a no-op stays fast
 
     from ..data.dataset import ImageDataset, make_loader
     from ..data.transforms import build_transforms
     from ..engine import predict_probs, resolve_device, tta_views
 
-    path, train_path, fold_key, folds, dirs = predict_dir(ctx)
-    if is_complete(path):
-        log.info(f"predictions up to date: {path}")
-        return path
     cfg, comp, y = ctx.cfg, ctx.cfg.competition, ctx.targets
     device, views = resolve_device(cfg.runtime.device), tta_views(cfg)
     transform = build_transforms(cfg.data, train=False)

@@ -58,8 +58,6 @@ def training_rows(ctx, inputs: dict, folds: np.ndarray):
 
 
 def run(ctx):
-    from ..engine import train_fold  # torch import only where it is needed
-
     _, fold_key, folds = load_folds(ctx)
     path, inputs = train_dir(ctx, fold_key)
     n = ctx.cfg.folds.n_splits
@@ -69,6 +67,8 @@ def run(ctx):
     if not todo:
         log.info(f"{ctx.exp}: fold(s) up to date: {path}")
         return path
+    from ..engine import train_fold  # torch: only when there is something to train (a no-op stays fast)
+
     ctx.targets  # decode targets now: a bad label fails before any training
     extra, teacher = training_rows(ctx, inputs, folds)
     if extra is not None:

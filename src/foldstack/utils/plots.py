@@ -1,26 +1,30 @@
-"""PNG plots people would rather look at than CSVs."""
+"""PNG plots people would rather look at than CSVs. matplotlib is imported on first use (start-up time)."""
 import io
 from pathlib import Path
 
-import matplotlib
+from .io import atomic_write_bytes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from .io import atomic_write_bytes  # noqa: E402
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
+    _pyplot().close(fig)
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_curves(log, metric: str, path: Path, title: str) -> None:
     """Loss curves and the validation metric per epoch, side by side."""
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (ax_loss, ax_metric) = _pyplot().subplots(1, 2, figsize=(9, 3.2))
     ax_loss.plot(log["epoch"], log["train_loss"], marker="o", label="train")
     ax_loss.plot(log["epoch"], log["valid_loss"], marker="o", label="valid")
     ax_loss.set(xlabel="epoch", ylabel="loss", title=f"{title}: loss")
@@ -32,7 +36,7 @@ def plot_curves(log, metric: str, path: Path, title: str) -> None:
 
 def plot_lr_find(lrs, losses, suggested, path: Path, title: str) -> None:
     """Smoothed loss against the LR (log scale), the suggestion marked."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(6, 3.6))
     ax.plot(lrs, losses)
     if suggested:
         ax.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested {suggested:.2g}")
@@ -46,7 +50,7 @@ def plot_lr_find(lrs, losses, suggested, path: Path, title: str) -> None:
 
 def plot_levels(report, metric: str, path: Path, title: str) -> None:
     """One bar per level (pooled OOF CV) with the spread of its per-fold scores; the output level in red."""
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(report) + 1.2))
+    fig, ax = _pyplot().subplots(figsize=(7, 0.45 * len(report) + 1.2))
     colors = ["tab:red" if o == "*" else "tab:blue" for o in report["output"]]
     ax.barh(report["level"], report["cv"], xerr=report["std"], color=colors, alpha=0.8)
     low, high = (report["cv"] - report["std"]).min(), (report["cv"] + report["std"]).max()

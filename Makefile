@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 INSTALL ?= $(STAMP)
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES))
 
-.PHONY: all sample folds train oof stack pseudo submit score lr-find test clean-artifacts help
+.PHONY: all sample folds train oof stack pseudo submit score lr-find bench test clean-artifacts help
 .DEFAULT_GOAL := help
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make pseudo ROUND=1            pseudo-label round 1: select from the stack, retrain folds, predict, stack"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
+	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
 	@echo "make test                      run the test suite"
 
 # Fresh clone: create the venv and install the pinned project on first use (re-run when pyproject.toml or constraints.txt change).
@@ -67,6 +68,11 @@ score: | $(INSTALL)
 
 lr-find: folds
 	$(PY) scripts/lr_find.py $(ARGS)
+
+# Images/s of the real pipeline against the model's compute ceiling on this machine (a table, not a test).
+BENCH_ARGS ?=
+bench: folds
+	$(PY) scripts/bench.py $(ARGS) $(BENCH_ARGS)
 
 all: submit
 	$(if $(LABELS),$(MAKE) --no-print-directory score COMP=$(COMP) EXP=$(EXP) OVERRIDES="$(OVERRIDES)")

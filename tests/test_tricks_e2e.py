@@ -110,3 +110,14 @@ def test_killed_training_with_swa_mixup_ema_snapshots_resumes_bit_identical(tmp_
     for name in ("swa.pt", "snapshot_1.pt", "snapshot_2.pt", "snapshot_3.pt", "best.pt"):
         a, b_ = (torch.load(f / name, weights_only=True)["model"] for f in (fold_a, fold_b))
         assert all(torch.equal(a[k], b_[k]) for k in a), name
+
+
+def test_bench_prints_pipeline_and_ceiling_figures(recipes_project):
+    """make bench: a table with train/inference images/s and their ratio of the ceiling (figures not asserted)."""
+    proc = run_make(recipes_project, "bench", COMP="tiny", OVERRIDES=TWO_EPOCHS,
+                    BENCH_ARGS="--steps 1 --rounds 2 --warmup 1 --epoch")
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| train") or
+            line.startswith("| inference")]
+    assert [r[1].strip() for r in rows] == ["train", "train", "inference", "inference"]
+    assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in rows) and rows[0][4].strip() == "1.00"
+    assert "peak host (RSS) memory" in proc.stdout and "one training epoch" in proc.stdout

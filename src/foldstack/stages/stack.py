@@ -71,8 +71,9 @@ def reference_levels(ctx, inputs: dict) -> tuple[dict, dict]:
     and the output level of every earlier pseudo-label round's stack (same folds and rows: their CVs compare)."""
     levels, info, n_out = {}, {}, ctx.targets.shape[1]
     for name, path in inputs.items():
-        info[name] = info[f"{name} (no TTA)"] = read_manifest(path)["metrics"]
-        fold0 = read_manifest(ctx.root / read_manifest(path)["inputs"]["train"]["path"] / "fold0")
+        manifest = read_manifest(path)
+        info[name] = info[f"{name} (no TTA)"] = manifest["metrics"]
+        fold0 = read_manifest(ctx.root / manifest["inputs"]["train"]["path"] / "fold0")
         teacher = fold0.get("inputs", {}).get("teacher")
         if teacher is not None:
             level = f"teacher of {name}: {fold0['config']['distill']['teacher']}"

@@ -1,0 +1,81 @@
+"""Layers of YAML and overrides merged and validated into a Config, with errors that name their source."""
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import PipelineError
+from .schema import Config
+
+
+def _validation_message(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    got = first.get("input")
+    got = "" if isinstance(got, dict) or first["type"] == "missing" else f" (got {got!r})"
+    return f"config error in {source}: {key}: {msg}{got}"
+
+
+def validate(data: dict, source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise PipelineError(_validation_message(e, source)) from None
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise PipelineError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """['train.epochs=3', 'predict.tta=[]'] -> nested dict; values parsed as YAML scalars/lists."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise PipelineError(f"override {item!r}: expected section.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise PipelineError(f"override {item!r}: {p} is not a section")
+        node[leaf] = value
+    return out
+
+
+def resolve(layers: list[tuple[str, dict]]) -> Config:
+    """Validate each (source, dict) layer alone, then merge them in order over the defaults."""
+    merged: dict = {}
+    for source, data in layers:
+        validate(data, source)
+        merged = deep_merge(merged, data)
+    return validate(merged, "merged config")
+
+
+def sections(cfg: Config, names) -> dict:
+    return {n: getattr(cfg, n).model_dump() for n in names}

@@ -141,8 +141,9 @@ def build_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
     valid_ds = ImageDataset([paths[i] for i in valid_idx], y[valid_idx], build_transforms(cfg.data, train=False))
     batch, generator = cfg.data.batch_size, torch.Generator()
     sampler = ExtraRowsSampler(len(train_idx), len(extra.paths), extra.fraction, generator) if extra else None
+    per_epoch = len(sampler) if sampler is not None else len(train_ds)
     train_loader = make_loader(train_ds, batch, cfg.runtime.num_workers, shuffle=sampler is None,
-                               drop_last=len(sampler or train_ds) > batch, generator=generator, sampler=sampler)
+                               drop_last=per_epoch > batch, generator=generator, sampler=sampler)
     valid_loader = make_loader(valid_ds, batch * 2, cfg.runtime.num_workers)
     loss_fn = create_loss(cfg.loss, comp.task, y[train_idx])
     if teacher is not None:

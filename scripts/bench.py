@@ -55,7 +55,7 @@ def bench(ctx) -> None:
     cfg, args = ctx.cfg, ctx.args
     _, _, folds = load_folds(ctx)
     with tempfile.TemporaryDirectory() as tmp:
-        f = build_fold(cfg, ctx.train.paths, ctx.targets, folds, 0, Path(tmp))
+        f = build_fold(cfg, ctx.images, ctx.targets, folds, 0, Path(tmp))
         batch, size, device = cfg.data.batch_size, cfg.data.img_size, f.device
         n_views = len(tta_views(cfg))
         x = torch.randn(batch, 3, size, size, device=device)
@@ -95,7 +95,7 @@ def bench(ctx) -> None:
 
     timed_steps = args.steps * args.rounds
     rows = [("train", "ceiling (synthetic)", timed_steps * batch / ceiling, 1.0),
-            ("train", f"pipeline ({cfg.runtime.num_workers} workers)", timed_steps * batch / pipeline,
+            ("train", f"pipeline ({f.train_loader.num_workers} workers)", timed_steps * batch / pipeline,
              ceiling / pipeline),
             ("inference", f"ceiling (synthetic, {n_inf} per call)", timed_steps * n_inf / inf_ceiling, 1.0),
             ("inference", f"pipeline (fold 0 valid, {n_views} view(s))", n_valid * n_views / inf_pipeline,

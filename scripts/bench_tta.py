@@ -6,19 +6,19 @@ the batched views share decoding and loader work). Not a test; the README figure
 import time
 
 from foldstack.cli import run_stage
-from foldstack.stages.predict import load_fold_models, predict_dir
+from foldstack.stages.predict import inference_loader, load_fold_models, predict_dir
 
 
 def bench(ctx) -> None:
-    from foldstack.data.dataset import ImageDataset, make_loader
-    from foldstack.data.transforms import build_transforms
+    import numpy as np
+
     from foldstack.engine import predict_probs, resolve_device, tta_views
 
     cfg, device = ctx.cfg, resolve_device(ctx.cfg.runtime.device)
     fold_dir = predict_dir(ctx)[4][0]
     models = load_fold_models(ctx, fold_dir, device)
-    dataset = ImageDataset(ctx.test.paths, None, build_transforms(cfg.data, train=False))
-    loader = make_loader(dataset, cfg.data.batch_size * 2, cfg.runtime.num_workers)
+    loader = inference_loader(ctx, ctx.images.test_rows(np.arange(len(ctx.test.ids))), device)
+    dataset = loader.dataset
     print(f"{ctx.comp}: {len(dataset)} test images at {cfg.data.img_size}px, {cfg.model.name} x {len(models)} "
           f"model(s) on {device}\n")
     print("| TTA | views | seconds | images/s | time / (views x identity time) |\n|---|---|---|---|---|")

@@ -40,7 +40,7 @@ def test_light_preset_is_the_original_pipeline(seed):
         A.HorizontalFlip(p=0.5),
         A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15),
                  border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-        A.Normalize(mean=MEAN, std=STD), ToTensorV2()], seed=seed)
+        ToTensorV2()], seed=seed)  # normalisation happens on the device (test_device_normalisation_...)
     imgs = images(10)
     ours = run(build_transforms(Data(img_size=16), train=True), imgs, seed)
     ref = [reference(image=img)["image"] for img in imgs]
@@ -54,19 +54,37 @@ def test_light_preset_without_explicit_seed_matches_compose_seed_0():
         A.Resize(16, 16, interpolation=cv2.INTER_AREA), A.HorizontalFlip(p=0.5),
         A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15),
                  border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-        A.Normalize(mean=MEAN, std=STD), ToTensorV2()], seed=0)
+        ToTensorV2()], seed=0)
     t = build_transforms(Data(img_size=16), train=True)
     assert same([t(image=i)["image"] for i in images(6)], [reference(image=i)["image"] for i in images(6)])
 
 
-def test_eval_transform_is_resize_and_normalize():
+def test_eval_transform_is_resize_then_device_normalisation():
+    from foldstack.data.device import to_device
+
     img = images(1)[0]
-    t = build_transforms(Data(img_size=12, augment="heavy", auto_augment="trivial", random_erasing=1.0,
-                              vflip=True, extra_augs=[{"name": "GaussNoise", "p": 1.0}]), train=False)
+    cfg = Data(img_size=12, augment="heavy", auto_augment="trivial", random_erasing=1.0, vflip=True,
+               extra_augs=[{"name": "GaussNoise", "p": 1.0}])
+    t = build_transforms(cfg, train=False)
     a, b = t(image=img)["image"], t(image=img)["image"]
+    assert torch.equal(a, b) and a.dtype == torch.uint8 and tuple(a.shape) == (3, 12, 12)  # a quarter of the bytes
+    x = to_device(a[None], torch.device("cpu"), cfg)[0]
     expected = (cv2.resize(img, (12, 12), interpolation=cv2.INTER_AREA) / 255.0 - MEAN) / STD
-    assert torch.equal(a, b) and a.dtype == torch.float32 and tuple(a.shape) == (3, 12, 12)
-    assert np.allclose(a.numpy(), expected.transpose(2, 0, 1), atol=1e-5)
+    assert x.dtype == torch.float32 and np.allclose(x.numpy(), expected.transpose(2, 0, 1), atol=1e-5)
+
+
+def test_device_normalisation_equals_albumentations_normalize():
+    from foldstack.data.device import to_device
+
+    imgs = images(8, (10, 10, 3))
+    ref = torch.stack([A.Compose([A.Normalize(mean=MEAN, std=STD), ToTensorV2()])(image=i)["image"] for i in imgs])
+    ours = to_device(torch.stack([ToTensorV2()(image=i)["image"] for i in imgs]), torch.device("cpu"), Data())
+    assert (ours - ref).abs().max() < 1e-6
+    last = to_device(torch.stack([ToTensorV2()(image=i)["image"] for i in imgs]), torch.device("cpu"), Data(),
+                     channels_last=True)
+    assert torch.equal(last, ours) and last.is_contiguous(memory_format=torch.channels_last)
+    floats = torch.randn(2, 3, 4, 4)  # already normalised (random erasing did it in the worker): left alone
+    assert torch.equal(to_device(floats, torch.device("cpu"), Data()), floats)
 
 
 def test_none_preset_without_flips_equals_eval():
@@ -108,7 +126,9 @@ def test_every_preset_and_option_is_reproducible_from_its_seed(name):
     assert same(a, b)
     assert same(a, run(t1, imgs, seeds[0]))  # reseeding the same object replays it
     assert all(not same(a, run(t1, imgs, s)) for s in seeds[1:])
-    assert all(tuple(x.shape) == (3, 16, 16) and x.dtype == torch.float32 for x in a)
+    # uint8 (normalised on the device) unless random erasing, which works on the normalised tensor, needed floats
+    dtype = torch.float32 if cfg.random_erasing else torch.uint8
+    assert all(tuple(x.shape) == (3, 16, 16) and x.dtype == dtype for x in a)
 
 
 def test_pipeline_leaves_the_global_rngs_alone():

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from foldstack.config import Data
-from foldstack.data.dataset import read_image
+from foldstack.data.images import read_image
 from foldstack.data.transforms import build_transforms
 from foldstack.errors import PipelineError
 

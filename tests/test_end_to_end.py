@@ -213,7 +213,8 @@ def test_distilled_student_learns_from_the_teachers_oof_on_the_same_folds(traine
     _, inputs = train_dir(ctx, fold_key)
     extra, soft = training_rows(ctx, inputs, folds)
     assert np.array_equal(soft, np.load(teacher / "oof.npy"))  # each train row: its own fold's teacher model
-    assert np.array_equal(extra.targets[:, 3:], np.load(teacher / "test.npy")) and len(extra.paths) == 8
+    assert np.array_equal(extra.targets[:, 3:], np.load(teacher / "test.npy")) and len(extra.rows) == 8
+    assert np.array_equal(extra.rows, len(ctx.train.ids) + np.arange(8))  # the test rows of the image store
 
 
 def test_pseudo_source_and_teacher_on_other_folds_are_refused(trained):

@@ -78,12 +78,14 @@ def test_a_fold_trains_on_its_part_plus_the_extra_rows_and_validates_on_real_row
     """Pseudo rows never reach a validation fold; distillation targets of train rows are the teacher's OOF rows."""
     from conftest import write_png
     from foldstack.config import Config
+    from foldstack.data.images import ImageStore
     from foldstack.engine import ExtraRows, build_fold
 
     paths = [tmp_path / f"train_{i}.png" for i in range(12)] + [tmp_path / f"test_{i}.png" for i in range(4)]
     for i, p in enumerate(paths):
         write_png(p, (40 * (i % 3), 90, 160), i)
-    train_paths, test_paths = paths[:12], paths[12:]
+    store = ImageStore(paths, n_train=12)
+    test_rows = store.test_rows(np.arange(4))
     y = np.eye(3, dtype=np.float32)[np.arange(12) % 3]
     folds = np.arange(12) % 2
     cfg = Config.model_validate({"model": {"name": "test_resnet"}, "data": {"img_size": 16, "batch_size": 4},
@@ -91,13 +93,13 @@ def test_a_fold_trains_on_its_part_plus_the_extra_rows_and_validates_on_real_row
     teacher = np.random.default_rng(0).dirichlet(np.ones(3), 12).astype(np.float32)
     test_targets = np.hstack([np.eye(3, dtype=np.float32)[[0, 1, 2, 0]], np.full((4, 3), 1 / 3, np.float32)])
     for fold in (0, 1):
-        f = build_fold(cfg, train_paths, y, folds, fold, tmp_path, ExtraRows(test_paths, test_targets, 0.5), teacher)
+        f = build_fold(cfg, store, y, folds, fold, tmp_path, ExtraRows(test_rows, test_targets, 0.5), teacher)
         train_ds, valid_ds = f.train_loader.dataset, f.valid_loader.dataset
-        assert set(valid_ds.paths) == {train_paths[i] for i in np.flatnonzero(folds == fold)}
-        assert not set(valid_ds.paths) & set(test_paths) and set(test_paths) <= set(train_ds.paths)
+        assert set(valid_ds.rows) == set(np.flatnonzero(folds == fold))
+        assert not set(valid_ds.rows) & set(test_rows) and set(test_rows) <= set(train_ds.rows)
         real = np.flatnonzero(folds != fold)
-        assert train_ds.paths[:len(real)] == [train_paths[i] for i in real]
+        assert np.array_equal(train_ds.rows[:len(real)], real)
         assert np.array_equal(train_ds.targets[:len(real), 3:], teacher[real])  # the teacher's OOF rows
         assert np.array_equal(train_ds.targets[:len(real), :3], y[real])
         assert np.array_equal(valid_ds.targets, y[folds == fold])  # validation: hard labels only
-        assert len(f.train_loader.sampler) == len(real) + 2 and f.n_outputs == 3
+        assert len(f.train_loader.batch_sampler.sampler) == len(real) + 2 and f.n_outputs == 3

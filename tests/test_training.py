@@ -228,7 +228,8 @@ def test_gradient_accumulation_of_two_batches_equals_one_double_batch():
         fwd = model.forward
         model.forward = lambda inp, target=None: fwd(inp)
         opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-        f = SimpleNamespace(model=model, optimizer=opt, loss_fn=nn.CrossEntropyLoss(), device=torch.device("cpu"),
+        f = SimpleNamespace(model=model, net=model, channels_last=False, optimizer=opt, loss_fn=nn.CrossEntropyLoss(),
+                            device=torch.device("cpu"),
                             scaler=torch.amp.GradScaler("cuda", enabled=False), mixup=None, swa=None, ema=None,
                             schedule=SimpleNamespace(step_update=lambda step: None), train_loader=loader,
                             n_outputs=3)

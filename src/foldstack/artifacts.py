@@ -14,7 +14,7 @@ from .errors import PipelineError
 from .utils.io import atomic_write_json, remove_tree
 
 STAGE_DIRS = {"folds": "folds", "train": "models", "predict": "oof", "stack": "stacks", "submit": "submissions",
-              "lr_find": "lr_find", "pseudo": "pseudo"}
+              "lr_find": "lr_find", "pseudo": "pseudo", "cache": "cache"}
 MANIFEST = "manifest.json"
 
 

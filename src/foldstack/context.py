@@ -49,6 +49,16 @@ class Context:
     def test(self) -> Table:
         return load_test(self.cfg.competition, self.root, self.comp)
 
+    @property
+    def images(self):
+        """Train then test images (data.images.ImageStore), from the decoded-image cache (built on first use)
+        unless runtime.cache is off."""
+        if "_images" not in self.__dict__:
+            from .data.cache import image_store  # torch/OpenCV: only for stages that read images
+
+            self.__dict__["_images"] = image_store(self)
+        return self.__dict__["_images"]
+
     @cached_property
     def targets(self):
         return encode_targets(self.train, self.cfg.competition)
@@ -64,7 +74,8 @@ class Context:
             cfg = cfg.model_copy(update={name: section.model_copy(update=values)})
         other = Context(self.root, self.comp, exp or self.exp, cfg, self.fold, self.args)
         if cfg.competition == self.cfg.competition:
-            for name in ("train", "test", "targets"):
+            same_images = (cfg.data.img_size, cfg.runtime.cache) == (self.cfg.data.img_size, self.cfg.runtime.cache)
+            for name in ("train", "test", "targets") + (("_images",) if same_images else ()):
                 if name in self.__dict__:
                     other.__dict__[name] = self.__dict__[name]
         return other

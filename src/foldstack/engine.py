@@ -12,9 +12,12 @@ import torch
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
+from . import distributed as dist
 from .averaging import SWA, EarlyStopping, Snapshots
 from .config import Config
-from .data.dataset import ExtraRowsSampler, ImageDataset, make_loader, reseed_epoch
+from .data.dataset import ExtraRowsSampler, ImageDataset, auto_workers, make_loader, reseed_epoch
+from .data.device import to_device
+from .data.images import ImageStore
 from .data.mixup import create_mixup
 from .data.multiscale import multiscale_size, resize_batch
 from .data.transforms import build_transforms
@@ -35,6 +38,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def num_workers(cfg: Config, device: torch.device) -> int:
+    n = cfg.runtime.num_workers
+    return auto_workers(device, dist.local_world_size()) if n == "auto" else n
+
+
+def channels_last(cfg: Config, device: torch.device) -> bool:
+    flag = cfg.runtime.channels_last
+    return device.type == "cuda" if flag == "auto" else flag
 
 
 def autocast(cfg: Config, device: torch.device):
@@ -76,8 +89,9 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
     for model in models:
         model.eval()
     task, merged_out, plain_out = cfg.competition.task, [], []
+    layout = channels_last(cfg, device)
     for x, _ in progress(loader, cfg, desc):
-        x = x.to(device, non_blocking=True)
+        x = to_device(x, device, cfg.data, layout)
         merged = identity = 0
         for model in models:
             with autocast(cfg, device):
@@ -95,7 +109,7 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
 @dataclass
 class ExtraRows:
     """Rows every fold trains on and never validates on: pseudo-labelled or teacher-labelled test rows."""
-    paths: list
+    rows: np.ndarray            # their rows in the ImageStore (test rows: ImageStore.test_rows)
     targets: np.ndarray         # (M, K); with distillation (M, 2K): [hard, teacher probabilities]
     fraction: float = 1.0       # share of them drawn (afresh) into each epoch
 
@@ -103,7 +117,8 @@ class ExtraRows:
 @dataclass
 class Fold:
     """Everything one fold trains with. The stateful pieces are what last.pt holds (see `stateful`)."""
-    model: torch.nn.Module
+    model: torch.nn.Module      # what is saved and evaluated
+    net: torch.nn.Module        # what trains: the model, or its DDP / torch.compile wrapper
     optimizer: torch.optim.Optimizer
     schedule: object
     scaler: torch.amp.GradScaler
@@ -118,6 +133,7 @@ class Fold:
     valid_idx: np.ndarray
     device: torch.device
     n_outputs: int              # the model's; targets have 2 x n_outputs columns when distilling
+    channels_last: bool
 
     def stateful(self) -> dict:
         return dict(model=self.model, optimizer=self.optimizer, scheduler=self.schedule, scaler=self.scaler,
@@ -125,36 +141,44 @@ class Fold:
                     snapshots=self.snapshots, stopper=self.stopper, mixup=self.mixup)
 
 
-def build_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
+def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
                extra: ExtraRows | None = None, teacher: np.ndarray | None = None) -> Fold:
-    """extra: rows added to the training part only. teacher: (N, K) soft targets of the train rows (the teacher's
-    OOF: row i from the teacher model whose validation fold held i) for distillation."""
+    """images: train rows 0..N-1 (then test rows). extra: rows added to the training part only. teacher: (N, K)
+    soft targets of the train rows (the teacher's OOF: row i from the model whose validation fold held i).
+    Under torchrun each rank trains on its slice of every batch and validates on its share of the rows."""
     tc, comp = cfg.train, cfg.competition
-    device = resolve_device(cfg.runtime.device)
+    device = dist.setup(resolve_device(cfg.runtime.device), cfg.data.batch_size)
     seed_everything(tc.seed + fold)
     train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     targets = y if teacher is None else np.hstack([y, teacher]).astype(np.float32)
-    train_paths, train_targets = [paths[i] for i in train_idx], targets[train_idx]
+    train_rows, train_targets = train_idx, targets[train_idx]
     if extra is not None:
-        train_paths, train_targets = train_paths + list(extra.paths), np.vstack([train_targets, extra.targets])
-    train_ds = ImageDataset(train_paths, train_targets, build_transforms(cfg.data, train=True))
-    valid_ds = ImageDataset([paths[i] for i in valid_idx], y[valid_idx], build_transforms(cfg.data, train=False))
-    batch, generator = cfg.data.batch_size, torch.Generator()
-    sampler = ExtraRowsSampler(len(train_idx), len(extra.paths), extra.fraction, generator) if extra else None
+        train_rows, train_targets = np.concatenate([train_rows, extra.rows]), np.vstack([train_targets, extra.targets])
+    train_ds = ImageDataset(images, train_rows, train_targets, build_transforms(cfg.data, train=True))
+    valid_rows = dist.shard(valid_idx)
+    valid_ds = ImageDataset(images, valid_rows, y[valid_rows], build_transforms(cfg.data, train=False))
+    batch, generator, workers = cfg.data.batch_size, torch.Generator(), num_workers(cfg, device)
+    sampler = ExtraRowsSampler(len(train_idx), len(extra.rows), extra.fraction, generator) if extra else None
     per_epoch = len(sampler) if sampler is not None else len(train_ds)
-    train_loader = make_loader(train_ds, batch, cfg.runtime.num_workers, shuffle=sampler is None,
-                               drop_last=per_epoch > batch, generator=generator, sampler=sampler)
-    valid_loader = make_loader(valid_ds, batch * 2, cfg.runtime.num_workers)
+    train_loader = make_loader(train_ds, batch, workers, train=True, drop_last=per_epoch > batch, sampler=sampler,
+                               generator=generator, rank=dist.rank(), world_size=dist.world_size())
+    valid_loader = make_loader(valid_ds, batch * 2, workers)
     loss_fn = create_loss(cfg.loss, comp.task, y[train_idx])
     if teacher is not None:
         loss_fn = DistillLoss(loss_fn, cfg.distill.alpha, cfg.distill.temperature, comp.task)
 
+    layout = channels_last(cfg, device)
     model = create_model(cfg.model, y.shape[1], comp.task).to(device)
+    if layout:
+        model = model.to(memory_format=torch.channels_last)
+    net = dist.wrap(model, device, find_unused=tc.freeze_epochs > 0)
+    if cfg.runtime.compile:
+        net = torch.compile(net)
     optimizer = create_optimizer(model, tc)  # before any freezing: frozen parameters still get their groups
     updates_per_epoch = -(-len(train_loader) // tc.accum_steps)
     schedule = create_schedule(optimizer, tc, updates_per_epoch, maximize=HIGHER_IS_BETTER[comp.metric])
     return Fold(
-        model=model, optimizer=optimizer, schedule=schedule,
+        model=model, net=net, optimizer=optimizer, schedule=schedule,
         scaler=torch.amp.GradScaler("cuda", enabled=tc.amp and device.type == "cuda" and tc.amp_dtype == "float16"),
         loss_fn=loss_fn,
         mixup=create_mixup(cfg.mixup, y.shape[1]),
@@ -163,15 +187,20 @@ def build_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
         snapshots=Snapshots(out_dir, tc) if tc.snapshots else None,
         stopper=EarlyStopping(tc.early_stopping, lambda new, old: is_better(comp.metric, new, old)),
         train_loader=train_loader, valid_loader=valid_loader, valid_idx=valid_idx, device=device,
-        n_outputs=y.shape[1])
+        n_outputs=y.shape[1], channels_last=layout)
 
 
-def forward_backward(f: Fold, cfg: Config, x, target, loss_scale: float = 1.0) -> torch.Tensor:
-    x, target = x.to(f.device, non_blocking=True), target.to(f.device, non_blocking=True)
-    with autocast(cfg, f.device):
+def batch_to_device(f: Fold, cfg: Config, x, target):
+    return to_device(x, f.device, cfg.data, f.channels_last), target.to(f.device, non_blocking=True)
+
+
+def forward_backward(f: Fold, cfg: Config, x, target, loss_scale: float = 1.0, sync: bool = True) -> torch.Tensor:
+    """sync=False: a gradient-accumulation micro-step; DDP skips its all-reduce until the last one."""
+    x, target = batch_to_device(f, cfg, x, target)
+    with autocast(cfg, f.device), (nullcontext() if sync or not hasattr(f.net, "no_sync") else f.net.no_sync()):
         # margin heads use the (hard) target; others ignore it
-        loss = f.loss_fn(f.model(x, target[:, :f.n_outputs]), target)
-    f.scaler.scale(loss * loss_scale).backward()
+        loss = f.loss_fn(f.net(x, target[:, :f.n_outputs]), target)
+        f.scaler.scale(loss * loss_scale).backward()
     return loss.detach()
 
 
@@ -190,13 +219,14 @@ def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int) -> t
     n_batches, total = len(f.train_loader), torch.zeros((), device=f.device)  # no per-step host sync
     bar = progress(f.train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
     for i, (x, target) in enumerate(bar):
-        x, target = x.to(f.device, non_blocking=True), target.to(f.device, non_blocking=True)  # resize/mix there
+        x, target = batch_to_device(f, cfg, x, target)  # resize and mix on the device
         if sizes:
             x = resize_batch(x, multiscale_size(sizes, tc.seed * 1000 + fold, epoch, i))
         if f.mixup is not None:
             x, target = f.mixup(x, target)
-        total += forward_backward(f, cfg, x, target, 1 / accum).float()
-        if (i + 1) % accum and i + 1 < n_batches:
+        update = (i + 1) % accum == 0 or i + 1 == n_batches
+        total += forward_backward(f, cfg, x, target, 1 / accum, sync=update).float()
+        if not update:
             continue  # gradient accumulation: sum 1/accum of each batch's gradient, then one update
         optimizer_step(f, cfg)
         step += 1
@@ -214,12 +244,22 @@ def epoch_seed(tc, fold: int, epoch: int) -> int:
     return tc.seed * 10_000 + fold * 1000 + epoch
 
 
-def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
+def validate(f: Fold, cfg: Config, model: torch.nn.Module, desc: str = "valid") -> np.ndarray:
+    """Probabilities of every validation row (under torchrun: each rank predicts its share, all get all)."""
+    return dist.gather_shards(predict_probs([model], f.valid_loader, cfg, f.device, desc=desc), len(f.valid_idx))
+
+
+def save_on_main(path: Path, state: dict) -> None:
+    if dist.is_main():
+        save_checkpoint(path, state)
+
+
+def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
                extra: ExtraRows | None = None, teacher: np.ndarray | None = None) -> dict:
     """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png);
     resumes from out_dir/last.pt if present. Validation is on the fold's real train rows only."""
     tc, comp = cfg.train, cfg.competition
-    f = build_fold(cfg, paths, y, folds, fold, out_dir, extra, teacher)
+    f = build_fold(cfg, images, y, folds, fold, out_dir, extra, teacher)
     y_valid = y[f.valid_idx]
     start_epoch, step, rows = 0, 0, []
     last_path = out_dir / "last.pt"
@@ -248,40 +288,42 @@ def train_fold(cfg: Config, paths: list, y: np.ndarray, folds: np.ndarray, fold:
             f.swa.end_epoch(f.model, epoch)
 
         eval_model = f.ema.module if f.ema is not None else f.model
-        probs = predict_probs([eval_model], f.valid_loader, cfg, f.device, desc="valid")
+        probs = validate(f, cfg, eval_model)
         value = comp_score(comp, y_valid, probs)
         valid_loss = score("log_loss", y_valid, probs, comp.task)
         f.schedule.step_epoch(epoch, value)
         rows.append(dict(epoch=epoch + 1, train_loss=train_loss, valid_loss=valid_loss, **{comp.metric: value},
                          lr=f.optimizer.param_groups[0]["lr"], seconds=time.time() - t0))
         if f.stopper.update(value):
-            save_checkpoint(out_dir / "best.pt", {"model": eval_model.state_dict(), "epoch": epoch + 1, "score": value})
+            save_on_main(out_dir / "best.pt", {"model": eval_model.state_dict(), "epoch": epoch + 1, "score": value})
         snapshot = f.snapshots.end_epoch(epoch) if f.snapshots is not None else None
         if snapshot is not None:
-            save_checkpoint(snapshot, {"model": eval_model.state_dict(), "epoch": epoch + 1, "score": value})
-        save_checkpoint(last_path, dict(
+            save_on_main(snapshot, {"model": eval_model.state_dict(), "epoch": epoch + 1, "score": value})
+        save_on_main(last_path, dict(
             {name: c.state_dict() if c is not None else None for name, c in f.stateful().items()},
             epoch=epoch, step=step, log=rows, rng=rng_state()))
-        atomic_write_csv(out_dir / "log.csv", pd.DataFrame(rows))
+        if dist.is_main():
+            atomic_write_csv(out_dir / "log.csv", pd.DataFrame(rows))
         log.info(f"fold {fold} epoch {epoch + 1}/{tc.epochs}: train_loss {train_loss:.4f} "
                  f"valid_loss {valid_loss:.4f} {comp.metric} {value:.4f} ({rows[-1]['seconds']:.0f}s)"
                  + (" - early stop" if f.stopper.stopped else ""))
 
     metrics = dict(best=f.stopper.best, last=rows[-1][comp.metric], epochs=len(rows), valid_rows=len(f.valid_idx),
-                   train_rows=len(f.train_loader.dataset) - (len(extra.paths) if extra else 0),
-                   extra_rows=len(extra.paths) if extra else 0,
-                   extra_rows_per_epoch=f.train_loader.sampler.n_drawn if extra else 0)
+                   train_rows=len(f.train_loader.dataset) - (len(extra.rows) if extra else 0),
+                   extra_rows=len(extra.rows) if extra else 0,
+                   extra_rows_per_epoch=f.train_loader.batch_sampler.sampler.n_drawn if extra else 0)
     if f.swa is not None and f.swa.n_averaged:
         reseed_epoch(f.train_loader, epoch_seed(tc, fold, tc.epochs))  # the BN pass: a fixed stream too
-        swa_model = f.swa.finalize(f.train_loader, f.device)
-        metrics["swa"] = comp_score(comp, y_valid, predict_probs([swa_model], f.valid_loader, cfg, f.device,
-                                                                 desc="valid swa"))
-        save_checkpoint(out_dir / "swa.pt", {"model": swa_model.state_dict(), "n_averaged": f.swa.n_averaged,
+        swa_model = f.swa.finalize((batch_to_device(f, cfg, x, t)[0] for x, t in f.train_loader), f.device)
+        metrics["swa"] = comp_score(comp, y_valid, validate(f, cfg, swa_model, "valid swa"))
+        save_on_main(out_dir / "swa.pt", {"model": swa_model.state_dict(), "n_averaged": f.swa.n_averaged,
                                              "score": metrics["swa"]})
         log.info(f"fold {fold}: SWA of {f.swa.n_averaged} epochs, BN recomputed: {comp.metric} {metrics['swa']:.4f}")
     if f.snapshots is not None:
         metrics["snapshots"] = list(f.snapshots.written)
-    plot_curves(pd.DataFrame(rows), comp.metric, out_dir / "curves.png", f"fold {fold}")
+    if dist.is_main():
+        plot_curves(pd.DataFrame(rows), comp.metric, out_dir / "curves.png", f"fold {fold}")
+    dist.barrier()  # rank 0's files are complete before any rank moves on
     return metrics
 
 

@@ -1,4 +1,6 @@
 """The whole config: every section with its defaults."""
+from typing import Annotated, Literal, Union
+
 from pydantic import Field
 
 from .base import Section
@@ -9,7 +11,10 @@ from .training import Data, Loss, LrFind, Mixup, Model, Train
 
 class Runtime(Section):
     """Settings that never change results: excluded from artifact hashes."""
-    num_workers: int = Field(2, ge=0)
+    num_workers: Union[Annotated[int, Field(ge=0)], Literal["auto"]] = "auto"  # auto: from the core count (data.dataset.auto_workers)
+    cache: bool = True                  # decoded-image cache (data/cache.py); false: decode the files every epoch
+    channels_last: Union[bool, Literal["auto"]] = "auto"  # auto: on GPUs (faster convolutions with AMP)
+    compile: bool = False               # torch.compile the training forward (minutes of start-up; pays on long runs)
     infer_batch: int = Field(1024, ge=1)  # most images (views included) per inference forward call
     device: str = "auto"                # auto: cuda if available, else cpu
     progress: bool = True

@@ -1,53 +1,76 @@
-"""Image decoding, the Dataset and DataLoader construction."""
-from pathlib import Path
+"""The Dataset over an ImageStore and the DataLoader construction.
 
-import cv2
+Training batches carry their own augmentation seed (SeededBatches): a batch is augmented the same whichever worker
+process handles it and however many there are, so `runtime.num_workers` (and `auto`, which depends on the
+machine) never changes results, and workers can persist across epochs."""
+import os
+
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from ..errors import PipelineError
-
-cv2.setNumThreads(0)  # DataLoader workers already parallelise; OpenCV threads would oversubscribe the cores
+from .images import ImageStore
 
 
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 HxWx3 from any common format (OpenCV first; PIL for GIF and what OpenCV cannot read)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is not None:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception:
-        raise PipelineError(f"cannot decode image: {path}") from None
+class SeededBatch(list):
+    """A batch of dataset indices with the seed its augmentations draw from."""
+
+    def __init__(self, rows, seed: int):
+        super().__init__(rows)
+        self.seed = seed
 
 
 class ImageDataset(Dataset):
-    def __init__(self, paths, targets: np.ndarray | None = None, transform=None):
-        self.paths, self.targets, self.transform = list(paths), targets, transform
+    """Rows `rows` of a store with their targets; `transform(image=uint8 HWC)["image"]` -> tensor."""
+
+    def __init__(self, store: ImageStore, rows, targets: np.ndarray | None = None, transform=None):
+        self.store, self.rows = store, np.asarray(rows, dtype=np.int64)
+        self.targets, self.transform = targets, transform
+        if targets is not None and len(targets) != len(self.rows):
+            raise ValueError(f"{len(self.rows)} rows but {len(targets)} targets")
 
     def __len__(self):
-        return len(self.paths)
+        return len(self.rows)
 
     def __getitem__(self, i):
-        image = self.transform(image=read_image(self.paths[i]))["image"]
-        target = torch.from_numpy(self.targets[i]) if self.targets is not None else torch.zeros(0)
-        return image, target
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, batch):
+        """A whole batch at once (DataLoader calls this): one read from the store, then per-image transforms."""
+        if isinstance(batch, SeededBatch):
+            self.transform.set_random_seed(batch.seed)
+        images = self.store.read(self.rows[np.asarray(batch, dtype=np.int64)])
+        empty = torch.zeros(0)
+        return [(self.transform(image=img)["image"],
+                 torch.from_numpy(self.targets[i]) if self.targets is not None else empty)
+                for i, img in zip(batch, images)]
 
 
-def _seed_worker(worker_id: int) -> None:
-    # torch gives each worker a seed derived from the loader's generator; hand it to albumentations too,
-    # so augmentations are a function of (seed, epoch) and a resumed run replays them exactly.
-    info = torch.utils.data.get_worker_info()
-    info.dataset.transform.set_random_seed(info.seed % 2**32)
+class SeededBatches(Sampler):
+    """Batches of `sampler`'s rows, each a SeededBatch with a seed drawn from `generator` (as the sampler's
+    shuffle is): an epoch's rows, order and augmentations are a function of the generator's seed alone."""
+
+    def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool, generator: torch.Generator,
+                 rank: int = 0, world_size: int = 1):
+        self.sampler, self.batch_size, self.drop_last, self.generator = sampler, batch_size, drop_last, generator
+        self.rank, self.world_size = rank, world_size  # DDP: every rank draws the same batch and takes its slice
+
+    def __len__(self):
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        rows = list(self.sampler)
+        seeds = torch.randint(2**31 - 1, (len(self),), generator=self.generator).tolist()
+        for b, seed in enumerate(seeds):
+            batch = rows[b * self.batch_size:(b + 1) * self.batch_size]
+            yield SeededBatch(batch[self.rank::self.world_size], (seed + 7919 * self.rank) % 2**31)
 
 
 class ExtraRowsSampler(Sampler):
     """One epoch = every one of the first n_real rows once plus a fresh random `fraction` of the n_extra rows
     after them (pseudo-labelled test rows), shuffled together. fraction < 1 down-weights the extra rows; the
-    draws come from `generator` (the loader's), so an epoch's rows are a function of its seed."""
+    draws come from `generator`, so an epoch's rows are a function of its seed."""
 
     def __init__(self, n_real: int, n_extra: int, fraction: float, generator: torch.Generator):
         self.n_real, self.n_extra, self.generator = n_real, n_extra, generator
@@ -62,16 +85,37 @@ class ExtraRowsSampler(Sampler):
         return iter(rows[torch.randperm(len(rows), generator=self.generator)].tolist())
 
 
-def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int, shuffle: bool = False,
-                drop_last: bool = False, generator: torch.Generator | None = None,
-                sampler: Sampler | None = None) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, sampler=sampler,
-                      num_workers=num_workers, generator=generator, worker_init_fn=_seed_worker,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=False)
+def auto_workers(device: torch.device, processes_per_machine: int = 1) -> int:
+    """runtime.num_workers=auto: the cores this process may use, less one for the training loop itself, shared
+    among the processes of the machine (DDP ranks). On a CPU device the loop's own threads compete with the
+    workers for the same cores; one worker overlaps loading with compute there."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if device.type != "cuda":
+        return 1 if cores >= 2 else 0
+    return max(1, min(16, cores // max(processes_per_machine, 1) - 1))
+
+
+def _init_worker(worker_id: int) -> None:
+    # One thread per worker: the workers are the parallelism; torch/OpenCV pools inside them would oversubscribe.
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int, train: bool = False,
+                drop_last: bool = False, sampler: Sampler | None = None,
+                generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """train=True: shuffled (or `sampler`'s rows, drawn from `generator`), seeded batches; reseed each epoch
+    with `reseed_epoch`. Otherwise rows in order. Workers persist across epochs; pinned memory with a GPU."""
+    if train:
+        generator = generator if generator is not None else torch.Generator()
+        sampler = sampler if sampler is not None else RandomSampler(dataset, generator=generator)
+        batches = SeededBatches(sampler, batch_size, drop_last, generator, rank, world_size)
+    else:
+        batches = torch.utils.data.BatchSampler(sampler or SequentialSampler(dataset), batch_size, drop_last)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, worker_init_fn=_init_worker,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0,
+                      generator=torch.Generator())  # its own: creating workers never draws from the global RNG
 
 
 def reseed_epoch(loader: DataLoader, seed: int) -> None:
-    """Fix the shuffle order and augmentation stream of one epoch."""
-    loader.generator.manual_seed(seed)
-    if loader.num_workers == 0:
-        loader.dataset.transform.set_random_seed(seed % 2**32)
+    """Fix the rows, order and augmentations of one epoch."""
+    loader.batch_sampler.generator.manual_seed(seed)

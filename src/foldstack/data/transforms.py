@@ -1,11 +1,12 @@
 """Image transforms built from the `data` config section.
 
 Training: Resize, flips, the `augment` preset, the free `extra_augs` list (albumentations, on the uint8 image), then
-the optional `auto_augment` (timm RandAugment / TrivialAugmentWide), Normalize + ToTensorV2, then the optional timm
-RandomErasing on the tensor. Evaluation: Resize, Normalize, ToTensorV2.
+the optional `auto_augment` (timm RandAugment / TrivialAugmentWide), ToTensorV2, and with timm RandomErasing (which
+works on the normalised tensor) Normalize before it. Evaluation: Resize, ToTensorV2.
 
-Both are called as `t(image=rgb_uint8_hwc)["image"]` -> float CHW tensor, and `t.set_random_seed(seed)` makes the
-whole pipeline a pure function of (seed, the sequence of images it sees).
+Both are called as `t(image=rgb_uint8_hwc)["image"]` -> CHW tensor: uint8, normalised on the device by
+`data.device.to_device` (a quarter of the bytes to copy, no float work in the workers), or float when erasing
+needed it here. `t.set_random_seed(seed)` makes the pipeline a pure function of (seed, the images it sees).
 """
 import inspect
 
@@ -135,7 +136,7 @@ def _resize(cfg: Data) -> A.Resize:
 def build_transforms(cfg: Data, train: bool):
     """Training or evaluation transform: `t(image=rgb_uint8_hwc)["image"]`, `t.set_random_seed(seed)`."""
     if not train:
-        return A.Compose([_resize(cfg), A.Normalize(mean=cfg.mean, std=cfg.std), ToTensorV2()], seed=0)
+        return A.Compose([_resize(cfg), ToTensorV2()], seed=0)
     ops = [(_resize(cfg), True)]
     if cfg.hflip:
         ops.append((A.HorizontalFlip(p=0.5), True))
@@ -145,6 +146,6 @@ def build_transforms(cfg: Data, train: bool):
     ops += [(build_extra_aug(e, f"data.extra_augs[{i}]"), False) for i, e in enumerate(cfg.extra_augs)]
     auto = AutoAugment(cfg.auto_augment, cfg.img_size, cfg.mean) if cfg.auto_augment else None
     erasing = Erasing(cfg.random_erasing) if cfg.random_erasing > 0 else None
-    finish = A.Compose([A.Normalize(mean=cfg.mean, std=cfg.std), ToTensorV2()], seed=0)
+    finish = A.Compose(([A.Normalize(mean=cfg.mean, std=cfg.std)] if erasing else []) + [ToTensorV2()], seed=0)
     return TrainTransform(A.Compose([op for op, _ in ops], seed=0), [keep for _, keep in ops], auto, finish,
                           erasing, cfg.img_size)

@@ -16,7 +16,7 @@ log = logging.getLogger("foldstack")
 def run(ctx):
     from itertools import cycle
 
-    from ..engine import build_fold, forward_backward, optimizer_step
+    from ..engine import batch_to_device, build_fold, forward_backward, optimizer_step
     from ..models import set_backbone_trainable
     from ..optim.lr_find import range_test, suggest_lr
     from ..utils.plots import plot_lr_find
@@ -30,13 +30,13 @@ def run(ctx):
         return path
     lf = cfg.lr_find
     with staging(path) as tmp:
-        f = build_fold(cfg, ctx.train.paths, ctx.targets, folds, 0, tmp)
+        f = build_fold(cfg, ctx.images, ctx.targets, folds, 0, tmp)
         f.model.train()
         set_backbone_trainable(f.model, cfg.train.freeze_epochs == 0)
         batches = cycle(f.train_loader)
 
         def train_step():
-            x, target = next(batches)
+            x, target = batch_to_device(f, cfg, *next(batches))
             if f.mixup is not None:
                 x, target = f.mixup(x, target)
             loss = forward_backward(f, cfg, x, target)

@@ -32,6 +32,16 @@ def load_fold_models(ctx, fold_dir, device) -> list:
     return models
 
 
+def inference_loader(ctx, rows, device):
+    """Image-store rows in order through the evaluation transform (TTA views are made on the device)."""
+    from ..data.dataset import ImageDataset, make_loader
+    from ..data.transforms import build_transforms
+    from ..engine import num_workers
+
+    dataset = ImageDataset(ctx.images, rows, None, build_transforms(ctx.cfg.data, train=False))
+    return make_loader(dataset, ctx.cfg.data.batch_size * 2, num_workers(ctx.cfg, device))
+
+
 def run(ctx):
     path, train_path, fold_key, folds, dirs = predict_dir(ctx)
     if is_complete(path):
@@ -39,16 +49,13 @@ def run(ctx):
         return path
     import torch  # only when there is something to predict: a no-op stays fast
 
-    from ..data.dataset import ImageDataset, make_loader
-    from ..data.transforms import build_transforms
     from ..engine import predict_probs, resolve_device, tta_views
 
     cfg, comp, y = ctx.cfg, ctx.cfg.competition, ctx.targets
     device, views = resolve_device(cfg.runtime.device), tta_views(cfg)
-    transform = build_transforms(cfg.data, train=False)
 
-    def loader(paths):
-        return make_loader(ImageDataset(paths, None, transform), cfg.data.batch_size * 2, cfg.runtime.num_workers)
+    def loader(rows):
+        return inference_loader(ctx, rows, device)
 
     log.info(f"TTA: {len(views)} view(s) ({', '.join(v.name for v in views)}), merged by {cfg.predict.tta_merge}")
     oof, oof_plain = np.full(y.shape, np.nan), np.full(y.shape, np.nan)
@@ -57,10 +64,11 @@ def run(ctx):
         fold_models = load_fold_models(ctx, fold_dir, device)
         models += fold_models
         valid = np.flatnonzero(folds == k)
-        oof[valid], oof_plain[valid] = predict_probs(fold_models, loader([ctx.train.paths[i] for i in valid]), cfg,
-                                                     device, views, desc=f"oof fold {k}", plain=True)
+        oof[valid], oof_plain[valid] = predict_probs(fold_models, loader(valid), cfg, device, views,
+                                                     desc=f"oof fold {k}", plain=True)
         log.info(f"fold {k}: OOF {comp.metric} {comp_score(comp, y[valid], oof[valid]):.4f}")
-    test, test_plain = predict_probs(models, loader(ctx.test.paths), cfg, device, views,
+    test_rows = ctx.images.test_rows(np.arange(len(ctx.test.ids)))
+    test, test_plain = predict_probs(models, loader(test_rows), cfg, device, views,
                                      desc=f"test ({len(models)} models)", plain=True)
     seconds = time.time() - t0
     per_fold = len(models) // len(dirs)  # images through a model: each train row by its fold's, test by all

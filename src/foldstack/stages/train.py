@@ -20,7 +20,7 @@ log = logging.getLogger("foldstack")
 
 
 def pseudo_rows(ctx, ref: dict):
-    """(test paths, targets) of a pseudo-label set; every id must be a test row."""
+    """(test row indices, targets) of a pseudo-label set; every id must be a test row."""
     folder = ctx.root / ref["path"]
     ids = read_csv(folder / "pseudo.csv", "pseudo-label set")["id"].astype(str).tolist()
     row_of = {i: r for r, i in enumerate(ctx.test.ids)}
@@ -31,7 +31,7 @@ def pseudo_rows(ctx, ref: dict):
     if targets.shape != (len(ids), ctx.targets.shape[1]):
         raise PipelineError(f"{folder / 'targets.npy'}: shape {targets.shape}, expected ({len(ids)}, "
                             f"{ctx.targets.shape[1]})")
-    return [ctx.test.paths[row_of[i]] for i in ids], targets.astype(np.float32)
+    return np.array([row_of[i] for i in ids], dtype=np.int64), targets.astype(np.float32)
 
 
 def training_rows(ctx, inputs: dict, folds: np.ndarray):
@@ -40,8 +40,8 @@ def training_rows(ctx, inputs: dict, folds: np.ndarray):
 
     extra = teacher = None
     if "pseudo" in inputs:
-        paths, targets = pseudo_rows(ctx, inputs["pseudo"])
-        extra = ExtraRows(paths, targets, ctx.cfg.pseudo.weight)
+        index, targets = pseudo_rows(ctx, inputs["pseudo"])
+        extra = ExtraRows(ctx.images.test_rows(index), targets, ctx.cfg.pseudo.weight)
     if "teacher" in inputs:
         k = ctx.targets.shape[1]
         preds = load_predictions(ctx.root / inputs["teacher"]["path"], ctx.train.ids, ctx.test.ids, k)
@@ -51,7 +51,7 @@ def training_rows(ctx, inputs: dict, folds: np.ndarray):
         teacher = preds.oof.astype(np.float32)
         if ctx.cfg.distill.test_rows:  # hard part: the teacher's label (a test row has no true one)
             test = preds.test.astype(np.float32)
-            extra = ExtraRows(list(ctx.test.paths), np.hstack([hard_targets(test, ctx.cfg.competition.task,
+            extra = ExtraRows(ctx.images.test_rows(np.arange(len(test))), np.hstack([hard_targets(test, ctx.cfg.competition.task,
                                                                             ctx.cfg.competition.tag_threshold),
                                                                test]))
     return extra, teacher
@@ -67,20 +67,24 @@ def run(ctx):
     if not todo:
         log.info(f"{ctx.exp}: fold(s) up to date: {path}")
         return path
+    from .. import distributed as dist
     from ..engine import train_fold  # torch: only when there is something to train (a no-op stays fast)
 
     ctx.targets  # decode targets now: a bad label fails before any training
     extra, teacher = training_rows(ctx, inputs, folds)
     if extra is not None:
-        log.info(f"{ctx.exp}: + {len(extra.paths)} test rows in every fold's training part "
+        log.info(f"{ctx.exp}: + {len(extra.rows)} test rows in every fold's training part "
                  f"({'pseudo-label round ' + str(ctx.cfg.pseudo.round) if 'pseudo' in inputs else 'teacher-labelled'})")
     for k in todo:
         out = path / f"fold{k}"
         out.mkdir(parents=True, exist_ok=True)
         log.info(f"{ctx.exp}: training fold {k} of {n} -> {out}")
-        metrics = train_fold(ctx.cfg, ctx.train.paths, ctx.targets, folds, k, out, extra, teacher)
+        metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher)
+        if not dist.is_main():
+            continue  # torchrun: rank 0 writes the manifest
         write_manifest(out, "train", path.name, sections(ctx.cfg, TRAIN_SECTIONS + ["pseudo", "distill"]),
                        fold_key=fold_key, inputs=inputs, metrics=metrics, fold=k, experiment=ctx.exp,
                        pseudo_round=ctx.cfg.pseudo.round)
         log.info(f"fold {k} done: {ctx.cfg.competition.metric} last {metrics['last']:.4f} best {metrics['best']:.4f}")
+    dist.cleanup()
     return path

@@ -16,13 +16,15 @@ STAMP := $(VENV)/.installed
 INSTALL ?= $(STAMP)
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES))
 
-.PHONY: all sample folds train oof stack pseudo submit score lr-find bench test clean-artifacts help
+.PHONY: all sample folds train train-folds oof stack pseudo submit score lr-find bench test clean-artifacts help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make all                       whole pipeline on the embedded digits sample (or COMP=<name>)"
 	@echo "make folds train FOLD=0 COMP=x split, then train fold 0 only"
 	@echo "make train | oof | stack | submit   all folds / OOF + test predictions (TTA) / level 2: blends + stacker, report / submission.csv"
+	@echo "make train FOLD=0 GPUS=4       one fold data-parallel on 4 GPUs (torchrun)"
+	@echo "make train -j4 DEVICES=\"0 1 2 3\"   folds in parallel, one per GPU"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make pseudo ROUND=1            pseudo-label round 1: select from the stack, retrain folds, predict, stack"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
@@ -46,8 +48,23 @@ $(if $(filter digits,$(COMP)),folds: input/digits/train.csv)
 folds: | $(INSTALL)
 	$(PY) scripts/01_folds.py $(ARGS)
 
+# GPUS=n: one fold on n GPUs, data-parallel under torchrun (the batch is split across them).
+# DEVICES="0 1 2 3" with -j: folds in parallel, fold k on device k mod 4 (CUDA_VISIBLE_DEVICES).
+GPUS ?=
+DEVICES ?=
+TRAIN_PY := $(if $(GPUS),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS),$(PY))
+
 train: folds
-	$(PY) scripts/02_train.py $(ARGS) $(if $(FOLD),--fold $(FOLD))
+ifeq ($(strip $(DEVICES)),)
+	$(TRAIN_PY) scripts/02_train.py $(ARGS) $(if $(FOLD),--fold $(FOLD))
+else
+	$(MAKE) --no-print-directory train-folds FOLD_IDS="$$($(PY) scripts/02_train.py $(ARGS) --prepare)"
+endif
+
+train-folds: $(addprefix train-fold-,$(FOLD_IDS))
+train-fold-%:
+	CUDA_VISIBLE_DEVICES=$(word $(shell echo $$(( $* % $(words $(DEVICES)) + 1 ))),$(DEVICES)) \
+	  $(TRAIN_PY) scripts/02_train.py $(ARGS) --fold $*
 
 oof: train
 	$(PY) scripts/03_predict.py $(ARGS)

@@ -104,15 +104,17 @@ def epochs_logged(fold_dir_glob) -> int:
         return 0
 
 
-def train_killed_and_resumed(tmp_path: Path, settings: list[str], kill_after_epochs: int, timeout: float = 240):
+def train_killed_and_resumed(tmp_path: Path, settings: list[str], kill_after_epochs: int, timeout: float = 240,
+                             settings_b: tuple = ()):
     """Fold 0 trained twice on the same tiny competition: uninterrupted in a/, and in b/ killed with kill -9 once
-    `kill_after_epochs` epochs are logged (so mid-epoch), then rerun. Returns (fold dir a, fold dir b, rerun)."""
+    `kill_after_epochs` epochs are logged (so mid-epoch), then rerun, both with `settings_b` added.
+    Returns (fold dir a, fold dir b, rerun)."""
     for root in (tmp_path / "a", tmp_path / "b"):
         make_competition(root, "c", "label", n_train=40)
         run_script(root, "01_folds.py", "c", *settings)
     run_script(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
 
-    b = tmp_path / "b"
+    b, settings = tmp_path / "b", [*settings, *settings_b]
     cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout

@@ -97,9 +97,15 @@ def test_other_layouts_and_options_run_through_the_scripts(tmp_path, kind, metri
 
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path):
-    """kill -9 after the first epoch checkpoint; the rerun continues and ends where an uninterrupted run ends."""
+    """kill -9 after the first epoch checkpoint; the rerun continues and ends where an uninterrupted run ends.
+    The uninterrupted run reads the decoded-image cache in the main process; the killed one decodes the files in
+    2 persistent workers: runtime settings change nothing, down to the last bit."""
     settings = [o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=25"]
-    fold_a, fold_b, _ = train_killed_and_resumed(tmp_path, settings, kill_after_epochs=1)
+    fold_a, fold_b, _ = train_killed_and_resumed(tmp_path, settings, kill_after_epochs=1,
+                                                 settings_b=("runtime.num_workers=2", "runtime.cache=false"))
+    [cache] = (tmp_path / "a" / "cache" / "c").iterdir()
+    assert np.load(cache / "images.npy", mmap_mode="r").shape == (40 + 8, 32, 32, 3)  # train + test rows
+    assert not (tmp_path / "b" / "cache").exists()
     log = pd.read_csv(fold_b / "log.csv")
     assert log["epoch"].tolist() == list(range(1, 26))
     state_a = torch.load(fold_a / "last.pt", weights_only=True)["model"]

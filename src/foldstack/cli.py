@@ -1,6 +1,7 @@
 """Shared entry point of the stage scripts: arguments, config, logging, one-line errors."""
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +31,9 @@ def run_stage(stage, description: str, argv=None, add_arguments=None) -> None:
     if add_arguments:
         add_arguments(p)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    quiet = int(os.environ.get("RANK", 0)) > 0  # torchrun: rank 0 speaks for all
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="[%(asctime)s] %(message)s",
+                        datefmt="%H:%M:%S")
     try:
         from .context import Context, load_config
 

@@ -57,6 +57,12 @@ def training_rows(ctx, inputs: dict, folds: np.ndarray):
     return extra, teacher
 
 
+def add_arguments(p) -> None:
+    p.add_argument("--prepare", action="store_true",
+                   help="build what the folds share (the decoded-image cache), print the folds left to train, exit: "
+                        "`make train -j DEVICES=...` runs them in parallel")
+
+
 def run(ctx):
     _, fold_key, folds = load_folds(ctx)
     path, inputs = train_dir(ctx, fold_key)
@@ -64,6 +70,11 @@ def run(ctx):
     if ctx.fold is not None and not 0 <= ctx.fold < n:
         raise PipelineError(f"FOLD={ctx.fold} is out of range: folds are 0..{n - 1}")
     todo = [k for k in ([ctx.fold] if ctx.fold is not None else range(n)) if not is_complete(path / f"fold{k}")]
+    if getattr(ctx.args, "prepare", False):
+        if todo:
+            ctx.images  # noqa: B018  (built once here, not raced for by every fold process)
+        print(" ".join(map(str, todo)))
+        return path
     if not todo:
         log.info(f"{ctx.exp}: fold(s) up to date: {path}")
         return path

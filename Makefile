@@ -52,7 +52,7 @@ folds: | $(INSTALL)
 # DEVICES="0 1 2 3" with -j: folds in parallel, fold k on device k mod 4 (CUDA_VISIBLE_DEVICES).
 GPUS ?=
 DEVICES ?=
-TRAIN_PY := $(if $(GPUS),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS),$(PY))
+TRAIN_PY := $(if $(GPUS),$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(GPUS),$(PY))
 
 train: folds
 ifeq ($(strip $(DEVICES)),)

@@ -1,13 +1,16 @@
 """Benchmark (`make bench COMP=<name>`): how close the pipeline runs to the model's compute ceiling, for the
 configured model, image size, batch size and device. Not a test: it prints a table.
 
-  ceiling    synthetic tensors already on the device: forward + backward + optimizer step (train), forward
-             under inference_mode (inference); nothing else.
-  pipeline   fold 0's real loader (JPEG decode, augmentation, collation, host->device copy) feeding the same step
-             (train), and `predict_probs` with the configured TTA views on the validation rows (inference).
+  ceiling    one real batch already on the device, normalised, fed again and again: forward + backward +
+             optimizer step (train), forward under inference_mode (inference); nothing else. (A real batch, not
+             random numbers: on CPU random tensors run a few % slower through the same model.)
+  pipeline   fold 0's real loader (decoded-image cache or JPEG decode, augmentation, collation, host->device copy,
+             normalisation) feeding the same step (train), and `predict_probs` with the configured TTA views, one
+             validation batch at a time (inference).
   ratio      pipeline / ceiling: below 1 is time lost outside the model (usually the loader).
-Train ceiling and pipeline are timed in turns (--rounds x --steps batches each, after --warmup), so a load
-change on a shared machine hits both; --epoch also times one full training epoch.
+Ceiling and pipeline are timed in short turns (--rounds x --steps batches each, after --warmup), and the ratio is
+the median over rounds of pipeline / ceiling speed in the same round, so a burst of load on a shared machine does
+not decide it; --epoch also times one full training epoch.
     python scripts/bench.py --comp aerial-cactus --set data.img_size=32 data.batch_size=128 --steps 30
 """
 import itertools
@@ -30,62 +33,71 @@ def synced(device):
     return time.perf_counter()
 
 
-def interleaved(steps: dict, warmup: int, n: int, rounds: int, device) -> dict:
-    """{name: seconds for n x rounds calls}: the candidates (name -> (step, batch iterator)) are timed in turns,
-    n calls each per round after `warmup` untimed ones, so load drifting on a shared machine hits all alike."""
-    seconds = dict.fromkeys(steps, 0.0)
-    for name, (step, batches) in steps.items():
+def interleaved(steps: dict, warmup: int, n: int, rounds: int, device) -> tuple[dict, dict]:
+    """Candidates (name -> (step, batch iterator, images per call)) timed in turns: n calls each per round after
+    `warmup` untimed ones. Returns ({name: images/s over all rounds}, {name: median over rounds of its speed
+    relative to the first candidate's in the same round}): short alternating rounds and a median keep a burst of
+    load on a shared machine from deciding the ratio."""
+    seconds = {name: [] for name in steps}
+    for name, (step, batches, _) in steps.items():
         for batch in itertools.islice(batches, warmup):
             step(batch)
     for _ in range(rounds):
-        for name, (step, batches) in steps.items():
+        for name, (step, batches, _) in steps.items():
             t0 = synced(device)
             for batch in itertools.islice(batches, n):
                 step(batch)
-            seconds[name] += synced(device) - t0
-    return seconds
+            seconds[name].append(synced(device) - t0)
+    first = next(iter(steps))
+    speed = {name: n * rounds * steps[name][2] / sum(seconds[name]) for name in steps}
+    ratio = {name: float(np.median([(steps[name][2] / s) / (steps[first][2] / s0)
+                                   for s, s0 in zip(seconds[name], seconds[first])])) for name in steps}
+    return speed, ratio
+
+
+def forever(loader):
+    return itertools.chain.from_iterable(itertools.repeat(loader))
 
 
 def bench(ctx) -> None:
     import torch
 
     from foldstack.engine import build_fold, forward_backward, optimizer_step, predict_probs, train_one_epoch
+    from foldstack.data.device import to_device
     from foldstack.engine import tta_views
 
     cfg, args = ctx.cfg, ctx.args
     _, _, folds = load_folds(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         f = build_fold(cfg, ctx.images, ctx.targets, folds, 0, Path(tmp))
-        batch, size, device = cfg.data.batch_size, cfg.data.img_size, f.device
-        n_views = len(tta_views(cfg))
-        x = torch.randn(batch, 3, size, size, device=device)
-        target = torch.from_numpy(ctx.targets[:batch].astype(np.float32))
+        batch, size, device, views = cfg.data.batch_size, cfg.data.img_size, f.device, tta_views(cfg)
+        # the ceiling's input: one real batch, already on the device (random tensors run at another speed on CPU)
+        x, target = next(iter(f.train_loader))
+        x, target = to_device(x, device, cfg.data, f.channels_last), target.to(device)
         f.model.train()
 
         def train_step(b):
             forward_backward(f, cfg, *b)
             optimizer_step(f, cfg)
 
-        loader = itertools.chain.from_iterable(itertools.repeat(f.train_loader))
-        train = interleaved({"ceiling": (train_step, itertools.repeat((x, target))), "pipeline": (train_step, loader)},
+        train, train_ratio = interleaved({"ceiling": (train_step, itertools.repeat((x, target)), batch),
+                             "pipeline": (train_step, forever(f.train_loader), batch)},
                             args.warmup, args.steps, args.rounds, device)
-        ceiling, pipeline = train["ceiling"], train["pipeline"]
 
         model = f.model.eval()
-        n_inf = min(batch * 2 * n_views, cfg.runtime.infer_batch)  # what predict_probs feeds the model per call
-        x_inf = torch.randn(n_inf, 3, size, size, device=device)
+        per_call = min(batch * 2 * len(views), cfg.runtime.infer_batch)  # what predict_probs feeds the model
+        x_inf = x.repeat(-(-per_call // len(x)), 1, 1, 1)[:per_call]
 
         @torch.inference_mode()
         def infer_step(b):
             model(b)
 
-        inf_ceiling = interleaved({"ceiling": (infer_step, itertools.repeat(x_inf))}, args.warmup, args.steps,
-                                  args.rounds, device)["ceiling"]
-        n_valid = len(f.valid_loader.dataset)
-        predict_probs([model], f.valid_loader, cfg, device, tta_views(cfg), desc="warm-up")
-        t0 = synced(device)
-        predict_probs([model], f.valid_loader, cfg, device, tta_views(cfg), desc="inference")
-        inf_pipeline = synced(device) - t0
+        def predict_step(b):  # one loader batch through predict_probs: TTA views, merge, probabilities to host
+            predict_probs([model], [b], cfg, device, views)
+
+        inference, inference_ratio = interleaved({"ceiling": (infer_step, itertools.repeat(x_inf), per_call),
+                                 "pipeline": (predict_step, forever(f.valid_loader), batch * 2 * len(views))},
+                                args.warmup, args.steps, args.rounds, device)
         epoch = None
         if args.epoch:
             f.model.train()
@@ -93,16 +105,15 @@ def bench(ctx) -> None:
             train_one_epoch(f, cfg, 0, 0, 0)
             epoch = synced(device) - t0
 
-    timed_steps = args.steps * args.rounds
-    rows = [("train", "ceiling (synthetic)", timed_steps * batch / ceiling, 1.0),
-            ("train", f"pipeline ({f.train_loader.num_workers} workers)", timed_steps * batch / pipeline,
-             ceiling / pipeline),
-            ("inference", f"ceiling (synthetic, {n_inf} per call)", timed_steps * n_inf / inf_ceiling, 1.0),
-            ("inference", f"pipeline (fold 0 valid, {n_views} view(s))", n_valid * n_views / inf_pipeline,
-             (n_valid * n_views / inf_pipeline) / (timed_steps * n_inf / inf_ceiling))]
+    rows = [("train", "ceiling (batch on the device)", train["ceiling"], 1.0),
+            ("train", f"pipeline ({f.train_loader.num_workers} workers)", train["pipeline"],
+             train_ratio["pipeline"]),
+            ("inference", f"ceiling (batch on the device, {per_call} per call)", inference["ceiling"], 1.0),
+            ("inference", f"pipeline (fold 0 valid, {len(views)} view(s))", inference["pipeline"],
+             inference_ratio["pipeline"])]
     print(f"{ctx.comp}: {cfg.model.name} at {size}px, batch {batch}, on {device} "
           f"({torch.get_num_threads()} threads)\n")
-    print("| | measured | images/s | ratio of the ceiling |\n|---|---|---|---|")
+    print("| | measured | images/s | ratio of the ceiling (median of rounds) |\n|---|---|---|---|")
     for what, how, speed, ratio in rows:
         print(f"| {what} | {how} | {speed:.0f} | {ratio:.2f} |")
     peak = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
@@ -114,8 +125,8 @@ def bench(ctx) -> None:
 
 
 def add_arguments(p):
-    p.add_argument("--steps", type=int, default=10, help="timed batches per round and figure")
-    p.add_argument("--rounds", type=int, default=4, help="rounds: ceiling and pipeline are timed in turns")
+    p.add_argument("--steps", type=int, default=2, help="timed batches per round and figure")
+    p.add_argument("--rounds", type=int, default=25, help="rounds: ceiling and pipeline are timed in turns")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches before each figure")
     p.add_argument("--epoch", action="store_true", help="also time one full training epoch")
 

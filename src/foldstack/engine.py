@@ -1,5 +1,4 @@
 """Training and inference loops: one fold, read top to bottom."""
-import io
 import logging
 import time
 from contextlib import nullcontext
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from . import distributed as dist
 from .averaging import SWA, EarlyStopping, Snapshots
+from .checkpoints import load_checkpoint, save_checkpoint
 from .config import Config
 from .data.dataset import ExtraRowsSampler, ImageDataset, auto_workers, make_loader, reseed_epoch
 from .data.device import to_device
@@ -21,13 +21,12 @@ from .data.images import ImageStore
 from .data.mixup import create_mixup
 from .data.multiscale import multiscale_size, resize_batch
 from .data.transforms import build_transforms
-from .errors import PipelineError
 from .loss import DistillLoss, create_loss, logits_to_probs
 from .metrics import HIGHER_IS_BETTER, comp_score, is_better, score
 from .models import create_model, set_backbone_trainable
 from .optim import create_optimizer, create_schedule
 from .tta import build_views, forward_views, merge_views
-from .utils.io import atomic_write_bytes, atomic_write_csv
+from .utils.io import atomic_write_csv
 from .utils.plots import plot_curves
 from .utils.seed import rng_state, seed_everything, set_rng_state
 
@@ -45,11 +44,6 @@ def num_workers(cfg: Config, device: torch.device) -> int:
     return auto_workers(device, dist.local_world_size()) if n == "auto" else n
 
 
-def channels_last(cfg: Config, device: torch.device) -> bool:
-    flag = cfg.runtime.channels_last
-    return device.type == "cuda" if flag == "auto" else flag
-
-
 def autocast(cfg: Config, device: torch.device):
     if cfg.train.amp and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=getattr(torch, cfg.train.amp_dtype))
@@ -59,16 +53,6 @@ def autocast(cfg: Config, device: torch.device):
 def progress(iterable, cfg: Config, desc: str):
     """A tqdm bar on a terminal; silent in logs and CI (per-epoch log lines say enough there)."""
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True, disable=None if cfg.runtime.progress else True)
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def tta_views(cfg: Config) -> list:
@@ -86,10 +70,12 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
     views: from `tta_views` (default: the identity alone). plain=True also returns the identity view's
     probabilities from the same pass: TTA's gain is measured without a second run."""
     views = views or build_views([], [], 1.0, cfg.data.img_size)
+    layout = cfg.runtime.channels_last
     for model in models:
         model.eval()
+        if layout:  # weights in the layout of the batches (a no-op for a model trained here)
+            model.to(memory_format=torch.channels_last)
     task, merged_out, plain_out = cfg.competition.task, [], []
-    layout = channels_last(cfg, device)
     for x, _ in progress(loader, cfg, desc):
         x = to_device(x, device, cfg.data, layout)
         merged = identity = 0
@@ -167,7 +153,7 @@ def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
     if teacher is not None:
         loss_fn = DistillLoss(loss_fn, cfg.distill.alpha, cfg.distill.temperature, comp.task)
 
-    layout = channels_last(cfg, device)
+    layout = cfg.runtime.channels_last
     model = create_model(cfg.model, y.shape[1], comp.task).to(device)
     if layout:
         model = model.to(memory_format=torch.channels_last)
@@ -325,27 +311,3 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         plot_curves(pd.DataFrame(rows), comp.metric, out_dir / "curves.png", f"fold {fold}")
     dist.barrier()  # rank 0's files are complete before any rank moves on
     return metrics
-
-
-def weights_for_prediction(fold_dir: Path, which) -> list[dict]:
-    """The state dicts a fold predicts with, for predict.checkpoint (a name or a list of names)."""
-    out = []
-    for name in [which] if isinstance(which, str) else which:
-        if name == "best":
-            out.append(load_checkpoint(fold_dir / "best.pt")["model"])
-        elif name in ("last", "ema"):
-            state = load_checkpoint(fold_dir / "last.pt")
-            if name == "ema" and state["ema"] is None:
-                raise PipelineError(f"predict.checkpoint=ema: {fold_dir} was trained without train.ema")
-            out.append(state["ema"] if state["ema"] is not None else state["model"])
-        elif name == "swa":
-            if not (fold_dir / "swa.pt").is_file():
-                raise PipelineError(f"predict.checkpoint=swa: {fold_dir} has no SWA weights (train.swa off, or "
-                                    f"training stopped before train.swa_start)")
-            out.append(load_checkpoint(fold_dir / "swa.pt")["model"])
-        elif name == "snapshots":
-            files = sorted(fold_dir.glob("snapshot_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-            if not files:
-                raise PipelineError(f"predict.checkpoint=snapshots: {fold_dir} has no snapshots (train.snapshots off)")
-            out.extend(load_checkpoint(p)["model"] for p in files)
-    return out

@@ -86,12 +86,13 @@ class ExtraRowsSampler(Sampler):
 
 
 def auto_workers(device: torch.device, processes_per_machine: int = 1) -> int:
-    """runtime.num_workers=auto: the cores this process may use, less one for the training loop itself, shared
-    among the processes of the machine (DDP ranks). On a CPU device the loop's own threads compete with the
-    workers for the same cores; one worker overlaps loading with compute there."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """runtime.num_workers=auto. GPU: the cores this process may use, less one for the training loop, shared among
+    the machine's processes (DDP ranks). CPU: none. The model's threads already use every core there, and a worker
+    process taking a core stalls all of them at each parallel region's barrier: measured on 2 cores, 0 workers ran
+    at 0.94 of the compute ceiling, 1 worker at 0.87. With the decoded-image cache, loading in-line is cheap."""
     if device.type != "cuda":
-        return 1 if cores >= 2 else 0
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(16, cores // max(processes_per_machine, 1) - 1))
 
 

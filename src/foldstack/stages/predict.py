@@ -19,7 +19,7 @@ log = logging.getLogger("foldstack")
 
 def load_fold_models(ctx, fold_dir, device) -> list:
     """The models one fold predicts with: several with predict.checkpoint=snapshots or a list (their mean)."""
-    from ..engine import weights_for_prediction
+    from ..checkpoints import weights_for_prediction
     from ..models import create_model
 
     cfg = ctx.cfg

@@ -53,7 +53,7 @@ def bench(ctx) -> None:
                    "--weight-decay", cfg.train.weight_decay, "--sched", "cosine", "--warmup-epochs", 0,
                    "--scale", 1, 1, "--ratio", 1, 1, "--hflip", 0.5, "--color-jitter", 0,
                    "--workers", workers, "--device", args.device, "--no-prefetcher", "--output", tmp / "timm",
-                   "--checkpoint-hist", 1, "--log-interval", 1000] + (["--channels-last"] if cfg.runtime.channels_last
+                   "--checkpoint-hist", 1, "--log-interval", 1000] + (["--channels-last"] if cfg.runtime.channels_last is True
                                                                        else [])
             runs[f"timm train.py ({workers} workers)"] = (list(map(str, cmd)), tmp)
         project = tmp / "ours"

@@ -44,6 +44,11 @@ def num_workers(cfg: Config, device: torch.device) -> int:
     return auto_workers(device, dist.local_world_size()) if n == "auto" else n
 
 
+def use_channels_last(cfg: Config, device: torch.device) -> bool:
+    flag = cfg.runtime.channels_last
+    return device.type == "cuda" if flag == "auto" else flag
+
+
 def autocast(cfg: Config, device: torch.device):
     if cfg.train.amp and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=getattr(torch, cfg.train.amp_dtype))
@@ -70,7 +75,7 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
     views: from `tta_views` (default: the identity alone). plain=True also returns the identity view's
     probabilities from the same pass: TTA's gain is measured without a second run."""
     views = views or build_views([], [], 1.0, cfg.data.img_size)
-    layout = cfg.runtime.channels_last
+    layout = use_channels_last(cfg, torch.device(device))
     for model in models:
         model.eval()
         if layout:  # weights in the layout of the batches (a no-op for a model trained here)
@@ -153,7 +158,7 @@ def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
     if teacher is not None:
         loss_fn = DistillLoss(loss_fn, cfg.distill.alpha, cfg.distill.temperature, comp.task)
 
-    layout = cfg.runtime.channels_last
+    layout = use_channels_last(cfg, device)
     model = create_model(cfg.model, y.shape[1], comp.task).to(device)
     if layout:
         model = model.to(memory_format=torch.channels_last)

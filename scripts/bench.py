@@ -62,7 +62,7 @@ def forever(loader):
 def bench(ctx) -> None:
     import torch
 
-    from foldstack.engine import build_fold, forward_backward, optimizer_step, predict_probs, train_one_epoch
+    from foldstack.engine import batch_to_device, build_fold, forward_backward, optimizer_step, predict_probs, train_one_epoch
     from foldstack.data.device import to_device
     from foldstack.engine import tta_views
 
@@ -77,7 +77,7 @@ def bench(ctx) -> None:
         f.model.train()
 
         def train_step(b):
-            forward_backward(f, cfg, *b)
+            forward_backward(f, cfg, *batch_to_device(f, cfg, *b))
             optimizer_step(f, cfg)
 
         train, train_ratio = interleaved({"ceiling": (train_step, itertools.repeat((x, target)), batch),

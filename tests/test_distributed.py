@@ -29,7 +29,7 @@ def one_step(folder: str) -> tuple[dict, int]:
     from foldstack.config import Config
     from foldstack.data.dataset import reseed_epoch
     from foldstack.data.images import ImageStore
-    from foldstack.engine import build_fold, forward_backward, optimizer_step
+    from foldstack.engine import batch_to_device, build_fold, forward_backward, optimizer_step
 
     paths = sorted(p.path for p in os.scandir(folder) if p.name.endswith(".png"))
     y = np.eye(3, dtype=np.float32)[np.arange(len(paths)) % 3]
@@ -39,7 +39,7 @@ def one_step(folder: str) -> tuple[dict, int]:
     reseed_epoch(f.train_loader, 0)
     x, target = next(iter(f.train_loader))
     f.model.train()
-    forward_backward(f, cfg, x, target)
+    forward_backward(f, cfg, *batch_to_device(f, cfg, x, target))
     optimizer_step(f, cfg)
     return {k: v.detach().clone() for k, v in f.model.state_dict().items()}, len(x)
 

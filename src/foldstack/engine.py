@@ -186,8 +186,8 @@ def batch_to_device(f: Fold, cfg: Config, x, target):
 
 
 def forward_backward(f: Fold, cfg: Config, x, target, loss_scale: float = 1.0, sync: bool = True) -> torch.Tensor:
-    """sync=False: a gradient-accumulation micro-step; DDP skips its all-reduce until the last one."""
-    x, target = batch_to_device(f, cfg, x, target)
+    """x, target already on the device (batch_to_device). sync=False: a gradient-accumulation micro-step; DDP
+    skips its all-reduce until the last one."""
     with autocast(cfg, f.device), (nullcontext() if sync or not hasattr(f.net, "no_sync") else f.net.no_sync()):
         # margin heads use the (hard) target; others ignore it
         loss = f.loss_fn(f.net(x, target[:, :f.n_outputs]), target)

@@ -63,9 +63,8 @@ def bench(ctx) -> None:
     import torch
 
     from foldstack.engine import batch_to_device, build_fold, forward_backward, optimizer_step, predict_probs
-    from foldstack.engine import train_one_epoch
     from foldstack.data.device import to_device
-    from foldstack.engine import tta_views
+    from foldstack.engine import train_one_epoch, tta_views
 
     cfg, args = ctx.cfg, ctx.args
     _, _, folds = load_folds(ctx)

@@ -14,9 +14,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # What every target needs first; the tests set it empty to run in a project that shares this venv.
 INSTALL ?= $(STAMP)
-ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set $(OVERRIDES))
+# OVERRIDES travels as one argument: the scripts split it on spaces outside brackets and quotes, so a value like
+# predict.tta=[hflip, vflip] stays whole.
+ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all sample folds train train-folds oof stack pseudo submit score lr-find bench test clean-artifacts help
+.PHONY: all sample folds train train-folds oof stack pseudo submit score audit lr-find bench test clean-artifacts help
 .DEFAULT_GOAL := help
 
 help:
@@ -27,6 +29,7 @@ help:
 	@echo "make train -j4 DEVICES=\"0 1 2 3\"   folds in parallel, one per GPU"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make pseudo ROUND=1            pseudo-label round 1: select from the stack, retrain folds, predict, stack"
+	@echo "make audit                     leak audit of what is on disk: OOF, pseudo, stack and teacher rows, duplicate images"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
 	@echo "make test                      run the test suite"
@@ -82,6 +85,10 @@ submit: stack
 
 score: | $(INSTALL)
 	$(PY) scripts/score.py $(ARGS) --labels $(or $(LABELS),$(error set LABELS=<csv of true labels>)) --submission $(SUB)
+
+# Reads what is on disk and proves (or refutes, naming the row and artifact) that no validation row leaked.
+audit: | $(INSTALL)
+	$(PY) scripts/audit.py $(ARGS)
 
 lr-find: folds
 	$(PY) scripts/lr_find.py $(ARGS)

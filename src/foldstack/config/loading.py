@@ -47,10 +47,35 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+def split_overrides(text: str) -> list[str]:
+    """'a.b=1 c.d=[x, y]' -> ['a.b=1', 'c.d=[x, y]']: split on whitespace outside brackets, braces and quotes
+    (make passes OVERRIDES as one argument, so a YAML list with spaces stays one value)."""
+    items, current, depth, quote = [], "", 0, None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch.isspace() and depth == 0:
+            if current:
+                items.append(current)
+            current = ""
+            continue
+        current += ch
+    if quote or depth:
+        raise PipelineError(f"override {text.strip()!r}: unbalanced {'quote' if quote else 'bracket'}")
+    return items + ([current] if current else [])
+
+
 def parse_overrides(items: list[str]) -> dict:
-    """['train.epochs=3', 'predict.tta=[]'] -> nested dict; values parsed as YAML scalars/lists."""
+    """['train.epochs=3', 'predict.tta=[]'] -> nested dict; values parsed as YAML scalars/lists. Each item may
+    hold several space-separated overrides (see `split_overrides`)."""
     out: dict = {}
-    for item in items:
+    for item in (one for text in items for one in split_overrides(text)):
         key, sep, raw = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
             raise PipelineError(f"override {item!r}: expected section.key=value")

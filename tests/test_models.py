@@ -8,7 +8,8 @@ from safetensors.torch import save_file
 from foldstack.config import Model
 from foldstack.errors import PipelineError
 from foldstack.metrics import is_better, score
-from foldstack.models import GeM, create_model, load_weights, set_backbone_trainable
+from foldstack.checkpoints import load_checkpoint
+from foldstack.models import GeM, create_model, set_backbone_trainable
 
 TINY = "test_resnet"  # timm's tiny ResNet: 96 features, builds in milliseconds
 
@@ -53,9 +54,28 @@ def test_fine_tune_from_a_checkpoint_of_another_competition(tmp_path, with_ema):
     assert model.head.fc.weight.shape == (3, model.num_features) == fresh.weight.shape
     assert model.head.fc.weight.abs().max() <= fresh.weight.abs().max() * 1.5  # fresh init scale, not trained
     assert model.eval()(images(2)).shape == (2, 3)
-    # load_weights: our checkpoint back into a Net of the same config, head included
-    same = load_weights(create_model(Model(name=TINY), num_classes=7), tmp_path / "last.pt")
+    assert model.pretrained == dict(path=str(tmp_path / "last.pt"), loaded=model.pretrained["total"],
+                                    total=model.pretrained["total"], missing=0, first_missing=[],
+                                    unused=2)  # the old head: weight and bias
+    # our checkpoint back into a Net of the same config, head included
+    same = create_model(Model(name=TINY), num_classes=7)
+    same.load_state_dict(load_checkpoint(tmp_path / "last.pt")["model"])
     assert all(torch.equal(v, weights[k]) for k, v in same.state_dict().items())
+
+
+def test_partial_weights_are_named_and_recorded(tmp_path, caplog):
+    """Under 10% missing loads (e.g. a file without the last stage's BN statistics), but never silently."""
+    state = create_model(Model(name=TINY), num_classes=7).backbone.state_dict()
+    dropped = [k for k in state if k.endswith("running_var")][:2]
+    torch.save({k: v for k, v in state.items() if k not in dropped}, tmp_path / "partial.pth")
+    with caplog.at_level("WARNING", logger="foldstack"):
+        model = create_model(Model(name=TINY, pretrained_path=str(tmp_path / "partial.pth")), num_classes=3)
+    report = model.pretrained
+    assert report["missing"] == 2 and report["first_missing"] == dropped
+    assert report["loaded"] == report["total"] - 2
+    assert f"{report['loaded']} of {report['total']} backbone tensors loaded" in caplog.text
+    assert all(name in caplog.text for name in dropped)
+    assert create_model(Model(name=TINY), num_classes=3).pretrained is None
 
 
 def test_weights_that_do_not_fit_name_the_file_and_key(tmp_path):

@@ -39,7 +39,10 @@ def run_stage(stage, description: str, argv=None, add_arguments=None) -> None:
 
         root = Path(args.root).resolve()
         cfg = load_config(root, args.comp, args.exp, args.set)
-        stage(Context(root=root, comp=args.comp, exp=args.exp, cfg=cfg, fold=args.fold, args=args))
+        ctx = Context(root=root, comp=args.comp, exp=args.exp, cfg=cfg, fold=args.fold, args=args)
+        ctx.test  # noqa: B018  every stage checks the sample submission (columns, ids, images), so a changed
+        # download stops the first stage, not `make oof` hours later
+        stage(ctx)
     except PipelineError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(1)

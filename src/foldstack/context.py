@@ -17,18 +17,22 @@ def load_config(root: Path, comp: str, exp: str, overrides: list[str]) -> Config
     """defaults < configs/<comp>.yaml (inferred on first use) < configs/exp/<exp>.yaml < overrides."""
     root = Path(root)
     comp_path = root / "configs" / f"{comp}.yaml"
+    exp_path = root / "configs" / "exp" / f"{exp}.yaml"
+    if not exp_path.is_file() and exp != "baseline":
+        raise PipelineError(f"experiment config not found: {exp_path}")
+    exp_layer = read_yaml(exp_path) if exp_path.is_file() else {}
+    override_layer = parse_overrides(overrides) if overrides else {}
     if not comp_path.is_file():
         input_dir = Path("input") / comp
-        write_competition_config(comp_path, root / input_dir, shown_as=input_dir)
+        # The one key inference itself reads: rows with an empty target are refused unless dropped on purpose.
+        drop = validate(override_layer, "overrides").competition.drop_unlabeled
+        write_competition_config(comp_path, root / input_dir, shown_as=input_dir, drop_unlabeled=drop)
         log.info(f"inferred the competition setup from {input_dir} -> {comp_path} (edit it to change)")
     layers = [(str(comp_path), read_yaml(comp_path))]
-    exp_path = root / "configs" / "exp" / f"{exp}.yaml"
     if exp_path.is_file():
-        layers.append((str(exp_path), read_yaml(exp_path)))
-    elif exp != "baseline":
-        raise PipelineError(f"experiment config not found: {exp_path}")
+        layers.append((str(exp_path), exp_layer))
     if overrides:
-        layers.append(("overrides", parse_overrides(overrides)))
+        layers.append(("overrides", override_layer))
     return resolve(layers)
 
 

@@ -21,6 +21,7 @@ from .data.images import ImageStore
 from .data.mixup import create_mixup
 from .data.multiscale import multiscale_size, resize_batch
 from .data.transforms import build_transforms
+from .errors import PipelineError
 from .loss import DistillLoss, create_loss, logits_to_probs
 from .metrics import HIGHER_IS_BETTER, comp_score, is_better, score
 from .models import create_model, set_backbone_trainable
@@ -204,19 +205,26 @@ def optimizer_step(f: Fold, cfg: Config) -> None:
     f.optimizer.zero_grad(set_to_none=True)
 
 
+def micro_step(f: Fold, cfg: Config, fold: int, epoch: int, i: int, x, target, sync: bool = True) -> torch.Tensor:
+    """Batch i of an epoch, as training sees it (on the device, multiscale size, mixup), forward and backward
+    at 1/accum_steps of its gradient. The one training step: `make lr-find` runs it too."""
+    tc = cfg.train
+    x, target = batch_to_device(f, cfg, x, target)  # resize and mix on the device
+    if cfg.data.multiscale:
+        x = resize_batch(x, multiscale_size(cfg.data.multiscale, tc.seed * 1000 + fold, epoch, i))
+    if f.mixup is not None:
+        x, target = f.mixup(x, target)
+    return forward_backward(f, cfg, x, target, 1 / tc.accum_steps, sync=sync)
+
+
 def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int) -> tuple[float, int]:
     """One pass over the training part; returns (mean loss, optimizer updates so far)."""
-    tc, accum, sizes = cfg.train, cfg.train.accum_steps, cfg.data.multiscale
+    tc, accum = cfg.train, cfg.train.accum_steps
     n_batches, total = len(f.train_loader), torch.zeros((), device=f.device)  # no per-step host sync
     bar = progress(f.train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
     for i, (x, target) in enumerate(bar):
-        x, target = batch_to_device(f, cfg, x, target)  # resize and mix on the device
-        if sizes:
-            x = resize_batch(x, multiscale_size(sizes, tc.seed * 1000 + fold, epoch, i))
-        if f.mixup is not None:
-            x, target = f.mixup(x, target)
         update = (i + 1) % accum == 0 or i + 1 == n_batches
-        total += forward_backward(f, cfg, x, target, 1 / accum, sync=update).float()
+        total += micro_step(f, cfg, fold, epoch, i, x, target, sync=update).float()
         if not update:
             continue  # gradient accumulation: sum 1/accum of each batch's gradient, then one update
         optimizer_step(f, cfg)
@@ -238,6 +246,18 @@ def epoch_seed(tc, fold: int, epoch: int) -> int:
 def validate(f: Fold, cfg: Config, model: torch.nn.Module, desc: str = "valid") -> np.ndarray:
     """Probabilities of every validation row (under torchrun: each rank predicts its share, all get all)."""
     return dist.gather_shards(predict_probs([model], f.valid_loader, cfg, f.device, desc=desc), len(f.valid_idx))
+
+
+def check_validation(fold: int, epoch: int, metric: str, value: float, probs: np.ndarray) -> None:
+    """A NaN metric would pick best.pt, step the plateau schedule and count for early stopping, and NaN
+    probabilities argmax to class 0 without a word: stop with the reason instead."""
+    if not np.isfinite(probs).all():
+        cause = "the predictions are not finite: training diverged (lower train.lr, or set train.grad_clip)"
+    elif not np.isfinite(value):
+        cause = "the metric is undefined on this fold's validation rows (a class missing from the fold?)"
+    else:
+        return
+    raise PipelineError(f"fold {fold} epoch {epoch + 1}: validation {metric} is {value:.4g}: {cause}")
 
 
 def save_on_main(path: Path, state: dict) -> None:
@@ -281,6 +301,7 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         eval_model = f.ema.module if f.ema is not None else f.model
         probs = validate(f, cfg, eval_model)
         value = comp_score(comp, y_valid, probs)
+        check_validation(fold, epoch, comp.metric, value, probs)
         valid_loss = score("log_loss", y_valid, probs, comp.task)
         f.schedule.step_epoch(epoch, value)
         rows.append(dict(epoch=epoch + 1, train_loss=train_loss, valid_loss=valid_loss, **{comp.metric: value},
@@ -312,6 +333,8 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         log.info(f"fold {fold}: SWA of {f.swa.n_averaged} epochs, BN recomputed: {comp.metric} {metrics['swa']:.4f}")
     if f.snapshots is not None:
         metrics["snapshots"] = list(f.snapshots.written)
+    if f.model.pretrained is not None:
+        metrics["pretrained"] = f.model.pretrained
     if dist.is_main():
         plot_curves(pd.DataFrame(rows), comp.metric, out_dir / "curves.png", f"fold {fold}")
     dist.barrier()  # rank 0's files are complete before any rank moves on

@@ -20,6 +20,24 @@ def _first_existing(root: Path, names, what: str) -> str:
     raise PipelineError(f"{root}: no {what} image folder (looked for {', '.join(names)})")
 
 
+def _only(files: list[Path], preferred: str, what: str) -> Path:
+    """The one file of a kind: the exact Kaggle name among several, else a refusal naming them all (taking the
+    first silently could train on an old or a sample file)."""
+    if len(files) > 1:
+        exact = [f for f in files if f.name == preferred]
+        if not exact:
+            raise PipelineError(f"{files[0].parent}: several {what} files ({', '.join(f.name for f in files)}); "
+                                f"keep one, or name it in competition.{what.replace(' ', '_')}")
+        return exact[0]
+    return files[0]
+
+
+def _rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if not len(frame):
+        raise PipelineError(f"{path}: header only, no rows")
+    return frame
+
+
 def image_ext_for(folder: Path, ids) -> str:
     """The suffix that turns ids into existing file names ('' when ids already are file names)."""
     probe = list(ids[:5])
@@ -56,53 +74,89 @@ def _single_column_task(values: pd.Series) -> dict:
     return dict(task="multiclass", classes=classes, metric="accuracy", submission_format="label")
 
 
-def _targets(train: pd.DataFrame, id_col: str, sub_targets: list[str], train_path) -> dict:
+def blank_rows(frame: pd.DataFrame, cols: list[str]) -> pd.Index:
+    """Rows (frame index) with an empty or whitespace-only cell in any of `cols` (read as '' with NaN off)."""
+    return frame.index[frame[cols].apply(lambda c: c.str.strip() == "").any(axis=1)]
+
+
+def row_list(index, limit: int = 5) -> str:
+    """'rows 3, 7, 12 (40 in all)': CSV line numbers (header = 1) of frame index labels."""
+    shown = ", ".join(str(i + 2) for i in index[:limit])
+    return f"row{'s' if len(index) > 1 else ''} {shown}" + (f" ({len(index)} in all)" if len(index) > limit else "")
+
+
+def unlabeled_error(path, index, cols) -> PipelineError:
+    return PipelineError(f"{path} {row_list(index)}: empty {'/'.join(cols)}; fill them, or train without them "
+                         f"with OVERRIDES=\"competition.drop_unlabeled=true\"")
+
+
+def _target_cols(train: pd.DataFrame, id_col: str, sub_targets: list[str], train_path) -> list[str]:
     others = [c for c in train.columns if c != id_col]
     if sub_targets and all(c in train.columns for c in sub_targets):
-        if len(sub_targets) == 1:
-            return dict(target_cols=sub_targets, **_single_column_task(train[sub_targets[0]]))
-        onehot = train[sub_targets].apply(pd.to_numeric, errors="coerce")
-        if onehot.isna().any().any():
-            raise PipelineError(f"{train_path}: class columns {sub_targets} must hold numbers")
-        task = "multiclass" if (onehot.sum(axis=1) == 1).all() else "multilabel"
-        return dict(target_cols=sub_targets, task=task, classes=sub_targets, metric="log_loss",
-                    submission_format="class_columns")
+        return sub_targets
     if len(sub_targets) > 1:  # one label column in train, one probability column per class in the submission
         for col in others:
-            if set(train[col]) <= set(sub_targets):
-                return dict(target_cols=[col], task="multiclass", classes=sub_targets, metric="log_loss",
-                            submission_format="class_columns")
+            if set(train[col]) - {""} <= set(sub_targets):  # blank cells are refused or dropped after this
+                return [col]
     if len(others) == 1:
-        return dict(target_cols=others, **_single_column_task(train[others[0]]))
+        return others
     raise PipelineError(f"{train_path}: cannot tell the target column among {others}; "
                         f"set competition.target_cols in the config")
 
 
-def infer_competition(input_dir: Path) -> dict:
+def _task(train: pd.DataFrame, target_cols: list[str], sub_targets: list[str], train_path) -> dict:
+    if len(target_cols) > 1:  # one 0/1 (or probability) column per class
+        onehot = train[target_cols].apply(pd.to_numeric, errors="coerce")
+        if onehot.isna().any().any():
+            raise PipelineError(f"{train_path}: class columns {target_cols} must hold numbers")
+        task = "multiclass" if (onehot.sum(axis=1) == 1).all() else "multilabel"
+        return dict(task=task, classes=target_cols, metric="log_loss", submission_format="class_columns")
+    if len(sub_targets) > 1 and set(train[target_cols[0]]) <= set(sub_targets):
+        return dict(task="multiclass", classes=sub_targets, metric="log_loss", submission_format="class_columns")
+    return _single_column_task(train[target_cols[0]])
+
+
+def _drop_unlabeled(train: pd.DataFrame, target_cols: list[str], path, drop: bool) -> pd.DataFrame:
+    blank = blank_rows(train, target_cols)
+    if len(blank) and not drop:  # an empty cell would become a class named '' (or turn 0/1 into 3 classes)
+        raise unlabeled_error(path, blank, target_cols)
+    return _rows(train.drop(index=blank), path)
+
+
+def infer_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
+    """The competition section for `input_dir`. Rows with an empty target are refused (naming them) unless
+    drop_unlabeled, which leaves them out of the inference (and of training: the flag is written too)."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise PipelineError(f"competition folder not found: {input_dir} (unpack the Kaggle download there)")
     subs = sorted(input_dir.glob("sample_submission*.csv")) or sorted(input_dir.glob("*submission*.csv"))
     if not subs:
         raise PipelineError(f"{input_dir}: no sample_submission*.csv")
-    sub = read_csv(subs[0], "sample submission")
+    sub_path = _only(subs, "sample_submission.csv", "sample submission")
+    sub = read_csv(sub_path, "sample submission")
     if len(sub.columns) < 2:
-        raise PipelineError(f"{subs[0]}: expected an id column and at least one target column")
+        raise PipelineError(f"{sub_path}: expected an id column and at least one target column")
+    _rows(sub, sub_path)
     id_col, sub_targets = sub.columns[0], list(sub.columns[1:])
     test_dir = _first_existing(input_dir, TEST_DIRS, "test")
-    comp = dict(sample_submission=subs[0].name, test_dir=test_dir, id_col=id_col,
+    comp = dict(sample_submission=sub_path.name, test_dir=test_dir, id_col=id_col,
                 submission_columns=list(sub.columns),
                 test_image_ext=image_ext_for(input_dir / test_dir, sub[id_col].tolist()))
 
-    csvs = [p for p in sorted(input_dir.glob("train*.csv"))]
+    csvs = sorted(input_dir.glob("train*.csv"))
     if csvs:
-        train = read_csv(csvs[0], "train csv")
+        train_path = _only(csvs, "train.csv", "train csv")
+        train = _rows(read_csv(train_path, "train csv"), train_path)
         if id_col not in train.columns:
-            raise PipelineError(f"{csvs[0]}: no id column {id_col!r} (the first column of {subs[0].name})")
+            raise PipelineError(f"{train_path}: no id column {id_col!r} (the first column of {sub_path.name})")
         train_dir = _first_existing(input_dir, TRAIN_DIRS, "train")
-        comp.update(layout="csv", train_csv=csvs[0].name, train_dir=train_dir,
+        target_cols = _target_cols(train, id_col, sub_targets, train_path)
+        train = _drop_unlabeled(train, target_cols, train_path, drop_unlabeled)
+        comp.update(layout="csv", train_csv=train_path.name, train_dir=train_dir,
                     train_image_ext=image_ext_for(input_dir / train_dir, train[id_col].tolist()),
-                    **_targets(train, id_col, sub_targets, csvs[0]))
+                    target_cols=target_cols, **_task(train, target_cols, sub_targets, train_path))
+        if drop_unlabeled:
+            comp["drop_unlabeled"] = True
     else:
         train_dir = _first_existing(input_dir, TRAIN_DIRS, "train")
         classes = sorted(p.name for p in (input_dir / train_dir).iterdir() if p.is_dir())
@@ -115,12 +169,13 @@ def infer_competition(input_dir: Path) -> dict:
                     task="multiclass", classes=classes, submission_format=fmt,
                     metric="log_loss" if fmt == "class_columns" else "accuracy")
     order = ["layout", "train_csv", "sample_submission", "train_dir", "test_dir", "train_image_ext", "test_image_ext",
-             "id_col", "target_cols", "task", "classes", "metric", "submission_format", "submission_columns"]
+             "id_col", "target_cols", "task", "classes", "metric", "submission_format", "submission_columns",
+             "drop_unlabeled"]
     return {k: comp[k] for k in order if k in comp}
 
 
-def write_competition_config(path: Path, input_dir: Path, shown_as=None) -> dict:
-    comp = infer_competition(input_dir)
+def write_competition_config(path: Path, input_dir: Path, shown_as=None, drop_unlabeled: bool = False) -> dict:
+    comp = infer_competition(input_dir, drop_unlabeled)
     header = (f"# Inferred from {shown_as or input_dir} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n"
               f"# This file is yours now: edit it (it wins over inference) or delete it to infer again.\n"
               f"# Any other section (folds, model, data, train, loss, predict, stack, runtime) may go here too:\n"

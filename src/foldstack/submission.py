@@ -6,6 +6,7 @@ from .config import Competition
 from .data.table import Table, encode_targets
 from .errors import PipelineError
 from .metrics import comp_score, hard_predictions
+from .utils.io import require_columns
 
 
 def build_submission(comp: Competition, ids: list[str], probs: np.ndarray, thresholds=None) -> pd.DataFrame:
@@ -72,8 +73,10 @@ def submission_probs(sub: pd.DataFrame, comp: Competition) -> np.ndarray:
 
 def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition, labels_source: str) -> float:
     id_col = comp.submission_columns[0]
-    if id_col not in labels.columns:
-        raise PipelineError(f"{labels_source}: no id column {id_col!r}")
+    require_columns(labels, [id_col, *comp.target_cols], labels_source)
+    dup = labels.index[labels[id_col].duplicated()]
+    if len(dup):  # which of two labels would count is a guess: refuse
+        raise PipelineError(f"{labels_source} row {dup[0] + 2}: duplicate id {labels[id_col][dup[0]]!r}")
     labels = labels.set_index(labels[id_col].astype(str)).reindex(sub[id_col].astype(str))
     if labels[id_col].isna().any():
         raise PipelineError(f"{labels_source}: no label for id {labels.index[labels[id_col].isna()][0]!r}")

@@ -32,6 +32,7 @@ class Competition(Section):
     tag_threshold: float = Field(0.5, gt=0, lt=1)
     group_col: Optional[str] = None     # rows sharing a group never straddle folds
     f_beta: float = Field(2.0, gt=0)    # beta of metric f_beta
+    drop_unlabeled: bool = False        # train rows with an empty target: refused (false) or left out (true)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
@@ -39,10 +40,27 @@ class Competition(Section):
         out = handler(self)
         if self.metric != "f_beta":
             out.pop("f_beta", None)
+        if not self.drop_unlabeled:  # the default changes no row: hashes stay those of before the key existed
+            out.pop("drop_unlabeled", None)
         return out
 
 
+FOLD_METHODS = ("auto", "kfold", "stratified", "group", "stratified_group", "multilabel_stratified")
+
+
 class Folds(Section):
+    """How train rows split into folds. auto: StratifiedKFold (binary/multiclass), MultilabelStratifiedKFold
+    (multilabel: iterative stratification), their group-aware versions with competition.group_col or duplicate
+    images (StratifiedGroupKFold; GroupKFold for multilabel with a group column)."""
     n_splits: int = Field(5, ge=2)
     seed: int = 42
-    method: Literal["auto", "kfold", "stratified", "group", "stratified_group"] = "auto"
+    method: Literal[FOLD_METHODS] = "auto"
+    dedupe: bool = False                # byte-identical train images share a group: never in two folds
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # dedupe is part of the folds hash only when on: existing splits keep their keys.
+        out = handler(self)
+        if not self.dedupe:
+            out.pop("dedupe", None)
+        return out

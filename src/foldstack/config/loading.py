@@ -93,13 +93,25 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def check_across_sections(cfg: Config) -> None:
+    """Rules that tie keys of several sections (or layers) together, checked on the merged config so that
+    nothing fails after hours of training for a value known to be wrong from the start."""
+    p, size = cfg.predict, cfg.data.img_size
+    if {"five_crop", "ten_crop"} & set(p.tta) and round(size / p.tta_crop_fraction) == size:
+        raise PipelineError(f"predict.tta_crop_fraction={p.tta_crop_fraction} at data.img_size={size} makes every "
+                            f"five/ten_crop view the whole image (round({size} / {p.tta_crop_fraction}) = {size}); "
+                            f"use a smaller fraction")
+
+
 def resolve(layers: list[tuple[str, dict]]) -> Config:
     """Validate each (source, dict) layer alone, then merge them in order over the defaults."""
     merged: dict = {}
     for source, data in layers:
         validate(data, source)
         merged = deep_merge(merged, data)
-    return validate(merged, "merged config")
+    cfg = validate(merged, "merged config")
+    check_across_sections(cfg)
+    return cfg
 
 
 def sections(cfg: Config, names) -> dict:

@@ -17,7 +17,7 @@ from ..utils.io import stable_hash
 from .images import ImageStore, read_image, resize_square
 
 log = logging.getLogger("foldstack")
-FORMAT = 1  # bump when what is stored changes
+FORMAT = 2  # bump when what is stored changes (2: read_image refuses truncated files, GIF transparency via PIL)
 
 
 class _Decode:

@@ -3,27 +3,80 @@
 An ImageStore reads a row either from the decoded-image cache (a uint8 (N, S, S, 3) memory-mapped array, see
 `data/cache.py`) or by decoding its file. Both give the same pixels after the transforms' first op (Resize to S):
 the cache holds exactly that op's output, and resizing an S x S image to S x S is the identity."""
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import PipelineError
 
 cv2.setNumThreads(0)  # DataLoader workers already parallelise; OpenCV threads would oversubscribe the cores
 
+JPEG_START, PNG_SIGNATURE, GIF_SIGNATURE = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8"
+JPEG_END = b"\xff\xd9"  # EOI marker
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
+JPEG_STANDALONE_MARKERS = {0x00, 0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)}  # markers without a length field
+
 
 def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 HxWx3 from any common format (OpenCV first; PIL for GIF and what OpenCV cannot read)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is not None:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """RGB uint8 HxWx3 from any common format, or a PipelineError naming the file: never partly decoded pixels.
+
+    The file is read once; OpenCV decodes it from memory. What OpenCV gets right, checked pixel by pixel in
+    tests/test_image_formats.py: EXIF orientation (as PIL's ImageOps.exif_transpose), 16-bit PNG scaled to 8 bits
+    (not clipped), grayscale to 3 equal channels, Adobe CMYK JPEG, palette PNG. Alpha is dropped, pixels keep their
+    stored colour (PIL's convert("RGB")), not composited on a background. GIF goes to PIL: OpenCV paints transparent
+    GIF pixels with the background colour instead of their own palette colour. PIL also takes what OpenCV cannot
+    decode, and says why a file is unreadable."""
     try:
-        with Image.open(path) as im:
+        with open(path, "rb", buffering=0) as file:  # unbuffered: one read of the whole file, no copy
+            data = file.read()
+    except OSError as e:
+        raise PipelineError(f"cannot read image: {path} ({e.strerror})") from None
+    if not data:
+        raise PipelineError(f"cannot decode image: {path} (empty file)")
+    # OpenCV refuses a cut file when it decodes from memory (one it opens itself comes out partly grey), but that
+    # is its memory reader's behaviour, not a promise: the end markers are the check, and the message names it.
+    if (data.startswith(JPEG_START) and _jpeg_truncated(data)) or (
+            data.startswith(PNG_SIGNATURE) and data.rfind(PNG_END) < 0):
+        raise PipelineError(f"cannot decode image: {path} (truncated: no end marker after the image data)")
+    if not data.startswith(GIF_SIGNATURE):
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is not None:
+            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGB"))
-    except Exception:
-        raise PipelineError(f"cannot decode image: {path}") from None
+    except UnidentifiedImageError:
+        raise PipelineError(f"cannot decode image: {path} (not an image format OpenCV or PIL can read)") from None
+    except Exception as e:  # PIL's decoders raise OSError, ValueError, SyntaxError... on corrupt data
+        reason = " ".join(str(e).split()) or e.__class__.__name__  # one line, whatever the decoder said
+        raise PipelineError(f"cannot decode image: {path} ({reason})") from None
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    """No EOI marker (FF D9) after the image's first scan: the file was cut. Entropy-coded data never holds FF D9
+    (an FF byte in it is followed by 00 or a restart marker), so a cut inside the scans leaves no EOI after them.
+    A few microseconds, where a second decode with PIL would double the cost; and PIL's own check is gone wherever
+    user code sets the global ImageFile.LOAD_TRUNCATED_IMAGES."""
+    if data.endswith(JPEG_END):  # the usual file, in 0.1 us: ending in FF D9, it was not cut inside its scans
+        return False
+    # Bytes after the EOI (motion photos, padding): walk the marker segments to the first scan (SOS), stepping
+    # over each by its length so that an EXIF thumbnail's own EOI, inside an APP1 segment, does not count.
+    pos = 2
+    while (pos := data.find(b"\xff", pos)) >= 0 and pos + 3 < len(data):
+        marker = data[pos + 1]
+        if marker == 0xDA:
+            scan_start = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            return data.find(JPEG_END, scan_start) < 0
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+        elif marker in JPEG_STANDALONE_MARKERS:
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return True
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

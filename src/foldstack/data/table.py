@@ -1,4 +1,5 @@
 """Train/test tables: ids, image paths and encoded targets, with one-line errors for bad input."""
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,8 +9,10 @@ import pandas as pd
 
 from ..config import Competition
 from ..errors import PipelineError
-from ..infer import IMAGE_EXTS
+from ..infer import IMAGE_EXTS, blank_rows, unlabeled_error
 from ..utils.io import read_csv, require_columns, stable_hash
+
+log = logging.getLogger("foldstack")
 
 
 @dataclass
@@ -28,17 +31,19 @@ class Table:
         return stable_hash([self.frame.to_csv(index=False), [p.name for p in self.paths], sizes], 16)
 
 
-def _paths(folder: Path, ids, ext: str, source: str) -> list[Path]:
+def _paths(folder: Path, ids, ext: str, source: str, lines=None) -> list[Path]:
+    """lines: each id's frame index (CSV line - 2), when rows were left out; default 0, 1, ..."""
     # Lexical normalisation, not Path.resolve(): realpath costs a syscall per path component (4 s for 17,500 ids
     # under a linked input/); what it must catch is an id like '../x' escaping the folder.
     base = os.path.normpath(os.path.abspath(folder))
+    lines = range(len(ids)) if lines is None else list(lines)
     paths = []
-    for n, name in enumerate(ids):
+    for n, name in zip(lines, ids):
         path = os.path.normpath(os.path.join(base, f"{name}{ext}"))
         if not path.startswith(base + os.sep):
             raise PipelineError(f"{source} row {n + 2}: id {name!r} points outside {folder}")
         paths.append(Path(path))
-    missing = [(n, p) for n, p in enumerate(paths) if not p.is_file()]
+    missing = [(n, p) for n, p in zip(lines, paths) if not p.is_file()]
     if missing:
         n, p = missing[0]
         raise PipelineError(f"{source} row {n + 2}: image not found: {p}"
@@ -75,18 +80,29 @@ def load_train(comp: Competition, root: Path, name: str) -> Table:
     cols = [comp.id_col, *comp.target_cols] + ([comp.group_col] if comp.group_col else [])
     require_columns(frame, cols, source)
     _check_ids(frame[comp.id_col], source)
+    blank = blank_rows(frame, comp.target_cols)
+    if len(blank):
+        if not comp.drop_unlabeled:
+            raise unlabeled_error(source, blank, comp.target_cols)
+        # The frame keeps its index (CSV line - 2), so later errors still name the right line of the file.
+        frame = frame.drop(index=blank)
+        log.info(f"competition.drop_unlabeled: left out {len(blank)} train rows with an empty target ({source})")
     if not len(frame):
         raise PipelineError(f"{source}: no rows")
     ids = frame[comp.id_col].tolist()
-    return Table(ids, _paths(folder, ids, comp.train_image_ext, source), frame, source)
+    return Table(ids, _paths(folder, ids, comp.train_image_ext, source, frame.index), frame, source)
 
 
 def load_test(comp: Competition, root: Path, name: str) -> Table:
     base = input_dir(comp, root, name)
     source = str(base / comp.sample_submission)
     frame = read_csv(base / comp.sample_submission, "sample submission")
-    require_columns(frame, [comp.id_col], source)
+    if list(frame.columns) != list(comp.submission_columns):
+        raise PipelineError(f"{source}: columns {list(frame.columns)} differ from competition.submission_columns "
+                            f"{list(comp.submission_columns)} in configs/{name}.yaml (delete that file to infer again)")
     _check_ids(frame[comp.id_col], source)
+    if not len(frame):
+        raise PipelineError(f"{source}: no rows")
     ids = frame[comp.id_col].tolist()
     return Table(ids, _paths(base / comp.test_dir, ids, comp.test_image_ext, source), frame, source)
 
@@ -129,10 +145,10 @@ def encode_targets(table: Table, comp: Competition) -> np.ndarray:
     y = np.zeros((len(table), len(classes)), np.float32)
     if comp.task == "multilabel":
         lookup = {c: i for i, c in enumerate(classes)}
-        for row, value in enumerate(frame[col]):
+        for row, (line, value) in enumerate(frame[col].items()):
             for tag in value.split():
                 if tag not in lookup:
-                    raise PipelineError(f"{src} row {row + 2}: tag {tag!r} is not a known class")
+                    raise PipelineError(f"{src} row {line + 2}: tag {tag!r} is not a known class")
                 y[row, lookup[tag]] = 1
         return y
     idx = _class_index(frame[col], classes, src, col)

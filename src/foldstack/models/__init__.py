@@ -1,6 +1,6 @@
-from .factory import create_model, load_weights
+from .factory import create_model
 from .heads import LinearHead, MarginHead
 from .net import Net, set_backbone_trainable
 from .pooling import GeM
 
-__all__ = ["create_model", "load_weights", "set_backbone_trainable", "Net", "GeM", "LinearHead", "MarginHead"]
+__all__ = ["create_model", "set_backbone_trainable", "Net", "GeM", "LinearHead", "MarginHead"]

@@ -22,8 +22,7 @@ def create_model(cfg: Model, num_classes: int, task: str = "multiclass") -> Net:
     if cfg.pretrained_path and not Path(cfg.pretrained_path).is_file():
         raise PipelineError(f"model.pretrained_path: file not found: {cfg.pretrained_path}")
     backbone = _backbone(cfg)
-    if cfg.pretrained_path:
-        load_backbone_weights(backbone, Path(cfg.pretrained_path), cfg.name)
+    loaded = load_backbone_weights(backbone, Path(cfg.pretrained_path), cfg.name) if cfg.pretrained_path else None
     if cfg.pool == "avg":  # the model's own pooling: any architecture, ViTs included
         pool, nhwc = nn.Identity(), False
         width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
@@ -31,7 +30,9 @@ def create_model(cfg: Model, num_classes: int, task: str = "multiclass") -> Net:
         pool, (width, nhwc) = create_pool(cfg.pool, cfg.gem_p), _feature_map(backbone, cfg)
         width *= 2 if cfg.pool == "dual" else 1
     head = create_head(cfg.head, width, num_classes, cfg.drop_rate, cfg.margin_s, cfg.margin_m)
-    return Net(backbone, pool, head, width, nhwc)
+    net = Net(backbone, pool, head, width, nhwc)
+    net.pretrained = loaded  # what the weights file covered: recorded in each fold's manifest
+    return net
 
 
 def _backbone(cfg: Model) -> nn.Module:
@@ -76,9 +77,3 @@ def _feature_map(backbone: nn.Module, cfg: Model) -> tuple[int, bool]:
     nhwc = out.shape[1] != width and out.shape[-1] == width
     return int(out.shape[-1] if nhwc else out.shape[1]), nhwc
 
-
-def load_weights(model: nn.Module, path: Path, key: str = "model") -> nn.Module:
-    """Load one of our checkpoints (last.pt / best.pt / swa.pt) into a Net of the same config."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state[key])
-    return model

@@ -15,6 +15,7 @@ class Net(nn.Module):
         self.num_features = num_features
         self.nhwc = nhwc  # some timm models (swin, mambaout) give (N, H, W, C) maps
         self.backbone_frozen = False
+        self.pretrained: Optional[dict] = None  # models.pretrained.coverage of model.pretrained_path, if any
         self._trainable: set[str] = set()  # backbone parameters that required grad before freezing
 
     def forward(self, x: torch.Tensor, target: Optional[torch.Tensor] = None) -> torch.Tensor:

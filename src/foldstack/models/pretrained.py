@@ -1,6 +1,7 @@
 """Backbone weights from a local file (Kaggle code competitions run offline; nothing downloads): a timm or
 torchvision weights file, or a checkpoint this pipeline wrote for another competition. Only the backbone is
 loaded; the head is always new (new competition, other classes)."""
+import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +11,8 @@ import torch
 from torch import nn
 
 from ..errors import PipelineError
+
+log = logging.getLogger("foldstack")
 
 MIN_COVERAGE = 0.9  # share of the backbone's tensors the file must provide: less means another architecture
 STRIP = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
@@ -60,7 +63,17 @@ def _misfit(state: dict, own: dict) -> Optional[str]:
     return None
 
 
-def load_backbone_weights(backbone: nn.Module, path: Path, name: str) -> None:
+def coverage(state: dict, own: dict, path: Path) -> dict:
+    """What a weights file gave the backbone: loaded / total tensors and the first names left random."""
+    needed = [k for k in own if not k.endswith("num_batches_tracked")]
+    missing = [k for k in needed if k not in state]
+    return dict(path=str(path), loaded=len(needed) - len(missing), total=len(needed), missing=len(missing),
+                first_missing=missing[:5], unused=len([k for k in state if k not in own]))
+
+
+def load_backbone_weights(backbone: nn.Module, path: Path, name: str) -> dict:
+    """Load the backbone from `path`; returns its `coverage` (logged when partial, kept in the fold manifest).
+    Refused when under MIN_COVERAGE of the tensors fit: that is another architecture, not a partial match."""
     own = backbone.state_dict()
     state = _clean(read_state_dict(path), own)
     problem = _misfit(state, own)
@@ -76,3 +89,9 @@ def load_backbone_weights(backbone: nn.Module, path: Path, name: str) -> None:
             raise PipelineError(f"model.pretrained_path: {path} does not fit {name}: {problem}")
         state = converted
     backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    report = coverage(state, own, path)
+    if report["missing"]:
+        log.warning(f"model.pretrained_path: {report['loaded']} of {report['total']} backbone tensors loaded from "
+                    f"{path}; {report['missing']} stay randomly initialised: {', '.join(report['first_missing'])}"
+                    + (" ..." if report["missing"] > 5 else ""))
+    return report

@@ -1,7 +1,15 @@
-"""Per-class decision thresholds searched on OOF predictions (multilabel F-beta, binary F1, ...)."""
+"""Per-class decision thresholds searched on OOF predictions (multilabel F-beta, binary F1, ...), and their file:
+a list in class order with the class names beside it, read back by name (a JSON object's keys get sorted)."""
+import json
+from pathlib import Path
+
 import numpy as np
 
+from ..errors import PipelineError
 from ..metrics import comp_score, is_better
+from ..utils.io import atomic_write_json
+
+THRESHOLDS_FILE = "thresholds.json"
 
 # metrics that never look at a threshold: nothing to search
 THRESHOLD_FREE = ("roc_auc", "log_loss")
@@ -27,3 +35,33 @@ def search_thresholds(comp, y, p, grid=np.linspace(0.05, 0.95, 91), passes: int 
                 if is_better(comp.metric, s, best):
                     best, thresholds = s, trial
     return thresholds
+
+
+def thresholds_for(comp, stack_cfg, y, oof: np.ndarray):
+    """Per-class thresholds searched on OOF (multilabel with stack.search_thresholds), else None."""
+    if comp.task != "multilabel" or not stack_cfg.search_thresholds:
+        return None
+    return search_thresholds(comp, y, oof)
+
+
+def write_thresholds(folder: Path, names: list[str], thresholds) -> None:
+    atomic_write_json(Path(folder) / THRESHOLDS_FILE, {"classes": list(names),
+                                                       "thresholds": [float(t) for t in thresholds]})
+
+
+def read_thresholds(folder: Path, names: list[str]) -> np.ndarray | None:
+    """A folder's thresholds in the order of `names` (the prediction columns), None when it has none. Refused
+    unless they name exactly these classes. Also reads the older {class: threshold} file, by name."""
+    path = Path(folder) / THRESHOLDS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        classes, values = ((data["classes"], data["thresholds"]) if set(data) == {"classes", "thresholds"}
+                           else (list(data), list(data.values())))
+        by_class = dict(zip(map(str, classes), map(float, values)))
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        raise PipelineError(f"{path}: unreadable thresholds ({e.__class__.__name__})") from None
+    if len(classes) != len(values) or sorted(by_class) != sorted(names) or len(by_class) != len(names):
+        raise PipelineError(f"{path}: thresholds for classes {list(classes)}, but the predictions have {list(names)}")
+    return np.array([by_class[n] for n in names])

@@ -8,7 +8,7 @@ from ..artifacts import artifact_path, is_complete, read_manifest, staging, writ
 from ..config import sections
 from ..utils.io import atomic_write_csv, stable_hash
 from .folds import load_folds
-from .train import TRAIN_SECTIONS
+from .lineage import TRAIN_SECTIONS
 
 log = logging.getLogger("foldstack")
 
@@ -16,7 +16,9 @@ log = logging.getLogger("foldstack")
 def run(ctx):
     from itertools import cycle
 
-    from ..engine import batch_to_device, build_fold, forward_backward, optimizer_step
+    import torch
+
+    from ..engine import build_fold, micro_step, optimizer_step
     from ..models import set_backbone_trainable
     from ..optim.lr_find import range_test, suggest_lr
     from ..utils.plots import plot_lr_find
@@ -33,15 +35,14 @@ def run(ctx):
         f = build_fold(cfg, ctx.images, ctx.targets, folds, 0, tmp)
         f.model.train()
         set_backbone_trainable(f.model, cfg.train.freeze_epochs == 0)
-        batches = cycle(f.train_loader)
+        batches, accum = enumerate(cycle(f.train_loader)), cfg.train.accum_steps
 
         def train_step():
-            x, target = batch_to_device(f, cfg, *next(batches))
-            if f.mixup is not None:
-                x, target = f.mixup(x, target)
-            loss = forward_backward(f, cfg, x, target)
+            """One update, exactly as training makes it: accum_steps micro-batches (multiscale, mixup)."""
+            losses = [micro_step(f, cfg, 0, 0, i, *batch, sync=j == accum - 1)
+                      for j, (i, batch) in zip(range(accum), batches)]
             optimizer_step(f, cfg)
-            return loss.item()
+            return torch.stack(losses).mean().item()
 
         def set_lr(lr):
             for group in f.optimizer.param_groups:

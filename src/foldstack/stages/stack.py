@@ -14,10 +14,10 @@ from ..data.meta_features import image_meta_features
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
-from ..stacking import blend_cv, search_thresholds, stack_cv
+from ..stacking import blend_cv, stack_cv, thresholds_for, write_thresholds
 from ..stacking.blend import BLENDS
 from ..stacking.report import format_report, level_report
-from ..utils.io import atomic_write_csv, atomic_write_json, atomic_writer
+from ..utils.io import atomic_write_csv, atomic_writer
 from ..utils.plots import plot_levels
 from .lineage import stack_dir, with_round
 
@@ -26,14 +26,6 @@ log = logging.getLogger("foldstack")
 
 def level_name(method: str) -> str:
     return f"{'blend' if method in BLENDS else 'stack'}:{method}"
-
-
-def thresholds_for(ctx, oof: np.ndarray):
-    """Per-class thresholds searched on OOF (multilabel with stack.search_thresholds), else None."""
-    comp = ctx.cfg.competition
-    if comp.task != "multilabel" or not ctx.cfg.stack.search_thresholds:
-        return None
-    return search_thresholds(comp, ctx.targets, oof)
 
 
 def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict]:
@@ -112,7 +104,7 @@ def run(ctx):
     levels, fitted = level_two(ctx, preds, folds)
     output = level_name(ctx.cfg.stack.method)
     _, oof, test = levels[output]
-    thresholds = thresholds_for(ctx, oof)
+    thresholds = thresholds_for(comp, ctx.cfg.stack, ctx.targets, oof)
     references, info = reference_levels(ctx, inputs)
     levels.update(references)
     report = level_report(levels, ctx.targets, folds, comp, output, thresholds, info)
@@ -124,7 +116,7 @@ def run(ctx):
         with atomic_writer(tmp / "levels_test.npz") as f:
             np.savez(f, **{name: t.astype(np.float32) for name, (_, _, t) in levels.items()})
         if thresholds is not None:
-            atomic_write_json(tmp / "thresholds.json", dict(zip(names, map(float, thresholds))))
+            write_thresholds(tmp, names, thresholds)
         write_manifest(tmp, "stack", path.name, sections(ctx.cfg, ["stack"]), fold_key=fold_key, inputs=refs,
                        metrics={row.level: row.cv for row in report.itertuples()}, metric=comp.metric,
                        output=output, fitted=fitted, rows=rows_record(ctx.train.ids, ctx.test.ids),

@@ -1,29 +1,25 @@
 """Stage 06: a level's test predictions in the competition's format, validated, versioned, copied to
 ./submission.csv. submit.source: `stack` (the stack's output level) or an experiment name; submit.round: the
 pseudo-label round it comes from (default: the latest one built)."""
-import json
 import logging
-
-import numpy as np
 
 from ..artifacts import artifact_path, input_ref, is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
 from ..predictions import load_predictions
+from ..stacking import read_thresholds, thresholds_for
 from ..submission import build_submission, validate_submission
 from ..utils.io import atomic_copy, atomic_write_csv, stable_hash
 from .lineage import latest_round, source_dir, with_round
-from .stack import thresholds_for
 
 log = logging.getLogger("foldstack")
 
 
-def source_thresholds(ctx, source, oof: np.ndarray):
-    """The stack's stored thresholds, or for an experiment a search on its own OOF (multilabel only)."""
-    stored = source / "thresholds.json"
-    if stored.is_file():
-        return np.array(list(json.loads(stored.read_text()).values()))
-    return thresholds_for(ctx, oof)
+def source_thresholds(ctx, source, oof):
+    """The stack's stored thresholds (in prediction-column order), or for an experiment a search on its own OOF
+    (multilabel only)."""
+    stored = read_thresholds(source, output_names(ctx.cfg.competition))
+    return stored if stored is not None else thresholds_for(ctx.cfg.competition, ctx.cfg.stack, ctx.targets, oof)
 
 
 def run(ctx):

@@ -105,4 +105,4 @@ test: | $(INSTALL)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-artifacts:
-	rm -rf folds models oof stacks pseudo submissions lr_find cache submission.csv
+	rm -rf folds models oof stacks pseudo submissions lr_find cache audit submission.csv

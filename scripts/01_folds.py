@@ -1,4 +1,4 @@
-"""Stage 01: split train rows into folds (StratifiedKFold / GroupKFold)."""
+"""Stage 01: split train rows into folds (stratified, group-aware, iterative for multilabel)."""
 from foldstack.cli import run_stage
 from foldstack.stages import folds
 

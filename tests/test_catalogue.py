@@ -126,6 +126,13 @@ def test_absolute_path_id(inferred):
     refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root), "train.csv row 3", "points outside")
 
 
+def test_test_image_listed_in_the_sample_but_missing_stops_the_first_stage(inferred):
+    root, folder = inferred
+    (folder / "test" / "test_003.png").unlink()
+    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root),
+            "sample_submission.csv row 5", "image not found", "test_003.png")
+
+
 def test_several_sample_submissions(tmp_path):
     folder = make_competition(tmp_path, "c")
     (folder / "sample_submission.csv").rename(folder / "sample_submission_a.csv")

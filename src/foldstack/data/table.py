@@ -161,4 +161,4 @@ def stratify_labels(y: np.ndarray, comp: Competition) -> np.ndarray | None:
         return y[:, 0].astype(int)
     if comp.task == "multiclass":
         return y.argmax(1)
-    return None  # multilabel: plain (group) k-fold
+    return None  # multilabel: stages/folds.py stratifies the multi-hot matrix itself (iterative stratification)

@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all sample folds train train-folds oof stack pseudo submit score audit lr-find bench test clean-artifacts help
+.PHONY: all sample folds train train-folds oof stack pseudo submit score audit lr-find bench test clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -33,6 +33,8 @@ help:
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
 	@echo "make test                      run the test suite"
+	@echo "make docs                      regenerate docs/config.md from the schema (a test fails when it is stale)"
+	@echo "make docs-serve                the docs as a local site, MkDocs Material (installs the docs extra once)"
 
 # Fresh clone: create the venv and install the pinned project on first use (re-run when pyproject.toml or constraints.txt change).
 $(STAMP): pyproject.toml constraints.txt
@@ -103,6 +105,19 @@ all: submit
 
 test: | $(INSTALL)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# docs/config.md from the docstrings under the schema's fields: deterministic, needs only the project install.
+docs: | $(INSTALL)
+	$(PY) -m foldstack.config.reference
+
+# The docs/ pages as a site on http://127.0.0.1:8000 (mkdocs.yml); the pinned `docs` extra is installed on first use.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): pyproject.toml constraints.txt constraints-docs.txt | $(INSTALL)
+	$(PY) -m pip install --quiet -c constraints.txt -c constraints-docs.txt -e '.[docs]'
+	touch $@
+
+docs-serve: docs | $(DOCS_STAMP)
+	$(PY) -m mkdocs serve
 
 clean-artifacts:
 	rm -rf folds models oof stacks pseudo submissions lr_find cache audit submission.csv

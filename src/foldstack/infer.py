@@ -179,6 +179,6 @@ def write_competition_config(path: Path, input_dir: Path, shown_as=None, drop_un
     header = (f"# Inferred from {shown_as or input_dir} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n"
               f"# This file is yours now: edit it (it wins over inference) or delete it to infer again.\n"
               f"# Any other section (folds, model, data, train, loss, predict, stack, runtime) may go here too:\n"
-              f"# see the README for the keys.\n")
+              f"# see docs/config.md for the keys.\n")
     atomic_write_text(path, header + yaml.safe_dump({"competition": comp}, sort_keys=False))
     return comp

@@ -14,25 +14,48 @@ METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1", "macro_f1", "qwk", "f_
 
 class Competition(Section):
     """How the Kaggle folder looks. Inferred once into configs/<comp>.yaml, then the user's to edit."""
-    input_dir: str = ""                 # default: input/<comp>
-    layout: Literal["csv", "folders"] = "csv"   # folders: train/<class>/<image>, no train csv
+    input_dir: str = ""
+    """Folder of the Kaggle download; empty: `input/<comp>`."""
+    layout: Literal["csv", "folders"] = "csv"
+    """`csv`: a train CSV lists ids and targets; `folders`: `train/<class>/<image>` and no train CSV."""
     train_csv: str = "train.csv"
+    """Train table (id, target and group columns), in the input folder."""
     sample_submission: str = "sample_submission.csv"
+    """Sample submission, in the input folder: its columns are the submission's, its ids the test images."""
     train_dir: str = "train"
+    """Folder of the train images, in the input folder."""
     test_dir: str = "test"
-    train_image_ext: str = ""           # appended to an id to get its file name ('' when ids carry it)
+    """Folder of the test images, in the input folder."""
+    train_image_ext: str = ""
+    """Suffix appended to a train id to get its file name (empty when the ids carry it)."""
     test_image_ext: str = ""
+    """Suffix appended to a test id to get its file name (empty when the ids carry it)."""
     id_col: str = "id"
-    target_cols: list[str] = ["label"]  # one label/tags column, or one 0/1 column per class
+    """Id column of the train CSV and the sample submission."""
+    target_cols: list[str] = ["label"]
+    """Target column(s): one label or tags column, or one 0/1 column per class."""
     task: Literal[TASKS] = "multiclass"
-    classes: list[str] = []             # binary: [negative, positive]
+    """`binary` (one of two classes), `multiclass` (one of many), `multilabel` (any number of tags)."""
+    classes: list[str] = []
+    """Class names in the order of the prediction columns (binary: `[negative, positive]`)."""
     metric: Literal[METRICS] = "accuracy"
+    """Validation and test metric; `qwk`: quadratic weighted kappa on the argmax label, classes in
+    `competition.classes` order; `f_beta`: beta `competition.f_beta` (sample-averaged for multilabel, the positive
+    class for binary, macro for multiclass)."""
     submission_format: Literal[SUBMISSION_FORMATS] = "label"
+    """`probability` (of the positive class), `label` (argmax), `class_columns` (a probability per class),
+    `tags` (space-separated tags above their thresholds)."""
     submission_columns: list[str] = ["id", "label"]
+    """The sample submission's columns in order: every stage checks them at start-up."""
     tag_threshold: float = Field(0.5, gt=0, lt=1)
-    group_col: Optional[str] = None     # rows sharing a group never straddle folds
-    f_beta: float = Field(2.0, gt=0)    # beta of metric f_beta
-    drop_unlabeled: bool = False        # train rows with an empty target: refused (false) or left out (true)
+    """Multilabel: a tag is submitted above this probability (unless the stack searched per-class thresholds)."""
+    group_col: Optional[str] = None
+    """Column of group ids: rows sharing a group never straddle folds."""
+    f_beta: float = Field(2.0, gt=0)
+    """Beta of metric `f_beta` (in the artifact hashes only when that is the metric)."""
+    drop_unlabeled: bool = False
+    """Train rows with an empty target: refused naming the CSV rows (false), or left out and counted in the log
+    (true; in the artifact hashes only when true)."""
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
@@ -49,13 +72,22 @@ FOLD_METHODS = ("auto", "kfold", "stratified", "group", "stratified_group", "mul
 
 
 class Folds(Section):
-    """How train rows split into folds. auto: StratifiedKFold (binary/multiclass), MultilabelStratifiedKFold
-    (multilabel: iterative stratification), their group-aware versions with competition.group_col or duplicate
-    images (StratifiedGroupKFold; GroupKFold for multilabel with a group column)."""
+    """How train rows split into folds. `auto`: StratifiedKFold (binary/multiclass), MultilabelStratifiedKFold
+    (multilabel: iterative stratification); with groups (competition.group_col, or duplicate images under
+    folds.dedupe) StratifiedGroupKFold, and for multilabel GroupKFold with a group column (duplicate sets alone
+    stay iteratively stratified, each set one unit). A split that leaves a validation fold without a class the
+    metric needs is refused."""
     n_splits: int = Field(5, ge=2)
+    """Number of folds."""
     seed: int = 42
+    """Seed of the shuffled split."""
     method: Literal[FOLD_METHODS] = "auto"
-    dedupe: bool = False                # byte-identical train images share a group: never in two folds
+    """Splitter: `auto` (see the section), or `kfold`, `stratified`, `group`, `stratified_group` (scikit-learn's
+    KFold, StratifiedKFold, GroupKFold, StratifiedGroupKFold), `multilabel_stratified` (iterative
+    stratification)."""
+    dedupe: bool = False
+    """Byte-identical train images share a group, so they never sit in two folds (in the folds hash only when
+    true)."""
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):

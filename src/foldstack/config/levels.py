@@ -15,14 +15,20 @@ TTA_MERGES = ("mean", "geometric", "max")
 
 class Predict(Section):
     """Inference: every view of a batch goes through the model in one call (chunked at runtime.infer_batch)."""
-    tta: list[Literal[TTA_VIEWS]] = ["hflip"]  # combinable; d4 = the 8 rotations/flips; the identity is always in
-    tta_scales: list[int] = []          # extra views: the batch resized to each of these sizes
-    tta_crop_fraction: float = Field(0.875, gt=0, le=1)  # five/ten_crop: crops of img_size from the batch
-                                                        # upscaled to img_size / this
-    tta_merge: Literal[TTA_MERGES] = "mean"  # how a model's views combine (probabilities); models are averaged
-    # last: the final weights (EMA ones when train.ema); best: picked on the fold it predicts (optimistic OOF);
-    # ema / swa / snapshots (mean of the cycle snapshots); a list averages several models per fold.
+    tta: list[Literal[TTA_VIEWS]] = ["hflip"]
+    """Test-time augmentation views, combinable: `hflip`, `vflip`, `d4` (the 8 rotations/flips of the square),
+    `five_crop`, `ten_crop` (+ their hflips); the identity is always in, duplicates run once."""
+    tta_scales: list[int] = []
+    """One extra view per size: the batch resized to it (a fully convolutional model takes any size)."""
+    tta_crop_fraction: float = Field(0.875, gt=0, le=1)
+    """`five_crop` / `ten_crop`: img_size crops of the batch upscaled to img_size / this (refused when that
+    rounds to img_size)."""
+    tta_merge: Literal[TTA_MERGES] = "mean"
+    """How a model's views combine: `mean`, `geometric` mean or `max` of the probabilities (multiclass rows
+    renormalised); models are then averaged."""
     checkpoint: Union[Literal[CHECKPOINTS], list[Literal[CHECKPOINTS]]] = "last"
+    """Weights each fold predicts with: `last` (the EMA ones with train.ema), `best` (picked on the fold it
+    predicts: optimistic OOF), `ema`, `swa`, `snapshots` (their mean); a list averages several models per fold."""
 
 
 STACK_METHODS = ("mean", "rank", "weighted", "geometric", "xgboost", "logreg")
@@ -32,29 +38,50 @@ META_FEATURES = ("width", "height", "aspect", "file_size")
 class XGBoost(Section):
     """The level-2 XGBoost model: defaults sized for a few thousand rows and a handful of features."""
     n_estimators: int = Field(500, ge=1)
+    """Most trees (early stopping picks the number)."""
     learning_rate: float = Field(0.05, gt=0)
+    """Boosting learning rate."""
     max_depth: int = Field(3, ge=1)
+    """Depth of each tree."""
     min_child_weight: float = Field(1.0, ge=0)
+    """Least hessian weight in a leaf."""
     subsample: float = Field(0.8, gt=0, le=1)
+    """Share of the rows each tree sees."""
     colsample_bytree: float = Field(0.8, gt=0, le=1)
+    """Share of the features each tree sees."""
     reg_lambda: float = Field(1.0, ge=0)
+    """L2 regularisation of the leaf weights."""
     reg_alpha: float = Field(0.0, ge=0)
-    early_stopping_rounds: Optional[int] = Field(50, ge=1)  # watched on an inner fold, never the predicted one
-    extra: dict = {}                    # any other xgboost.XGBClassifier argument
+    """L1 regularisation of the leaf weights."""
+    early_stopping_rounds: Optional[int] = Field(50, ge=1)
+    """Stop after this many rounds without improvement on an inner fold, never the predicted one; null: all
+    trees."""
+    extra: dict = {}
+    """Any other xgboost.XGBClassifier argument."""
 
 
 class Stack(Section):
     """Level 2 on the level-1 folds: blends (mean/rank/weighted/geometric) or a meta-model (xgboost/logreg)
     fitted for fold k on the other folds' OOF rows only."""
-    experiments: list[str] = []         # experiment names (their latest predictions); [] = the current experiment
-    method: Literal[STACK_METHODS] = "mean"   # what make stack outputs (and make submit submits)
-    compare: list[Literal[STACK_METHODS]] = ["mean", "rank", "weighted", "geometric"]  # extra rows in report.csv
-    weights_objective: Literal["log_loss", "metric"] = "log_loss"  # weighted: what the weights optimise on OOF
-    meta_features: list[Literal[META_FEATURES]] = []  # xgboost/logreg: image header features beside the OOF
+    experiments: list[str] = []
+    """Experiments to combine (each one's latest predictions; the current one's exact ones); []: the current
+    experiment alone."""
+    method: Literal[STACK_METHODS] = "mean"
+    """The level `make stack` outputs and `make submit` submits."""
+    compare: list[Literal[STACK_METHODS]] = ["mean", "rank", "weighted", "geometric"]
+    """Further levels fitted only for the report's table."""
+    weights_objective: Literal["log_loss", "metric"] = "log_loss"
+    """`weighted`: what the weights optimise on OOF rows (SLSQP on log loss, or Nelder-Mead on the metric)."""
+    meta_features: list[Literal[META_FEATURES]] = []
+    """`xgboost` / `logreg`: image-header features beside the OOF probabilities."""
     xgboost: XGBoost = XGBoost()
-    logreg_c: float = Field(1.0, gt=0)  # logreg: inverse regularisation strength
-    search_thresholds: bool = True      # multilabel: per-class thresholds searched on OOF, applied to test
+    """The XGBoost meta-model."""
+    logreg_c: float = Field(1.0, gt=0)
+    """`logreg`: inverse regularisation strength."""
+    search_thresholds: bool = True
+    """Multilabel: per-class thresholds searched on the output level's OOF, applied to the test predictions."""
     seed: int = 42
+    """Seed of the weighted blend's random starts and of the XGBoost meta-model."""
 
 
 PSEUDO_RULES = ("threshold", "top_fraction", "all")
@@ -64,15 +91,22 @@ class Pseudo(Section):
     """Pseudo-label rounds. `make pseudo ROUND=n` selects test rows from the test predictions of a level built on
     round n-1's models (round 0: no pseudo rows), trains every stacked experiment on train + those rows
     (pseudo.round=n), predicts and stacks them. Validation folds hold real train rows only."""
-    source: str = "stack"               # stack: the stack's output level; or an experiment name
-    rule: Literal[PSEUDO_RULES] = "threshold"  # threshold: confidence >= threshold; top_fraction: the most
-                                        # confident fraction of each predicted class (keeps the class ratio); all
+    source: str = "stack"
+    """Level the test rows' labels come from: `stack` (the stack's output level) or an experiment name."""
+    rule: Literal[PSEUDO_RULES] = "threshold"
+    """`threshold`: confidence >= pseudo.threshold; `top_fraction`: the most confident pseudo.fraction of each
+    predicted class (keeps the class ratio); `all`."""
     threshold: float = Field(0.95, gt=0, lt=1)
+    """`threshold` rule: least confidence kept (top probability; binary max(p, 1-p); multilabel: the least sure
+    tag's)."""
     fraction: float = Field(0.3, gt=0, le=1)
-    soft: bool = False                  # targets: the predicted distribution (soft) instead of the hard label
-    round: int = Field(0, ge=0)         # train on round n's pseudo-label set (0: none); make pseudo ROUND=n sets it
-    weight: float = Field(1.0, gt=0, le=1)  # fraction of the pseudo rows drawn (afresh) into each epoch: < 1
-                                        # down-weights them against the real rows
+    """`top_fraction` rule: share of each predicted class kept."""
+    soft: bool = False
+    """Targets: the predicted distribution (soft) instead of the hard label."""
+    round: int = Field(0, ge=0)
+    """Train on round n's pseudo-label set (0: none); `make pseudo ROUND=n` sets it."""
+    weight: float = Field(1.0, gt=0, le=1)
+    """Share of the pseudo rows drawn afresh into each epoch: < 1 down-weights them against the real rows."""
 
     def selection(self) -> dict:
         """The keys that decide which rows a set holds (its hash), not how training uses it."""
@@ -84,12 +118,19 @@ class Distill(Section):
     its OOF row for each train row (from the model whose validation fold held that row) and its test
     predictions for the test rows. loss = (1 - alpha) * loss(hard labels) + alpha * T^2 * CE(soft(student / T),
     soft(teacher / T))."""
-    teacher: Optional[str] = None       # experiment name (its latest predictions on the same folds); None: off
-    alpha: float = Field(0.5, ge=0, le=1)   # weight of the teacher term
-    temperature: float = Field(2.0, gt=0)   # softens both distributions (T > 1: more of the dark knowledge)
-    test_rows: bool = True              # also train on the test rows (hard part: the teacher's label)
+    teacher: Optional[str] = None
+    """Teacher experiment (its latest predictions on the same folds and round); null: no distillation."""
+    alpha: float = Field(0.5, ge=0, le=1)
+    """Weight of the teacher term."""
+    temperature: float = Field(2.0, gt=0)
+    """T: softens both distributions (T > 1: more of the dark knowledge)."""
+    test_rows: bool = True
+    """Also train on the test rows (soft part: the teacher's test predictions; hard part: its label)."""
 
 
 class Submit(Section):
-    source: str = "stack"               # stack: the stack's output; or an experiment name (its predictions)
-    round: Optional[int] = Field(None, ge=0)  # pseudo-label round to submit; None: the latest one built
+    """What `make submit` writes to submission.csv."""
+    source: str = "stack"
+    """`stack`: the stack's output level; or an experiment name (its own test predictions)."""
+    round: Optional[int] = Field(None, ge=0)
+    """Pseudo-label round to submit; null: the latest one built for this config."""

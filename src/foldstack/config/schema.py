@@ -11,18 +11,26 @@ from .training import Data, Loss, LrFind, Mixup, Model, Train
 
 class Runtime(Section):
     """Settings that never change results (channels_last and compile: float rounding only): excluded from hashes."""
-    num_workers: Union[Annotated[int, Field(ge=0)], Literal["auto"]] = "auto"  # auto: from the core count (data.dataset.auto_workers)
-    cache: bool = True                  # decoded-image cache (data/cache.py); false: decode the files every epoch
-    # NHWC layout of model and batches. auto: on GPUs. On CPU, true speeds inference up (+25% measured) but not
-    # the training pipeline: set it for `make oof` there.
+    num_workers: Union[Annotated[int, Field(ge=0)], Literal["auto"]] = "auto"
+    """DataLoader worker processes; `auto`: on a GPU machine the cores less one, shared among its DDP ranks (at
+    most 16), on a CPU device none."""
+    cache: bool = True
+    """Decode and resize every image once into a memory-mapped cache; false: decode the files every epoch."""
     channels_last: Union[bool, Literal["auto"]] = "auto"
-    compile: bool = False               # torch.compile the training forward (minutes of start-up; pays on long runs)
-    infer_batch: int = Field(1024, ge=1)  # most images (views included) per inference forward call
-    device: str = "auto"                # auto: cuda if available, else cpu
+    """NHWC layout of model and batches; `auto`: on GPUs. On CPU, true speeds inference up (+25% measured) but not
+    the training pipeline: set it for `make oof` there."""
+    compile: bool = False
+    """torch.compile the training forward (minutes of start-up; pays on long runs)."""
+    infer_batch: int = Field(1024, ge=1)
+    """Most images (TTA views included) per inference forward call."""
+    device: str = "auto"
+    """Torch device; `auto`: cuda if available, else cpu."""
     progress: bool = True
+    """Progress bars (and the loss readout at their interval)."""
 
 
 class Config(Section):
+    """Every section; layers, later wins: these defaults < configs/<comp>.yaml < configs/exp/<exp>.yaml < overrides."""
     competition: Competition = Competition()
     folds: Folds = Folds()
     model: Model = Model()

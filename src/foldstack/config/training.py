@@ -11,42 +11,74 @@ HEADS = ("linear", "arcface", "cosface")
 
 
 class Model(Section):
-    name: str = "resnet18"              # any timm model name
-    pretrained_path: Optional[str] = None  # local weights: timm/torchvision file or a checkpoint this pipeline wrote
-    drop_rate: float = Field(0.0, ge=0, lt=1)       # dropout before the classifier
-    drop_path_rate: float = Field(0.0, ge=0, lt=1)  # stochastic depth (timm models that support it)
-    pool: Literal[POOLS] = "avg"        # avg: the model's own pooling; max/dual(concat avg+max)/gem need a CNN
-    gem_p: float = Field(3.0, ge=1)     # GeM initial exponent (learned)
-    head: Literal[HEADS] = "linear"     # arcface/cosface: margin heads, plain scaled-cosine logits at prediction
-    margin_s: float = Field(30.0, gt=0)  # margin heads: logit scale
-    margin_m: float = Field(0.5, ge=0)   # margin heads: additive angular (arcface) or cosine (cosface) margin
+    """The network: a timm backbone, its pooling and the classification head."""
+    name: str = "resnet18"
+    """Any timm model name (built without downloading weights)."""
+    pretrained_path: Optional[str] = None
+    """Local backbone weights: a timm/torchvision file (.pth/.bin/.safetensors) or a checkpoint this pipeline
+    wrote; the head is re-initialised."""
+    drop_rate: float = Field(0.0, ge=0, lt=1)
+    """Dropout before the classifier."""
+    drop_path_rate: float = Field(0.0, ge=0, lt=1)
+    """Stochastic depth (timm models that support it)."""
+    pool: Literal[POOLS] = "avg"
+    """`avg`: the model's own pooling; `max`, `dual` (concatenated avg+max, width x2), `gem` (learned exponent)
+    need a CNN."""
+    gem_p: float = Field(3.0, ge=1)
+    """GeM pooling: initial exponent (learned)."""
+    head: Literal[HEADS] = "linear"
+    """`linear`, or the margin heads `arcface` / `cosface` (plain scaled-cosine logits at prediction)."""
+    margin_s: float = Field(30.0, gt=0)
+    """Margin heads: logit scale."""
+    margin_m: float = Field(0.5, ge=0)
+    """Margin heads: additive angular (arcface) or cosine (cosface) margin."""
 
 
 AUGMENT_PRESETS = ("none", "light", "medium", "heavy")
 
 
 class Data(Section):
+    """Image size, batches, normalisation and training augmentation."""
     img_size: int = Field(64, ge=8)
+    """Side of the square every image is resized to, first (cache, training, inference)."""
     batch_size: int = Field(64, ge=1)
+    """Images per training batch (under DDP the global batch: it must divide by the GPU count)."""
     hflip: bool = True
+    """Random horizontal flips in training."""
     vflip: bool = False
-    augment: Literal[AUGMENT_PRESETS] = "light"  # albumentations preset (light: small shift/scale/rotate)
-    extra_augs: list[dict] = []         # free list: [{name: CLAHE, p: 0.3}, ...], any albumentations transform
-    auto_augment: Optional[str] = None  # timm RandAugment string ('rand-m9-mstd0.5-inc1') or 'trivial'
-    random_erasing: float = Field(0.0, ge=0, le=1)  # timm RandomErasing probability (per image)
-    multiscale: list[int] = []          # train each batch at a size drawn from this list (validation: img_size)
+    """Random vertical flips in training."""
+    augment: Literal[AUGMENT_PRESETS] = "light"
+    """Albumentations preset: `light` (small shift/scale/rotate); `medium` (+ stronger geometry,
+    brightness/contrast, HSV); `heavy` (+ blur/noise, CoarseDropout)."""
+    extra_augs: list[dict] = []
+    """Any albumentations transforms, e.g. `[{name: CLAHE, p: 0.3}, {name: OneOf, transforms: [...]}]`; unknown
+    names or arguments are errors."""
+    auto_augment: Optional[str] = None
+    """timm RandAugment string (`rand-m9-mstd0.5-inc1`) or `trivial` (TrivialAugmentWide)."""
+    random_erasing: float = Field(0.0, ge=0, le=1)
+    """timm RandomErasing probability, per image."""
+    multiscale: list[int] = []
+    """Train each batch at a size drawn from this list (validation stays at img_size)."""
     mean: list[float] = [0.485, 0.456, 0.406]
+    """Normalisation mean per RGB channel (ImageNet's)."""
     std: list[float] = [0.229, 0.224, 0.225]
+    """Normalisation standard deviation per RGB channel (ImageNet's)."""
 
 
 class Mixup(Section):
     """timm's Mixup/CutMix on the (N, K) float targets; off when both alphas are 0."""
     mixup_alpha: float = Field(0.0, ge=0)
+    """Mixup: Beta(alpha, alpha) mixing weights; 0: no mixup."""
     cutmix_alpha: float = Field(0.0, ge=0)
-    prob: float = Field(1.0, ge=0, le=1)          # chance a batch is mixed
-    switch_prob: float = Field(0.5, ge=0, le=1)   # chance of cutmix instead of mixup when both are on
+    """CutMix: Beta(alpha, alpha) box areas; 0: no cutmix."""
+    prob: float = Field(1.0, ge=0, le=1)
+    """Chance that a batch is mixed."""
+    switch_prob: float = Field(0.5, ge=0, le=1)
+    """Chance of cutmix instead of mixup when both are on."""
     mode: Literal["batch", "pair", "elem"] = "batch"
-    off_epoch: Optional[int] = Field(None, ge=0)  # no mixing from this epoch (0-based) on
+    """One mix per `batch`, per `pair` of samples, or per `elem`ent (timm's modes)."""
+    off_epoch: Optional[int] = Field(None, ge=0)
+    """No mixing from this epoch (0-based) on."""
 
 
 SCHEDULERS = ("cosine", "tanh", "step", "multistep", "exponential", "plateau", "poly", "constant", "onecycle",
@@ -54,59 +86,111 @@ SCHEDULERS = ("cosine", "tanh", "step", "multistep", "exponential", "plateau", "
 
 
 class Train(Section):
+    """Optimisation of one fold: optimizer, LR schedule, weight averaging, precision and seed."""
     epochs: int = Field(10, ge=1)
-    optimizer: str = "adamw"            # any timm optimizer: sgd (nesterov), adam, adamw, radam, lamb, novograd,
-    lr: float = Field(1e-3, gt=0)       # lookahead_<name>, ...
+    """Epochs per fold."""
+    optimizer: str = "adamw"
+    """Any timm optimizer: `sgd` (nesterov), `momentum`, `adam`, `adamw`, `radam`, `lamb`, `novograd`,
+    `lookahead_<name>`, ..."""
+    lr: float = Field(1e-3, gt=0)
+    """Peak learning rate, reached after the warmup."""
     weight_decay: float = Field(0.01, ge=0)
+    """Weight decay."""
     momentum: float = Field(0.9, ge=0, lt=1)
-    no_wd_norm_bias: bool = True        # no weight decay on norm layers and biases (1-d parameters)
-    layer_decay: Optional[float] = Field(None, gt=0, le=1)  # layer-wise LR decay towards the stem (timm)
-    head_lr_mult: float = Field(1.0, gt=0)  # head LR = lr * this (backbone vs head)
-    freeze_epochs: int = Field(0, ge=0)  # train only the head for the first N epochs (backbone frozen, BN eval)
-    scheduler: Literal[SCHEDULERS] = "cosine"  # stepped per update, except plateau (per epoch)
+    """Momentum of the SGD-type optimizers."""
+    no_wd_norm_bias: bool = True
+    """No weight decay on norm layers and biases (1-d parameters)."""
+    layer_decay: Optional[float] = Field(None, gt=0, le=1)
+    """Layer-wise LR decay towards the stem, e.g. 0.75 (timm, as in BEiT)."""
+    head_lr_mult: float = Field(1.0, gt=0)
+    """Head LR = lr x this (discriminative backbone and head LRs)."""
+    freeze_epochs: int = Field(0, ge=0)
+    """Train only the head for the first N epochs (backbone frozen, its BatchNorm statistics kept)."""
+    scheduler: Literal[SCHEDULERS] = "cosine"
+    """LR schedule, stepped per update except `plateau` (per epoch, on the validation metric); `step`,
+    `exponential`, `multistep`, `onecycle` and `cosine` restarts take the keys below."""
     warmup_epochs: int = Field(1, ge=0)
+    """Linear warmup from warmup_lr to lr over this many epochs."""
     warmup_lr: float = Field(1e-5, ge=0)
+    """LR at the start of the warmup."""
     min_lr: float = Field(1e-6, ge=0)
-    decay_epochs: float = Field(2, gt=0)      # step / exponential: decay every this many epochs
-    decay_milestones: list[int] = [5, 8]      # multistep: epochs at which to decay
-    decay_rate: float = Field(0.1, gt=0)      # step / multistep / plateau factor; exponential: factor per epoch
-    patience_epochs: int = Field(2, ge=0)     # plateau
-    cycles: int = Field(1, ge=1)        # cosine with restarts: this many equal cycles over the epochs
-    cycle_decay: float = Field(1.0, gt=0)  # peak LR factor from one cycle to the next
-    snapshots: bool = False             # save a snapshot at each cycle's end (predict.checkpoint=snapshots)
+    """LR the schedule decays to."""
+    decay_epochs: float = Field(2, gt=0)
+    """`step` / `exponential`: decay every this many epochs."""
+    decay_milestones: list[int] = [5, 8]
+    """`multistep`: epochs at which the LR decays."""
+    decay_rate: float = Field(0.1, gt=0)
+    """`step` / `multistep` / `plateau`: LR factor at each decay; `exponential`: factor per epoch."""
+    patience_epochs: int = Field(2, ge=0)
+    """`plateau`: epochs without a better validation metric before the LR decays."""
+    cycles: int = Field(1, ge=1)
+    """Cosine with restarts: this many equal cycles over the epochs (must divide epochs; 2 cycles = 1 restart)."""
+    cycle_decay: float = Field(1.0, gt=0)
+    """Peak LR factor from one cycle to the next."""
+    snapshots: bool = False
+    """Save `snapshot_<c>.pt` at each cycle's end (snapshot ensemble: predict.checkpoint=snapshots)."""
     onecycle_pct_start: float = Field(0.3, gt=0, lt=1)
+    """`onecycle`: share of the updates spent raising the LR."""
     ema: bool = False
+    """Keep an exponential moving average of the weights (timm ModelEmaV3); validation and `last.pt` use it."""
     ema_decay: float = Field(0.999, gt=0, lt=1)
-    swa: bool = False                   # stochastic weight averaging (torch.optim.swa_utils)
-    swa_start: float = Field(0.75, ge=0)  # first averaged epoch: 0-based index, or a fraction of epochs if < 1
+    """EMA decay per update."""
+    swa: bool = False
+    """Stochastic weight averaging (torch.optim.swa_utils) into `swa.pt`, BatchNorm statistics recomputed."""
+    swa_start: float = Field(0.75, ge=0)
+    """First averaged epoch: a 0-based index, or a fraction of the epochs if < 1."""
     swa_lr: float = Field(1e-4, gt=0)
+    """SWA: the constant LR held while averaging."""
     swa_anneal_epochs: int = Field(1, ge=0)
-    accum_steps: int = Field(1, ge=1)   # gradient accumulation: optimizer step every N batches
+    """SWA: epochs to anneal from the schedule's LR to swa_lr."""
+    accum_steps: int = Field(1, ge=1)
+    """Gradient accumulation: one optimizer update every N batches."""
     grad_clip: Optional[float] = Field(None, gt=0)
-    early_stopping: Optional[int] = Field(None, ge=1)  # stop after N epochs without a better valid metric
-    amp: bool = True                    # torch.amp autocast on CUDA only
+    """Clip the gradient norm to this; null: no clipping."""
+    early_stopping: Optional[int] = Field(None, ge=1)
+    """Stop after N epochs without a better validation metric; null: never."""
+    amp: bool = True
+    """Mixed precision (torch.amp autocast), on CUDA only."""
     amp_dtype: Literal["float16", "bfloat16"] = "bfloat16"
+    """Autocast dtype."""
     seed: int = 42
+    """Seed of the model initialisation and of the shuffle and augmentation streams (fold k adds k)."""
 
 
 LOSSES = ("auto", "ce", "focal", "weighted_ce", "ohem", "bce", "soft_ce", "lovasz")
 
 
 class Loss(Section):
-    name: Literal[LOSSES] = "auto"      # auto: cross-entropy (multiclass) or BCE (binary/multilabel)
+    """The training loss; every loss takes soft targets (mixup, pseudo labels, distillation)."""
+    name: Literal[LOSSES] = "auto"
+    """`auto`: cross-entropy (multiclass) or BCE (binary/multilabel); `ce`, `focal`, `weighted_ce`, `ohem`,
+    `bce` (BCE on multiclass targets, as in "ResNet strikes back"), `soft_ce`, `lovasz` (binary/multilabel)."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    """Multiclass: towards uniform; binary/multilabel: towards 0.5."""
     focal_gamma: float = Field(2.0, ge=0)
-    focal_alpha: Optional[float] = Field(None, ge=0, le=1)  # binary/multilabel: weight of positives
-    class_weights: Union[Literal["auto"], list[float]] = "auto"  # weighted_ce; auto: inverse class frequency
-    ohem_rate: float = Field(0.7, gt=0, le=1)  # ohem: mean over this fraction of hardest samples
-    ohem_base: Literal["ce", "focal"] = "ce"  # ohem: the per-sample loss it mines (focal: focal_gamma/alpha)
-    bce_target_threshold: Optional[float] = Field(None, ge=0, lt=1)  # bce: binarise soft targets above this
+    """Focal loss exponent (0: plain CE/BCE)."""
+    focal_alpha: Optional[float] = Field(None, ge=0, le=1)
+    """Focal loss, binary/multilabel: weight of the positives; null: unweighted."""
+    class_weights: Union[Literal["auto"], list[float]] = "auto"
+    """`weighted_ce`: K weights (binary `[neg, pos]`), or `auto`: inverse class frequency of the fold's training
+    part (multilabel: pos_weight = neg/pos)."""
+    ohem_rate: float = Field(0.7, gt=0, le=1)
+    """`ohem`: mean over this fraction of the hardest samples of each batch."""
+    ohem_base: Literal["ce", "focal"] = "ce"
+    """`ohem`: the per-sample loss it mines (`focal`: with focal_gamma / focal_alpha)."""
+    bce_target_threshold: Optional[float] = Field(None, ge=0, lt=1)
+    """`bce`: binarise (mixed) soft targets above this (RSB uses 0.2); null: keep them soft."""
 
 
 class LrFind(Section):
     """`make lr-find`: an LR range test on fold 0 (exponentially growing LR, smoothed loss)."""
     start_lr: float = Field(1e-7, gt=0)
+    """LR of the first update."""
     end_lr: float = Field(10.0, gt=0)
+    """LR of the last update."""
     steps: int = Field(100, ge=5)
+    """Updates from start_lr to end_lr (fewer if the loss diverges)."""
     smoothing: float = Field(0.05, ge=0, lt=1)
-    diverge: float = Field(4.0, gt=1)   # stop once the smoothed loss exceeds this many times its minimum
+    """Weight of the newest loss in its exponential moving average."""
+    diverge: float = Field(4.0, gt=1)
+    """Stop once the smoothed loss exceeds this many times its minimum."""

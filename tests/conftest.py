@@ -107,7 +107,8 @@ def epochs_logged(fold_dir_glob) -> int:
 def train_killed_and_resumed(tmp_path: Path, settings: list[str], kill_after_epochs: int, timeout: float = 240,
                              settings_b: tuple = ()):
     """Fold 0 trained twice on the same tiny competition: uninterrupted in a/, and in b/ killed with kill -9 once
-    `kill_after_epochs` epochs are logged (so mid-epoch), then rerun, both with `settings_b` added.
+    `kill_after_epochs` epochs are logged (so mid-epoch), then rerun, both with `settings_b` added. The killed
+    fold is only in its hidden work folder (.fold0.partial/), never a visible fold0/ without a manifest.
     Returns (fold dir a, fold dir b, rerun)."""
     for root in (tmp_path / "a", tmp_path / "b"):
         make_competition(root, "c", "label", n_train=40)
@@ -118,16 +119,18 @@ def train_killed_and_resumed(tmp_path: Path, settings: list[str], kill_after_epo
     cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
-    while (epochs_logged(b.glob("models/c/baseline/*/fold0/log.csv")) < kill_after_epochs
+    while (epochs_logged(b.glob("models/c/baseline/*/.fold0.partial/log.csv")) < kill_after_epochs
            and time.time() < deadline and proc.poll() is None):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
-    [fold_b] = b.glob("models/c/baseline/*/fold0")
-    assert not (fold_b / "manifest.json").exists()
+    [work_b] = b.glob("models/c/baseline/*/.fold0.partial")
+    assert not (work_b / "manifest.json").exists() and not list(b.glob("models/c/baseline/*/fold0"))
     resumed = run_script(b, "02_train.py", "c", *settings, extra=["--fold", "0"])
     assert "resuming after epoch" in resumed.stderr
+    [fold_b] = b.glob("models/c/baseline/*/fold0")
+    assert (fold_b / "manifest.json").is_file() and not work_b.exists()
     [fold_a] = (tmp_path / "a").glob("models/c/baseline/*/fold0")
     assert fold_a.name == fold_b.name and fold_a.parent.name == fold_b.parent.name
     return fold_a, fold_b, resumed

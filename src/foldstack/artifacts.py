@@ -1,7 +1,12 @@
 """Versioned stage outputs: <stage dir>/<comp>/[<exp>/]<content hash>/ with a manifest.json written last.
 
 A folder with a manifest is complete and never written again; a changed config or input gives a new hash and
-so a new folder beside the old ones. Folders are built under a temporary name and renamed into place."""
+so a new folder beside the old ones. Folders are built under a temporary name and renamed into place, so a
+folder without a dot in front of its name is complete the moment it is visible: `staging` for work done in one
+go, `resumable_staging` for work that resumes after a kill (a training fold). Names starting with a dot are the
+staging area: never read as artifacts, removed once their process is dead."""
+import errno
+import fcntl
 import json
 import os
 import subprocess
@@ -11,7 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import PipelineError
-from .utils.io import atomic_write_json, remove_tree
+from .utils.io import (atomic_write_json, pid_alive, remove_dead_tmp_files, remove_tree, reporting_write_errors,
+                       write_error)
 
 STAGE_DIRS = {"folds": "folds", "train": "models", "predict": "oof", "stack": "stacks", "submit": "submissions",
               "lr_find": "lr_find", "pseudo": "pseudo", "cache": "cache"}
@@ -57,14 +63,7 @@ def input_ref(path: Path, root: Path) -> dict:
     return dict(path=str(Path(path).relative_to(root)), key=m["key"], fold_key=m["fold_key"])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+_alive = pid_alive
 
 
 def _remove_stale_staging(final: Path) -> None:
@@ -75,22 +74,145 @@ def _remove_stale_staging(final: Path) -> None:
             remove_tree(stale)
 
 
+def _reraise_as_write_error(e: BaseException, path: Path):
+    """A full disk or read-only folder met while building `path`: one line naming the file (or the artifact).
+    "Permission denied" on a file elsewhere is an input the stage could not read: left as it is."""
+    filename = getattr(e, "filename", None)
+    if (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM) and filename
+            and Path(path).parent not in Path(filename).parents):
+        return
+    err = write_error(e, filename or path)
+    if err is not None:
+        raise err from None
+
+
 @contextmanager
 def staging(final: Path):
     """Yield a temporary folder; on success it becomes `final` in one rename, on failure it is removed."""
     final = Path(final)
     if final.exists():
         raise PipelineError(f"refusing to overwrite existing artifact {final}")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(final)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
+    with reporting_write_errors(final):
+        created = _make_dirs(final.parent)
+        _remove_stale_staging(final)
+        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+        tmp.mkdir()
     try:
         yield tmp
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as e:
         remove_tree(tmp)
+        _remove_if_empty(reversed(created))  # a failed first run leaves no empty <stage>/<comp>/ either
+        _reraise_as_write_error(e, final)
         raise
+
+
+def partial_path(final: Path) -> Path:
+    """Where `resumable_staging` builds `final`: a hidden folder beside it, kept across runs until it is done."""
+    final = Path(final)
+    return final.parent / f".{final.name}.partial"
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """mkdir -p, returning the folders it created (outermost first)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+    return list(reversed(missing))
+
+
+def _remove_if_empty(folders) -> None:
+    for d in folders:
+        try:
+            os.rmdir(d)
+        except OSError:  # not empty (another fold, another process) or gone already
+            return
+
+
+def _enter_partial(final: Path, work: Path, main: bool) -> list[Path]:
+    """Make `work` (in final's parent, which may not exist yet). A missing parent appears already holding the
+    work folder (built under a hidden name, renamed), never empty. Returns the folders created above it.
+    Safe for several processes at once (torchrun ranks, make -j folds): each step is one atomic call."""
+    parent, created = final.parent, []
+    if final.is_dir() and not is_complete(final):  # an unfinished fold of an earlier version, trained in place
+        try:
+            os.rename(final, work)  # resume it from the work folder (replaces an empty one)
+        except FileNotFoundError:
+            pass  # another rank moved it
+        except OSError:
+            raise PipelineError(f"both {final} (unfinished, no {MANIFEST}) and {work} exist: remove the one not "
+                                f"to resume from") from None
+    for _ in range(10):
+        if parent.is_dir():
+            try:
+                work.mkdir(exist_ok=True)
+                return created
+            except FileNotFoundError:  # the parent was just removed by a failing process: make it again
+                continue
+        created = _make_dirs(parent.parent)
+        if main:  # (another machine's rank would judge pids of its own)
+            _remove_stale_staging(parent)
+        tmp = parent.parent / f".{parent.name}.tmp-{os.getpid()}"
+        (tmp / work.name).mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(tmp, parent)
+            return created
+        except OSError:  # another process made the parent first: use it
+            remove_tree(tmp)
+    raise PipelineError(f"cannot create {work}: its folder keeps disappearing")
+
+
+@contextmanager
+def resumable_staging(final: Path, main: bool = True, resumable=lambda work: any(Path(work).iterdir())):
+    """Yield the hidden work folder `.<name>.partial` beside `final`, for work that resumes after a kill (a
+    training fold: last.pt every epoch). A killed run's work folder is picked up by the next one; when the body
+    returns (having written the manifest into it) it becomes `final` in one rename, so `final` is complete
+    whenever it exists. On an error the work folder stays if `resumable(work)` (something to resume from),
+    else it goes, with the folders made for it if they are left empty: a failed run leaves nothing visible.
+
+    Under torchrun every rank enters the same folder (`main=False` on all ranks but 0); only the main process
+    locks it (a second process building the same artifact is refused), cleans up and renames."""
+    final = Path(final)
+    if is_complete(final):
+        raise PipelineError(f"refusing to overwrite existing artifact {final}")
+    work = partial_path(final)
+    with reporting_write_errors(work):
+        created = _enter_partial(final, work, main)
+    lock = _lock(work, final) if main else None  # refused: the other process's folder is left alone
+    try:
+        if main:
+            remove_dead_tmp_files(work)  # a killed writer's half files
+        yield work
+        if main:
+            if not is_complete(work):
+                raise PipelineError(f"{work}: no {MANIFEST} written, not renaming it to {final.name}")
+            remove_dead_tmp_files(work, unowned=True)  # nothing writes here now: any tmp file is litter
+            with reporting_write_errors(final):
+                os.rename(work, final)
+    except BaseException as e:
+        if main and work.is_dir() and not resumable(work):
+            remove_tree(work)
+            _remove_if_empty([final.parent, *reversed(created)])
+        _reraise_as_write_error(e, work)
+        raise
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _lock(work: Path, final: Path) -> int:
+    """An exclusive lock on the work folder for as long as the returned descriptor is open (the kernel drops it
+    when the process dies, kill -9 included)."""
+    fd = os.open(work, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise PipelineError(f"{work} is in use: another process is building {final.name} of {final.parent}") from None
+    return fd
 
 
 def latest(root: Path, stage: str, comp: str, exp: str | None = None, where=None) -> Path | None:

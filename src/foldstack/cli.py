@@ -46,6 +46,14 @@ def run_stage(stage, description: str, argv=None, add_arguments=None) -> None:
     except PipelineError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(1)
+    except OSError as e:  # a full disk or read-only folder met outside the atomic writers: one line too
+        from .utils.io import write_error
+
+        err = write_error(e, e.filename or "an output file")
+        if err is None:
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         sys.exit(130)

@@ -66,6 +66,8 @@ def image_store(ctx) -> ImageStore:
             with staging(path) as tmp:
                 array = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
                                                   shape=(len(paths), size, size, 3))
+                with open(tmp / "images.npy", "r+b") as fh:  # a full disk: ENOSPC (one line) now, not SIGBUS
+                    os.posix_fallocate(fh.fileno(), 0, os.path.getsize(tmp / "images.npy"))  # mid-write
                 _fill(array, paths, size, workers, ctx.cfg.runtime.progress)
                 array.flush()
                 del array

@@ -1,4 +1,7 @@
-"""Stage 02: train one fold or all folds. Each fold is its own folder: done when its manifest exists.
+"""Stage 02: train one fold or all folds. Each fold is its own folder, models/<comp>/<exp>/<key>/fold<k>/, which
+exists only complete (with its manifest): a fold trains in the hidden work folder `.fold<k>.partial/` beside it
+(last.pt every epoch; a killed run resumes from it) and is renamed to `fold<k>` once its manifest is written.
+The images are decoded before any folder is made, so a bad image leaves nothing behind.
 
 With pseudo.round = n, every fold also trains on round n's pseudo-labelled test rows; with distill.teacher, on
 the teacher's OOF probabilities of its train rows (and its test predictions for the test rows). Validation is
@@ -7,7 +10,7 @@ import logging
 
 import numpy as np
 
-from ..artifacts import is_complete, write_manifest
+from ..artifacts import is_complete, resumable_staging, write_manifest
 from ..config import sections
 from ..errors import PipelineError
 from ..predictions import load_predictions
@@ -82,20 +85,25 @@ def run(ctx):
     from ..engine import train_fold  # torch: only when there is something to train (a no-op stays fast)
 
     ctx.targets  # decode targets now: a bad label fails before any training
+    ctx.images  # noqa: B018  (and the images: a file that does not decode fails before any fold folder exists)
     extra, teacher = training_rows(ctx, inputs, folds)
     if extra is not None:
         log.info(f"{ctx.exp}: + {len(extra.rows)} test rows in every fold's training part "
                  f"({'pseudo-label round ' + str(ctx.cfg.pseudo.round) if 'pseudo' in inputs else 'teacher-labelled'})")
     for k in todo:
-        out = path / f"fold{k}"
-        out.mkdir(parents=True, exist_ok=True)
-        log.info(f"{ctx.exp}: training fold {k} of {n} -> {out}")
-        metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher)
-        if not dist.is_main():
-            continue  # torchrun: rank 0 writes the manifest
-        write_manifest(out, "train", path.name, sections(ctx.cfg, TRAIN_SECTIONS + ["pseudo", "distill"]),
-                       fold_key=fold_key, inputs=inputs, metrics=metrics, fold=k, experiment=ctx.exp,
-                       pseudo_round=ctx.cfg.pseudo.round)
+        final = path / f"fold{k}"
+        # torchrun: every rank trains in the work folder (and resumes from its last.pt); rank 0 alone writes the
+        # manifest and renames it, and the others wait for that before going on. A fold that fails before its
+        # first checkpoint leaves no folder (nor an empty models/<comp>/<exp>/<key>/).
+        resumable = lambda work: (work / "last.pt").is_file()  # noqa: E731
+        with resumable_staging(final, main=dist.is_main(), resumable=resumable) as out:
+            log.info(f"{ctx.exp}: training fold {k} of {n} -> {final} (in {out.name} until done)")
+            metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher)
+            if dist.is_main():
+                write_manifest(out, "train", path.name, sections(ctx.cfg, TRAIN_SECTIONS + ["pseudo", "distill"]),
+                               fold_key=fold_key, inputs=inputs, metrics=metrics, fold=k, experiment=ctx.exp,
+                               pseudo_round=ctx.cfg.pseudo.round)
+        dist.barrier()  # fold k is in place before any rank moves on
         log.info(f"fold {k} done: {ctx.cfg.competition.metric} last {metrics['last']:.4f} best {metrics['best']:.4f}")
     dist.cleanup()
     return path

@@ -1,4 +1,5 @@
 """Atomic writes, content hashes and CSV reading with one-line errors."""
+import errno
 import hashlib
 import json
 import os
@@ -27,21 +28,97 @@ def file_hash(path: Path, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+# A write the file system refused: one line naming the file instead of a traceback (a full disk mid-epoch).
+WRITE_ERRORS = {errno.ENOSPC: "no space left on device (disk full)",
+                errno.EFBIG: "file too large (disk full, or over the file-size limit)",
+                errno.EDQUOT: "disk quota exceeded (disk full for this user)",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted"}
+
+
+def write_error(e: BaseException, path) -> PipelineError | None:
+    """The one-line PipelineError for an OSError that means "cannot write here" (full disk, file-size limit,
+    quota, read-only or forbidden folder), naming `path`; None for any other error."""
+    if not isinstance(e, OSError) or e.errno not in WRITE_ERRORS:
+        return None
+    return PipelineError(f"cannot write {path}: {WRITE_ERRORS[e.errno]}")
+
+
+@contextmanager
+def reporting_write_errors(path):
+    """Turn a full disk / read-only folder met inside the block into one line naming `path`."""
+    try:
+        yield
+    except OSError as e:
+        err = write_error(e, path)
+        if err is None:
+            raise
+        raise err from None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OverflowError:  # not a pid at all
+        return False
+    return True
+
+
+def _tmp_owner(name: str, target: str | None = None) -> int | None:
+    """For an atomic_writer temporary name `.<target>.<pid>-<random>.tmp`: the pid; -1 for a temporary name
+    without one (written before names carried it); None for any other name."""
+    if not (name.startswith(".") and name.endswith(".tmp") and len(name) > 5):
+        return None
+    rest = name[1:-4]
+    if target is not None:
+        if not rest.startswith(target + "."):
+            return None
+        rest = rest[len(target) + 1:]
+    pid = rest.rsplit(".", 1)[-1].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else -1
+
+
+def remove_dead_tmp_files(folder: Path, target: str | None = None, unowned: bool = False) -> None:
+    """Temporary files that a killed writer (kill -9 skips the clean-up) left in `folder`: those of `target`
+    only, or all of them; a live process's are kept, and those without a pid too unless `unowned`."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        pid = _tmp_owner(entry.name, target)
+        if pid is None or pid == os.getpid() or (pid == -1 and not unowned) or (pid > 0 and pid_alive(pid)):
+            continue
+        if entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_writer(path: Path):
-    """A binary file that appears at `path` complete or not at all (tmp file in the same folder + os.replace)."""
+    """A binary file that appears at `path` complete or not at all (tmp file in the same folder + os.replace).
+    The tmp name carries the writer's pid, so the next write of `path` removes what a killed writer left; a
+    full disk or a read-only folder is one PipelineError line naming `path`, with the tmp file removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with reporting_write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_tmp_files(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        err = write_error(e, path)
+        if err is None:
+            raise
+        raise err from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -190,6 +190,7 @@ def resumable_staging(final: Path, main: bool = True, resumable=lambda work: any
             if not is_complete(work):
                 raise PipelineError(f"{work}: no {MANIFEST} written, not renaming it to {final.name}")
             remove_dead_tmp_files(work, unowned=True)  # nothing writes here now: any tmp file is litter
+            (work / LOCK_FILE).unlink()  # still held (the descriptor): no process can take it before the rename
             with reporting_write_errors(final):
                 os.rename(work, final)
     except BaseException as e:
@@ -203,14 +204,20 @@ def resumable_staging(final: Path, main: bool = True, resumable=lambda work: any
             os.close(lock)
 
 
+LOCK_FILE = ".lock"
+
+
 def _lock(work: Path, final: Path) -> int:
-    """An exclusive lock on the work folder for as long as the returned descriptor is open (the kernel drops it
-    when the process dies, kill -9 included)."""
-    fd = os.open(work, os.O_RDONLY)
+    """An exclusive lock on the work folder for as long as the returned descriptor is open. A POSIX record lock
+    on a file in it: the kernel drops it when this process dies (kill -9 included) and, unlike flock, forked
+    DataLoader workers do not inherit it, so orphaned workers of a killed run never block the rerun."""
+    fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
         os.close(fd)
+        if e.errno not in (errno.EACCES, errno.EAGAIN):
+            raise
         raise PipelineError(f"{work} is in use: another process is building {final.name} of {final.parent}") from None
     return fd
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from foldstack.cli import run_stage
-from foldstack.stages.folds import load_folds
+from foldstack.stages.lineage import load_folds
 
 
 def synced(device):
@@ -62,12 +62,14 @@ def forever(loader):
 def bench(ctx) -> None:
     import torch
 
-    from foldstack.engine import batch_to_device, build_fold, forward_backward, optimizer_step, predict_probs
     from foldstack.data.device import to_device
-    from foldstack.engine import train_one_epoch, tta_views
+    from foldstack.engine.fold import build_fold
+    from foldstack.engine.inference import predict_probs, tta_views
+    from foldstack.engine.step import batch_to_device, forward_backward, optimizer_step
+    from foldstack.engine.training import train_one_epoch
 
     cfg, args = ctx.cfg, ctx.args
-    _, _, folds = load_folds(ctx)
+    folds = load_folds(ctx).folds
     with tempfile.TemporaryDirectory() as tmp:
         f = build_fold(cfg, ctx.images, ctx.targets, folds, 0, Path(tmp))
         batch, size, device, views = cfg.data.batch_size, cfg.data.img_size, f.device, tta_views(cfg)

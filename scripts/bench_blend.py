@@ -54,8 +54,8 @@ def main() -> None:
         preds = timed("load all (ids checked)", lambda: [load_predictions(f, train_ids, test_ids, k) for f in folders])
         oofs, tests = [q.oof for q in preds], [q.test for q in preds]
         for method in ("mean", "geometric", "rank", "weighted"):
-            oof, _, _ = timed(f"blend {method} (OOF + test{', weights fitted per fold' if method == 'weighted' else ''})",
-                              lambda: blend_cv(method, oofs, tests, y, folds, comp))
+            oof = timed(f"blend {method} (OOF + test{', weights fitted per fold' if method == 'weighted' else ''})",
+                        lambda: blend_cv(method, oofs, tests, y, folds, comp)).oof
         timed("score the blend (log loss)", lambda: comp_score(comp, y, oof))
 
 

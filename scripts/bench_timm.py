@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from foldstack.cli import run_stage
-from foldstack.stages.folds import load_folds
+from foldstack.stages.lineage import load_folds
 from foldstack.utils.io import remove_tree
 
 
@@ -40,7 +40,7 @@ def timed(cmd: list, cwd=None) -> float:
 
 def bench(ctx) -> None:
     cfg, args, repo = ctx.cfg, ctx.args, Path(__file__).resolve().parents[1]
-    _, _, folds = load_folds(ctx)
+    folds = load_folds(ctx).folds
     n_classes = max(ctx.targets.shape[1], 2)
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,16 +6,18 @@ the batched views share decoding and loader work). Not a test; the README figure
 import time
 
 from foldstack.cli import run_stage
-from foldstack.stages.predict import inference_loader, load_fold_models, predict_dir
+from foldstack.stages.lineage import predict_dir
+from foldstack.stages.predict import inference_loader, load_fold_models
 
 
 def bench(ctx) -> None:
     import numpy as np
 
-    from foldstack.engine import predict_probs, resolve_device, tta_views
+    from foldstack.engine.inference import predict_probs, tta_views
+    from foldstack.engine.runtime import resolve_device
 
     cfg, device = ctx.cfg, resolve_device(ctx.cfg.runtime.device)
-    fold_dir = predict_dir(ctx)[4][0]
+    fold_dir = predict_dir(ctx).trained.dirs[0]
     models = load_fold_models(ctx, fold_dir, device)
     loader = inference_loader(ctx, ctx.images.test_rows(np.arange(len(ctx.test.ids))), device)
     dataset = loader.dataset

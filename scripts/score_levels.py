@@ -10,13 +10,13 @@ import pandas as pd
 from foldstack.artifacts import is_complete, read_manifest
 from foldstack.cli import run_stage
 from foldstack.errors import PipelineError
-from foldstack.stages.stack import stack_dir
+from foldstack.stages.lineage import stack_dir
 from foldstack.submission import build_submission, score_submission
 from foldstack.utils.io import read_csv
 
 
 def score_levels(ctx) -> None:
-    comp, path = ctx.cfg.competition, stack_dir(ctx)[0]
+    comp, path = ctx.cfg.competition, stack_dir(ctx).path
     if not is_complete(path):
         raise PipelineError(f"no stack for this config ({path}): run `make stack` with the same settings first")
     labels = read_csv(ctx.root / ctx.args.labels, "labels file")

@@ -269,7 +269,7 @@ def test_classes_named_id_and_fold_and_unicode_ids_with_spaces(tmp_path):
 # --- the training step ---------------------------------------------------------------------------------------------
 
 def test_lr_find_runs_the_training_step_with_accumulation_and_multiscale(tmp_path, monkeypatch):
-    from foldstack import engine
+    from foldstack.engine import step
     from foldstack.cli import run_stage
     from foldstack.stages import lr_find
 
@@ -277,9 +277,9 @@ def test_lr_find_runs_the_training_step_with_accumulation_and_multiscale(tmp_pat
     settings = [*TINY, "train.accum_steps=2", "data.multiscale=[24, 40]", "lr_find.steps=6", "data.batch_size=4"]
     run_script(tmp_path, "01_folds.py", "c", *settings)
     steps, sizes = [], []
-    real_step, real_resize = engine.micro_step, engine.resize_batch
-    monkeypatch.setattr(engine, "micro_step", lambda *a, **k: steps.append((a[4], k["sync"])) or real_step(*a, **k))
-    monkeypatch.setattr(engine, "resize_batch", lambda x, s: sizes.append(s) or real_resize(x, s))
+    real_step, real_resize = step.micro_step, step.resize_batch
+    monkeypatch.setattr(step, "micro_step", lambda *a, **k: steps.append((a[4], k["sync"])) or real_step(*a, **k))
+    monkeypatch.setattr(step, "resize_batch", lambda x, s: sizes.append(s) or real_resize(x, s))
     run_stage(lr_find.run, "", argv=["--root", str(tmp_path), "--comp", "c", "--set", *settings])
     manifest = json.loads(next((tmp_path / "lr_find").rglob("manifest.json")).read_text())
     updates = manifest["metrics"]["steps_run"]

@@ -29,7 +29,8 @@ def one_step(folder: str) -> tuple[dict, int]:
     from foldstack.config import Config
     from foldstack.data.dataset import reseed_epoch
     from foldstack.data.images import ImageStore
-    from foldstack.engine import batch_to_device, build_fold, forward_backward, optimizer_step
+    from foldstack.engine.fold import build_fold
+    from foldstack.engine.step import batch_to_device, forward_backward, optimizer_step
 
     paths = sorted(p.path for p in os.scandir(folder) if p.name.endswith(".png"))
     y = np.eye(3, dtype=np.float32)[np.arange(len(paths)) % 3]

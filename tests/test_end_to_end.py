@@ -210,14 +210,12 @@ def test_distilled_student_learns_from_the_teachers_oof_on_the_same_folds(traine
     assert all(manifest_of(d)["inputs"]["teacher"]["key"] == teacher.name for d in student_folds)
 
     from foldstack.context import Context, load_config
-    from foldstack.stages.folds import load_folds
-    from foldstack.stages.lineage import train_dir
+    from foldstack.stages.lineage import load_folds, train_dir
     from foldstack.stages.train import training_rows
 
     ctx = Context(root, "tiny", "student", load_config(root, "tiny", "student", TINY))
-    _, fold_key, folds = load_folds(ctx)
-    _, inputs = train_dir(ctx, fold_key)
-    extra, soft = training_rows(ctx, inputs, folds)
+    split = load_folds(ctx)
+    extra, soft = training_rows(ctx, train_dir(ctx, split.key).inputs, split.folds)
     assert np.array_equal(soft, np.load(teacher / "oof.npy"))  # each train row: its own fold's teacher model
     assert np.array_equal(extra.targets[:, 3:], np.load(teacher / "test.npy")) and len(extra.rows) == 8
     assert np.array_equal(extra.rows, len(ctx.train.ids) + np.arange(8))  # the test rows of the image store

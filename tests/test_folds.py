@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from foldstack.data.splits import assign_folds
 from foldstack.errors import PipelineError
-from foldstack.stages.folds import assign_folds
 
 rng = np.random.default_rng(0)
 LABELS = rng.choice(3, size=300, p=[0.6, 0.3, 0.1])

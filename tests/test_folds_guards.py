@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from foldstack.config import Config, Folds, sections
 from foldstack.context import load_config
+from foldstack.data.splits import assign_folds, metric_requirements
 from foldstack.errors import PipelineError
-from foldstack.stages.folds import assign_folds, metric_requirements
 from foldstack.utils.io import stable_hash
 
 from conftest import make_competition, run_script
@@ -209,7 +209,7 @@ def test_multilabel_with_groups_keeps_groups_whole():
 
 def test_multilabel_split_gets_a_new_folds_key_single_label_keeps_its_own(tmp_path):
     from foldstack.context import Context
-    from foldstack.stages.folds import folds_dir
+    from foldstack.stages.lineage import folds_dir
 
     for kind in ("tags", "label"):
         make_competition(tmp_path, kind, kind, n_train=12, n_test=4)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from foldstack.config import Competition
 from foldstack.data.table import encode_targets, load_test, load_train
 from foldstack.errors import PipelineError
-from foldstack.infer import write_competition_config
+from foldstack.discover import write_competition_config
 from foldstack.submission import build_submission, validate_submission
 
 KINDS = ("binary", "label", "numeric_label", "tags", "onehot", "prob_columns")

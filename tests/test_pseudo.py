@@ -8,7 +8,8 @@ from foldstack.pseudo import confidence, select_pseudo
 
 def test_threshold_picks_exactly_the_confident_rows():
     p = np.array([[.97, .02, .01], [.5, .3, .2], [.01, .95, .04], [.2, .2, .6], [.0, .04, .96]])
-    idx, targets, conf = select_pseudo(p, "multiclass", "threshold", threshold=0.95)
+    picked = select_pseudo(p, "multiclass", "threshold", threshold=0.95)
+    idx, targets, conf = picked.rows, picked.targets, picked.confidence
     assert idx.tolist() == [0, 2, 4] and targets.argmax(1).tolist() == [0, 1, 2]
     assert np.array_equal(targets.sum(1), np.ones(3)) and np.allclose(conf, [.97, .95, .96])
 
@@ -17,8 +18,8 @@ def test_binary_and_multilabel_confidence_counts_both_sides():
     assert np.allclose(confidence(np.array([[.98], [.01], [.6]]), "binary"), [.98, .99, .6])
     # multilabel: the least sure tag decides
     assert np.allclose(confidence(np.array([[.99, .02], [.99, .5]]), "multilabel"), [.98, .5])
-    idx, targets, _ = select_pseudo(np.array([[.98], [.01], [.6]]), "binary", "threshold", threshold=0.95)
-    assert idx.tolist() == [0, 1] and targets[:, 0].tolist() == [1, 0]
+    picked = select_pseudo(np.array([[.98], [.01], [.6]]), "binary", "threshold", threshold=0.95)
+    assert picked.rows.tolist() == [0, 1] and picked.targets[:, 0].tolist() == [1, 0]
 
 
 def test_top_fraction_keeps_the_predicted_class_ratio_and_takes_the_most_confident():
@@ -32,7 +33,8 @@ def test_top_fraction_keeps_the_predicted_class_ratio_and_takes_the_most_confide
         row[:, (c + 1) % 3] = 1 - top
         rows.append(row)
     p = np.vstack(rows)[rng.permutation(100)]
-    idx, targets, conf = select_pseudo(p, "multiclass", "top_fraction", fraction=0.5)
+    picked = select_pseudo(p, "multiclass", "top_fraction", fraction=0.5)
+    idx, targets = picked.rows, picked.targets
     picked = np.bincount(targets.argmax(1), minlength=3)
     assert picked.tolist() == [30, 15, 5]  # half of each predicted class: ratio 6:3:1 kept
     for c in range(3):
@@ -45,8 +47,8 @@ def test_top_fraction_keeps_the_predicted_class_ratio_and_takes_the_most_confide
 
 def test_all_rows_with_soft_targets_are_the_predictions():
     p = np.random.default_rng(1).dirichlet(np.ones(4), 12)
-    idx, targets, _ = select_pseudo(p, "multiclass", "all", soft=True)
-    assert idx.tolist() == list(range(12)) and np.allclose(targets, p)
+    picked = select_pseudo(p, "multiclass", "all", soft=True)
+    assert picked.rows.tolist() == list(range(12)) and np.allclose(picked.targets, p)
 
 
 def test_unknown_rule_is_refused():
@@ -79,7 +81,7 @@ def test_a_fold_trains_on_its_part_plus_the_extra_rows_and_validates_on_real_row
     from conftest import write_png
     from foldstack.config import Config
     from foldstack.data.images import ImageStore
-    from foldstack.engine import ExtraRows, build_fold
+    from foldstack.engine.fold import ExtraRows, build_fold
 
     paths = [tmp_path / f"train_{i}.png" for i in range(12)] + [tmp_path / f"test_{i}.png" for i in range(4)]
     for i, p in enumerate(paths):

@@ -121,16 +121,17 @@ def test_weighted_blend_cv_never_sees_the_held_fold():
     tests = [p[:50] for p in preds]
     folds = np.arange(len(y)) % 4
     comp = Competition(task="binary", metric="log_loss", classes=["0", "1"])
-    oof, test, info = blend_cv("weighted", preds, tests, y, folds, comp)
+    fit = blend_cv("weighted", preds, tests, y, folds, comp)
+    oof, test, info = fit.oof, fit.test, fit.info
     assert len(info["weights_per_fold"]) == 4 and np.allclose(np.mean(info["weights_per_fold"], 0), info["weights"])
     assert np.allclose(test, sum(w * p for w, p in zip(info["weights"], tests)))
     y2 = y.copy()
     y2[folds == 2] = np.random.default_rng(0).permutation(y[folds == 2])
-    oof2, _, _ = blend_cv("weighted", preds, tests, y2, folds, comp)
+    oof2 = blend_cv("weighted", preds, tests, y2, folds, comp).oof
     assert np.array_equal(oof2[folds == 2], oof[folds == 2])
     assert not np.array_equal(oof2[folds != 2], oof[folds != 2])  # the others did train on fold 2's labels
-    oof_rank, test_rank, info = blend_cv("rank", preds, tests, y, folds, comp)
-    assert info == {} and np.array_equal(test_rank, rank_blend(tests, "binary"))
+    rank = blend_cv("rank", preds, tests, y, folds, comp)
+    assert rank.info == {} and np.array_equal(rank.test, rank_blend(tests, "binary"))
 
 
 # ---- meta-models ---------------------------------------------------------------------------------------------
@@ -148,19 +149,20 @@ def _stack_problem(n=500, seed=0):
 @pytest.mark.parametrize("method", ["xgboost", "logreg"])
 def test_stacking_learns_and_never_sees_its_fold(method):
     X, T, y, folds = _stack_problem()
-    oof, test, info = stack_cv(method, X, T, y, folds, "binary", FAST)
+    fit = stack_cv(method, X, T, y, folds, "binary", FAST)
+    oof, test = fit.oof, fit.test
     assert oof.shape == y.shape and test.shape == (len(T), 1)
     auc = roc_auc_score(y[:, 0], oof[:, 0])
     assert auc > 0.8 and auc > roc_auc_score(y[:, 0], X[:, 1])
     if method == "xgboost":
-        assert all(b[0] is not None and b[0] < FAST.xgboost.n_estimators for b in info["best_iterations"])
+        assert all(b[0] is not None and b[0] < FAST.xgboost.n_estimators for b in fit.info["best_iterations"])
     flipped = y.copy()
     flipped[folds == 1] = 1 - flipped[folds == 1]
-    oof2, test2, _ = stack_cv(method, X, T, flipped, folds, "binary", FAST)
+    oof2 = stack_cv(method, X, T, flipped, folds, "binary", FAST).oof
     assert np.array_equal(oof2[folds == 1], oof[folds == 1])
     assert not np.array_equal(oof2[folds != 1], oof[folds != 1])
     again = stack_cv(method, X, T, y, folds, "binary", FAST)
-    assert np.array_equal(again[0], oof) and np.array_equal(again[1], test)
+    assert np.array_equal(again.oof, oof) and np.array_equal(again.test, test)
 
 
 def test_multiclass_xgboost_stacking_fills_every_class():
@@ -171,11 +173,12 @@ def test_multiclass_xgboost_stacking_fills_every_class():
     labels[(labels == 2) & (folds != 0)] = 0  # class 2 only in fold 0: fold 0's model never sees it
     y = np.eye(k)[labels]
     X = np.clip(y * 0.6 + rng.uniform(0, 0.4, (n, k)), 0, 1)
-    oof, test, _ = stack_cv("xgboost", X, X[:20], y, folds, "multiclass", FAST)
+    fit = stack_cv("xgboost", X, X[:20], y, folds, "multiclass", FAST)
+    oof, test = fit.oof, fit.test
     assert oof.shape == (n, k) and test.shape == (20, k)
     assert np.allclose(oof.sum(1), 1) and np.allclose(test.sum(1), 1)
     assert (oof[folds == 0, 2] == 0).all() and (oof[folds != 0, 2] > 0).all()
-    oof_lr, _, _ = stack_cv("logreg", X, X[:20], y, folds, "multiclass", FAST)
+    oof_lr = stack_cv("logreg", X, X[:20], y, folds, "multiclass", FAST).oof
     assert np.allclose(oof_lr.sum(1), 1) and (oof_lr[folds == 0, 2] == 0).all()
 
 
@@ -187,7 +190,8 @@ def test_multilabel_stacking_one_model_per_class():
     y[folds != 3, 2] = 0  # column 2 is all 0 in fold 3's training part: its prevalence, 0, is predicted
     X = np.clip(y * 0.5 + rng.uniform(0, 0.5, (n, 3)), 0, 1)
     for method in ("xgboost", "logreg"):
-        oof, test, _ = stack_cv(method, X, X[:10], y, folds, "multilabel", FAST)
+        fit = stack_cv(method, X, X[:10], y, folds, "multilabel", FAST)
+        oof, test = fit.oof, fit.test
         assert oof.shape == (n, 3) and test.shape == (10, 3)
         assert (oof[folds == 3, 2] == 0).all()
         assert roc_auc_score(y[:, 0], oof[:, 0]) > 0.9

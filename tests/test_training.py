@@ -11,7 +11,7 @@ from torch import nn
 
 from foldstack.averaging import SWA, EarlyStopping, Snapshots
 from foldstack.config import Config, Train
-from foldstack.engine import train_one_epoch
+from foldstack.engine.training import train_one_epoch
 from foldstack.errors import PipelineError
 from foldstack.optim import create_optimizer, create_schedule, param_groups
 from foldstack.optim.lr_find import lr_at, range_test, suggest_lr

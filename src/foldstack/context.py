@@ -2,13 +2,12 @@
 import argparse
 import logging
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from .config import Config, parse_overrides, read_yaml, resolve, validate
 from .data.table import Table, encode_targets, load_test, load_train
+from .discover import write_competition_config
 from .errors import PipelineError
-from .infer import write_competition_config
 
 log = logging.getLogger("foldstack")
 
@@ -24,7 +23,7 @@ def load_config(root: Path, comp: str, exp: str, overrides: list[str]) -> Config
     override_layer = parse_overrides(overrides) if overrides else {}
     if not comp_path.is_file():
         input_dir = Path("input") / comp
-        # The one key inference itself reads: rows with an empty target are refused unless dropped on purpose.
+        # The one key discovery itself reads: rows with an empty target are refused unless dropped on purpose.
         drop = validate(override_layer, "overrides").competition.drop_unlabeled
         write_competition_config(comp_path, root / input_dir, shown_as=input_dir, drop_unlabeled=drop)
         log.info(f"inferred the competition setup from {input_dir} -> {comp_path} (edit it to change)")
@@ -44,28 +43,44 @@ class Context:
     cfg: Config
     fold: int | None = None
     args: argparse.Namespace = field(default_factory=argparse.Namespace)
+    # What is read once, on first use: "train", "test", "targets", "images". `derive` hands them on.
+    _loaded: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @cached_property
+    def _once(self, name: str, build):
+        if name not in self._loaded:
+            self._loaded[name] = build()
+        return self._loaded[name]
+
+    @property
     def train(self) -> Table:
-        return load_train(self.cfg.competition, self.root, self.comp)
+        return self._once("train", lambda: load_train(self.cfg.competition, self.root, self.comp))
 
-    @cached_property
+    @property
     def test(self) -> Table:
-        return load_test(self.cfg.competition, self.root, self.comp)
+        return self._once("test", lambda: load_test(self.cfg.competition, self.root, self.comp))
+
+    @property
+    def targets(self):
+        return self._once("targets", lambda: encode_targets(self.train, self.cfg.competition))
 
     @property
     def images(self):
         """Train then test images (data.images.ImageStore), from the decoded-image cache (built on first use)
         unless runtime.cache is off."""
-        if "_images" not in self.__dict__:
+        def build():
             from .data.cache import image_store  # torch/OpenCV: only for stages that read images
 
-            self.__dict__["_images"] = image_store(self)
-        return self.__dict__["_images"]
+            return image_store(self)
 
-    @cached_property
-    def targets(self):
-        return encode_targets(self.train, self.cfg.competition)
+        return self._once("images", build)
+
+    def shared_with(self, cfg: Config) -> tuple[str, ...]:
+        """What a context of `cfg` may take from this one without reading it again: the tables under the same
+        competition section, and the images too when their size and cache setting agree."""
+        if cfg.competition != self.cfg.competition:
+            return ()
+        same_images = (cfg.data.img_size, cfg.runtime.cache) == (self.cfg.data.img_size, self.cfg.runtime.cache)
+        return ("train", "test", "targets") + (("images",) if same_images else ())
 
     def derive(self, exp: str | None = None, **updates: dict) -> "Context":
         """This competition under another experiment (its own config file, the same command-line overrides)
@@ -77,9 +92,5 @@ class Context:
             validate({name: {**section.model_dump(), **values}}, f"derived config {name}: {values}")
             cfg = cfg.model_copy(update={name: section.model_copy(update=values)})
         other = Context(self.root, self.comp, exp or self.exp, cfg, self.fold, self.args)
-        if cfg.competition == self.cfg.competition:
-            same_images = (cfg.data.img_size, cfg.runtime.cache) == (self.cfg.data.img_size, self.cfg.runtime.cache)
-            for name in ("train", "test", "targets") + (("_images",) if same_images else ()):
-                if name in self.__dict__:
-                    other.__dict__[name] = self.__dict__[name]
+        other._loaded.update({name: self._loaded[name] for name in self.shared_with(cfg) if name in self._loaded})
         return other

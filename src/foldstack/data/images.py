@@ -18,6 +18,9 @@ JPEG_START, PNG_SIGNATURE, GIF_SIGNATURE = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
 JPEG_END = b"\xff\xd9"  # EOI marker
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
 JPEG_STANDALONE_MARKERS = {0x00, 0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)}  # markers without a length field
+# How every image is resized to data.img_size, here for the cache and by the transforms' first op (Resize): one
+# value, so the cached pixels are the ones the transforms would make from the file.
+RESIZE_INTERPOLATION = cv2.INTER_AREA
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -80,10 +83,10 @@ def _jpeg_truncated(data: bytes) -> bool:
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """The transforms' first op (albumentations Resize, INTER_AREA) done once, for the cache."""
+    """The transforms' first op (albumentations Resize, RESIZE_INTERPOLATION) done once, for the cache."""
     if image.shape[:2] == (size, size):
         return image
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (size, size), interpolation=RESIZE_INTERPOLATION)
 
 
 class ImageStore:

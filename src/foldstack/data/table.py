@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..config import Competition
 from ..errors import PipelineError
-from ..infer import IMAGE_EXTS, blank_rows, unlabeled_error
+from ..discover import IMAGE_EXTS, blank_rows, unlabeled_error
 from ..utils.io import read_csv, require_columns, stable_hash
 
 log = logging.getLogger("foldstack")
@@ -105,10 +105,6 @@ def load_test(comp: Competition, root: Path, name: str) -> Table:
         raise PipelineError(f"{source}: no rows")
     ids = frame[comp.id_col].tolist()
     return Table(ids, _paths(base / comp.test_dir, ids, comp.test_image_ext, source), frame, source)
-
-
-def n_outputs(comp: Competition) -> int:
-    return 1 if comp.task == "binary" else len(comp.classes)
 
 
 def output_names(comp: Competition) -> list[str]:

@@ -18,6 +18,7 @@ from albumentations.pytorch import ToTensorV2
 from ..config import AUGMENT_PRESETS, Data
 from ..errors import PipelineError
 from .augment import AutoAugment, Erasing, derive_seed
+from .images import RESIZE_INTERPOLATION
 
 REFLECT = cv2.BORDER_REFLECT_101
 
@@ -130,7 +131,9 @@ class TrainTransform:
 
 
 def _resize(cfg: Data) -> A.Resize:
-    return A.Resize(cfg.img_size, cfg.img_size, interpolation=cv2.INTER_AREA)
+    """The first op, as the cache made its pixels (data.images.resize_square): a cached image is already this
+    size, and resizing it is the identity."""
+    return A.Resize(cfg.img_size, cfg.img_size, interpolation=RESIZE_INTERPOLATION)
 
 
 def build_transforms(cfg: Data, train: bool):

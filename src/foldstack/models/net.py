@@ -51,10 +51,6 @@ class Net(nn.Module):
     def pretrained_cfg(self) -> dict:  # timm.data.resolve_data_config(model=net) reads this
         return self.backbone.pretrained_cfg
 
-    @property
-    def default_cfg(self) -> dict:
-        return self.backbone.pretrained_cfg
-
 
 def set_backbone_trainable(model: Net, trainable: bool) -> None:
     """Freeze (requires_grad off, grads dropped, backbone in eval mode, also across later model.train() calls)

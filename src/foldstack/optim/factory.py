@@ -1,8 +1,7 @@
 """Optimizers through timm's registry, on parameter groups that are ours: backbone vs head learning rates,
 layer-wise decay inside the backbone (timm), no weight decay on norms and biases."""
 import torch
-from timm.optim import create_optimizer_v2, list_optimizers
-from timm.optim._param_groups import param_groups_layer_decay, param_groups_weight_decay
+from timm.optim import create_optimizer_v2, list_optimizers, param_groups_layer_decay, param_groups_weight_decay
 
 from ..config import Train
 from ..errors import PipelineError

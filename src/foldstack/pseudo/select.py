@@ -1,4 +1,6 @@
 """Which test rows become pseudo-labelled training rows, and with which targets. numpy only."""
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import PipelineError
@@ -24,9 +26,17 @@ def predicted_class(p: np.ndarray, task: str) -> np.ndarray | None:
     return (p[:, 0] > 0.5).astype(np.int64) if task == "binary" else None
 
 
+@dataclass(frozen=True)
+class PseudoSelection:
+    """The selected test rows (ascending), their targets (n, K) float32 and their confidence (n,)."""
+    rows: np.ndarray
+    targets: np.ndarray
+    confidence: np.ndarray
+
+
 def select_pseudo(p: np.ndarray, task: str, rule: str, threshold: float = 0.95, fraction: float = 0.3,
-                  soft: bool = False, tag_threshold: float = 0.5):
-    """(row indices ascending, targets (n, K) float32, confidence (n,)) of the selected test rows.
+                  soft: bool = False, tag_threshold: float = 0.5) -> PseudoSelection:
+    """The selected test rows, their targets and confidence.
 
     threshold: rows with confidence >= threshold. top_fraction: within each predicted class, the
     ceil(fraction x its rows) most confident ones (ties broken by row order), so the selection keeps the
@@ -50,4 +60,4 @@ def select_pseudo(p: np.ndarray, task: str, rule: str, threshold: float = 0.95, 
     else:
         raise PipelineError(f"pseudo.rule: unknown rule {rule!r}")
     targets = p[idx].astype(np.float32) if soft else hard_targets(p[idx], task, tag_threshold)
-    return idx, targets, conf[idx]
+    return PseudoSelection(idx, targets, conf[idx])

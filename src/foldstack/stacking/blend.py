@@ -4,6 +4,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..metrics import EPS, HIGHER_IS_BETTER, comp_score
+from .fit import LevelFit
 
 BLENDS = ("mean", "rank", "geometric", "weighted")
 
@@ -128,14 +129,14 @@ def fit_weights(preds, y, comp, objective: str = "log_loss", seed: int = 0) -> n
     return softmax(best.x).astype(np.float64)
 
 
-def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_loss", seed: int = 0):
-    """(oof_blend, test_blend, info). mean/rank/geometric have nothing fitted (rank: OOF ranked over the OOF rows,
+def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_loss", seed: int = 0) -> LevelFit:
+    """The blend of OOF and of test predictions, and its fitted weights. mean/rank/geometric have nothing fitted (rank: OOF ranked over the OOF rows,
     test over the test rows). weighted: fold k's OOF rows are blended with weights fitted on the other folds only,
     so the OOF score is honest; the test blend uses the mean of those fold weights."""
     if len(oofs) != len(tests):
         raise PipelineError(f"blend: {len(oofs)} OOF inputs but {len(tests)} test inputs")
     if method != "weighted":
-        return blend(method, oofs, comp.task), blend(method, tests, comp.task), {}
+        return LevelFit(blend(method, oofs, comp.task), blend(method, tests, comp.task))
     oof_stack, y, folds = _stack(oofs), np.asarray(y, np.float64), np.asarray(folds)
     if folds.shape != (oof_stack.shape[1],):
         raise PipelineError(f"blend: folds {folds.shape} do not match {oof_stack.shape[1]} OOF rows")
@@ -149,4 +150,4 @@ def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_los
         per_fold.append(w)
     mean_w = np.mean(per_fold, 0)
     info = {"weights_per_fold": [w.tolist() for w in per_fold], "weights": mean_w.tolist()}
-    return out, weighted_blend(tests, mean_w), info
+    return LevelFit(out, weighted_blend(tests, mean_w), info)

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..config import TASKS
 from ..errors import PipelineError
+from .fit import LevelFit
 
 # Level-2 data is small: one thread costs little and keeps XGBoost bit-identical on any machine (extra.n_jobs wins).
 XGB_THREADS = 1
@@ -74,8 +75,9 @@ def _logreg_unit(X, labels, folds, k, preds_X, n_out, c):
     return [_place(model.predict_proba(x), model.classes_, len(x), n_out) for x in preds_X]
 
 
-def stack_cv(method: str, oof_features, test_features, y, folds, task: str, cfg_stack, n_prob_features=None):
-    """(oof_pred (N, K), test_pred (M, K), info). oof_features (N, F) / test_features (M, F): level-1 OOF/test
+def stack_cv(method: str, oof_features, test_features, y, folds, task: str, cfg_stack,
+             n_prob_features=None) -> LevelFit:
+    """OOF predictions (N, K), test predictions (M, K) and info of a meta-model. oof_features (N, F) / test_features (M, F): level-1 OOF/test
     predictions (and any meta features) side by side; the first n_prob_features columns (default all) are
     probabilities, which logreg sees as logits. info['best_iterations'][fold][model]: XGBoost trees kept - 1 per
     fold and model (one model, or one per class for multilabel); None where nothing was early-stopped."""
@@ -125,4 +127,4 @@ def stack_cv(method: str, oof_features, test_features, y, folds, task: str, cfg_
                 oof[held, col] = p_held[:, 1]
                 test[:, col] += p_test[:, 1] / len(fold_ids)
         best_per_fold.append(bests)
-    return oof, test, ({"best_iterations": best_per_fold} if method == "xgboost" else {})
+    return LevelFit(oof, test, {"best_iterations": best_per_fold} if method == "xgboost" else {})

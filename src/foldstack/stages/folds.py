@@ -1,225 +1,45 @@
 """Stage 01: split the train rows into folds. Same inputs, same folds.
 
-A split that cannot give every validation fold what the metric needs (a class, both sides of a ROC AUC column)
-is refused with one line naming the fold and the class: a NaN or meaningless validation metric would otherwise
-steer best.pt, plateau schedules and early stopping without a word."""
+What the split groups and stratifies on comes from the config (`split_inputs`); the assignment, and the refusal
+of a split that leaves a validation fold without what the metric needs, is data/splits.py's; the folder it goes
+to is lineage's (`folds_dir`)."""
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..artifacts import artifact_path, is_complete, read_manifest, staging, write_manifest
+from ..artifacts import artifact_path, is_complete, staging, write_manifest
+from ..audit.duplicates import content_hashes, duplicate_sets, union_groups
 from ..config import sections
+from ..data.splits import assign_folds, metric_requirements, resolve_method
 from ..data.table import stratify_labels
 from ..errors import PipelineError
-from ..utils.io import atomic_write_csv, read_csv, stable_hash
+from ..utils.io import atomic_write_csv, stable_hash
+from .lineage import folds_dir
 
 log = logging.getLogger("foldstack")
 
-STRATIFIED = ("stratified", "stratified_group")
-GROUPED = ("group", "stratified_group")
 
-
-@dataclass
-class Requirement:
-    """Every validation fold must hold at least one of the rows in `mask`."""
-    what: str          # "class 'cat'", "tag 'cloudy'"
-    mask: np.ndarray   # (N,) bool: the rows that carry it
-    why: str           # "stratified folds need", "competition.metric roc_auc needs"
-    negative: bool = False  # the rows *without* tag `what` (ROC AUC needs both sides of a tag)
-
-    def too_few(self, rows: int) -> str:
-        return f"is absent from only {rows} train row(s)" if self.negative else f"has only {rows} train row(s)"
-
-    def gap(self, fold: int) -> str:
-        return (f"validation fold {fold} has {self.what} on every row" if self.negative
-                else f"validation fold {fold} has no train row of {self.what}")
-
-
-def resolve_method(method: str, task: str | None, group_col: bool, grouped: bool) -> str:
-    """The splitter `auto` stands for. task None: no labels to stratify on. grouped: rows carry groups
-    (competition.group_col, or duplicate images under folds.dedupe)."""
-    if method != "auto":
-        return method
-    if task == "multilabel":
-        # With a group column: GroupKFold. Iterative stratification of whole groups would weigh a 1-row group
-        # like a 500-row one and unbalance the fold sizes; duplicate-image groups (1-3 rows) are stratified as
-        # units instead (see assign_folds).
-        return "group" if group_col else "multilabel_stratified"
-    if task is None:
-        return "group" if grouped else "kfold"
-    return "stratified_group" if grouped else "stratified"
-
-
-def _units(mask: np.ndarray, groups: np.ndarray | None) -> int:
-    """How many independent pieces (rows, or groups) carry the requirement: at most that many folds can."""
-    return int(mask.sum()) if groups is None else len(np.unique(groups[mask]))
-
-
-def check_requirements(requirements, n_splits: int, groups, source: str, group_desc: str) -> None:
-    """Before splitting: a requirement carried by fewer rows (groups) than folds cannot be met."""
-    for r in requirements:
-        units = _units(r.mask, groups)
-        if units >= n_splits:
-            continue
-        rows = int(r.mask.sum())
-        where = r.too_few(rows) if groups is None or units == rows else (
-            f"{'is absent from' if r.negative else 'is in'} only {units} of the {group_desc}")
-        raise PipelineError(f"folds.n_splits={n_splits}: {r.what} {where} ({source}); {r.why} it in every "
-                            f"validation fold: lower folds.n_splits or merge/drop the class")
-
-
-def coverage_problems(folds: np.ndarray, n_splits: int, requirements) -> list:
-    """After splitting: [(fold, requirement)] for every validation fold that misses a requirement."""
-    return [(k, r) for r in requirements for k in range(n_splits) if not (r.mask & (folds == k)).any()]
-
-
-def metric_requirements(y: np.ndarray, task: str, metric: str, classes: list[str]) -> list:
-    """What competition.metric needs in every validation fold to be defined and meaningful:
-    roc_auc: both classes (binary), every class (multiclass, one-vs-rest), both sides of every tag (multilabel);
-    class-averaged F scores (macro_f1; f_beta on single-label tasks): every class that has train rows
-    (multilabel macro_f1: every tag's positives). Other metrics (accuracy, log_loss, micro_f1, multilabel
-    f_beta per row, qwk) stay defined when a class is absent."""
-    why = f"competition.metric {metric} needs"
-    if task == "multilabel":
-        y = y.astype(bool)
-        out = []
-        if metric in ("roc_auc", "macro_f1"):
-            out += [Requirement(f"tag {c!r}", y[:, j], why) for j, c in enumerate(classes)]
-        if metric == "roc_auc":
-            out += [Requirement(f"tag {c!r}", ~y[:, j], why, negative=True) for j, c in enumerate(classes)]
-        return out
-    labels = y[:, 0].astype(int) if task == "binary" else y.argmax(1)
-    present = set(np.unique(labels).tolist())
-    if metric == "roc_auc":
-        wanted = range(len(classes))
-    elif metric == "macro_f1" or (metric == "f_beta" and task == "multiclass"):
-        wanted = sorted(present)
-    elif metric == "f_beta":  # binary: the positive class's F score
-        wanted = [1]
-    else:
-        return []
-    return [Requirement(f"class {classes[c]!r}", labels == c, why) for c in wanted]
-
-
-def _merge(*lists) -> list:
-    """Requirements once each (the same class asked for by stratification and by the metric)."""
-    seen, out = set(), []
-    for r in (r for rs in lists for r in rs):
-        if (r.what, r.negative) not in seen:
-            seen.add((r.what, r.negative))
-            out.append(r)
-    return out
-
-
-def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",
-                 labels: np.ndarray | None = None, groups: np.ndarray | None = None,
-                 multihot: np.ndarray | None = None, requirements: list | None = None,
-                 classes: list[str] | None = None, source: str = "train rows",
-                 group_desc: str = "groups") -> np.ndarray:
-    """Fold (0..n_splits-1) of each row. labels: single-label classes (stratification); multihot: (N, K) 0/1
-    tags (iterative stratification); groups: rows of a group share a fold. requirements: what every validation
-    fold must hold (on top of every class under a stratified method); an unmeetable one is one line."""
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold  # start-up time
-
-    task = "single" if labels is not None else "multilabel" if multihot is not None else None
-    method = resolve_method(method, task, groups is not None, groups is not None)
-    if method in STRATIFIED and labels is None:
-        raise PipelineError(f"folds.method={method} needs a single-label task")
-    if method == "multilabel_stratified" and multihot is None:
-        raise PipelineError(f"folds.method={method} needs a multilabel task")
-    if method in GROUPED and groups is None:
-        raise PipelineError(f"folds.method={method} needs competition.group_col (or folds.dedupe with duplicates)")
-    if n_rows < n_splits:
-        raise PipelineError(f"folds.n_splits={n_splits} is more than the {n_rows} train rows")
-    split_groups = groups if method in GROUPED or method == "multilabel_stratified" else None
-    if split_groups is not None:
-        n_groups = len(np.unique(split_groups))
-        if n_groups < n_splits:
-            raise PipelineError(f"folds.n_splits={n_splits}: only {n_groups} {group_desc} ({source}); every fold "
-                                f"needs at least one: lower folds.n_splits")
-    if method in STRATIFIED:
-        names = classes or [str(c) for c in range(int(labels.max()) + 1)]
-        strat = [Requirement(f"class {names[c]!r}", labels == c, "stratified folds need")
-                 for c in np.unique(labels).tolist()]
-        requirements = _merge(strat, requirements or [])
-    requirements = requirements or []
-    check_requirements(requirements, n_splits, split_groups, source, group_desc)
-
-    folds = np.full(n_rows, -1, np.int64)
-    if method == "multilabel_stratified":
-        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-
-        y, inverse = np.asarray(multihot).astype(bool), None
-        if groups is not None:  # each group one unit, carrying the union of its rows' tags
-            _, inverse = np.unique(groups, return_inverse=True)
-            units = np.zeros((inverse.max() + 1, y.shape[1]), bool)
-            np.logical_or.at(units, inverse, y)
-            y = units
-        unit_folds = np.full(len(y), -1, np.int64)
-        splitter = MultilabelStratifiedKFold(n_splits, shuffle=True, random_state=seed)
-        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(y)), y.astype(np.int64))):
-            unit_folds[valid] = k
-        folds = unit_folds if inverse is None else unit_folds[inverse]
-    else:
-        splitter = {"kfold": KFold(n_splits, shuffle=True, random_state=seed),
-                    "stratified": StratifiedKFold(n_splits, shuffle=True, random_state=seed),
-                    "group": GroupKFold(n_splits, shuffle=True, random_state=seed),
-                    "stratified_group": StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)}[method]
-        y = labels if labels is not None else np.zeros(n_rows)
-        for k, (_, valid) in enumerate(splitter.split(np.zeros(n_rows), y, split_groups)):
-            folds[valid] = k
-    problems = coverage_problems(folds, n_splits, requirements)
-    if problems:
-        k, r = problems[0]
-        more = f" (and {len(problems) - 1} more fold/class gap(s))" if len(problems) > 1 else ""
-        raise PipelineError(f"folds.n_splits={n_splits} ({method}, seed {seed}): {r.gap(k)} ({source}){more}; "
-                            f"{r.why} it in every validation fold: change folds.seed or folds.method, or lower "
-                            f"folds.n_splits")
-    return folds
-
-
-def _split_marker(cfg) -> dict:
-    """Extra key parts for splits whose algorithm changed under an unchanged config: multilabel `auto` was
-    KFold and is iterative stratification now, so those splits get new folders instead of reusing old ones."""
-    comp = cfg.competition
-    if comp.task == "multilabel" and resolve_method(cfg.folds.method, "multilabel", bool(comp.group_col),
-                                                    False) == "multilabel_stratified":
-        return {"splitter": "multilabel_stratified"}
-    return {}
-
-
-def folds_dir(ctx):
-    key = stable_hash({**sections(ctx.cfg, ["competition", "folds"]), "train": ctx.train.fingerprint(),
-                       **_split_marker(ctx.cfg)})
-    return artifact_path(ctx.root, "folds", ctx.comp, key)
-
-
-def load_folds(ctx):
-    """(folder, fold key, fold per train row) of the split the current config asks for."""
-    path = folds_dir(ctx)
-    if not is_complete(path):
-        raise PipelineError(f"folds not built for this config ({path}): run `make folds COMP={ctx.comp}`")
-    frame = read_csv(path / "folds.csv", "folds file")
-    if frame["id"].tolist() != ctx.train.ids:
-        raise PipelineError(f"{path / 'folds.csv'}: ids differ from {ctx.train.source}")
-    return path, read_manifest(path)["key"], frame["fold"].astype(int).to_numpy()
+@dataclass(frozen=True)
+class SplitInputs:
+    """What the split of a config uses."""
+    method: str                      # the splitter (`auto` resolved)
+    labels: np.ndarray | None        # single-label classes to stratify on
+    multihot: np.ndarray | None      # multilabel tags to stratify on
+    groups: np.ndarray | None        # rows of a group share a fold
+    group_desc: str                  # what the groups are, for messages
+    duplicates: dict | None          # folds.dedupe: duplicate sets and rows, the content hash
 
 
 def duplicate_groups(ctx):
-    """(hashes of the train images, duplicate sets [[row, ...], ...]) for folds.dedupe (and make audit)."""
-    from ..audit.duplicates import content_hashes, duplicate_sets
-
+    """(hashes of the train images, duplicate sets [[row, ...], ...]) for folds.dedupe."""
     cache = artifact_path(ctx.root, "cache", ctx.comp, "x").parent
     hashes = content_hashes(ctx.train.paths, cache, ctx.cfg.runtime.progress, "hashing train images (dedupe)")
     return hashes, duplicate_sets(hashes)
 
 
-def split_inputs(ctx):
-    """(method, labels, multihot, groups, group description, duplicate info) the split of this config uses."""
-    from ..audit.duplicates import union_groups
-
+def split_inputs(ctx) -> SplitInputs:
     comp, cfg = ctx.cfg.competition, ctx.cfg.folds
     y = ctx.targets
     group_values = ctx.train.frame[comp.group_col].to_numpy() if comp.group_col else None
@@ -248,7 +68,7 @@ def split_inputs(ctx):
                             f"folds.method=auto (or a group-aware method)")
     labels = stratify_labels(y, comp) if task != "multilabel" else None
     multihot = y if task == "multilabel" else None
-    return method, labels, multihot, groups, desc, dup_info
+    return SplitInputs(method, labels, multihot, groups, desc, dup_info)
 
 
 def run(ctx):
@@ -257,16 +77,17 @@ def run(ctx):
         log.info(f"folds up to date: {path}")
         return path
     comp, cfg = ctx.cfg.competition, ctx.cfg.folds
-    method, labels, multihot, groups, desc, dup_info = split_inputs(ctx)
+    split = split_inputs(ctx)
     needs = metric_requirements(ctx.targets, comp.task, comp.metric, comp.classes)
-    folds = assign_folds(len(ctx.train), cfg.n_splits, cfg.seed, method, labels, groups, multihot, needs,
-                         comp.classes, ctx.train.source, desc)
+    folds = assign_folds(len(ctx.train), cfg.n_splits, cfg.seed, split.method, split.labels, split.groups,
+                         split.multihot, needs, comp.classes, ctx.train.source, split.group_desc)
     sizes = np.bincount(folds, minlength=cfg.n_splits).tolist()
-    metrics = {"fold_sizes": sizes, "method": method, **({"dedupe": dup_info} if dup_info else {})}
+    metrics = {"fold_sizes": sizes, "method": split.method,
+               **({"dedupe": split.duplicates} if split.duplicates else {})}
     with staging(path) as tmp:
         atomic_write_csv(tmp / "folds.csv", pd.DataFrame({"id": ctx.train.ids, "fold": folds}))
         write_manifest(tmp, "folds", path.name, sections(ctx.cfg, ["competition", "folds"]), fold_key=path.name,
                        inputs={"train": dict(path=ctx.train.source, fingerprint=ctx.train.fingerprint())},
                        metrics=metrics)
-    log.info(f"wrote {cfg.n_splits} folds ({method}, sizes {sizes}) -> {path}")
+    log.info(f"wrote {cfg.n_splits} folds ({split.method}, sizes {sizes}) -> {path}")
     return path

@@ -2,17 +2,102 @@
 
     folds -> train [+ round n's pseudo-label set] [+ a distillation teacher's predictions] -> predict -> stack
           -> round n+1's pseudo-label set (from the stack, or an experiment, built on round n's models) -> ...
+          -> submit (from the stack or an experiment, of a round)
 
 Every key hashes the config sections a stage reads and the keys of its inputs, so a folder names exactly what it
 was built from, and a round's models name the set, hence the source and the models, of the round before.
-Manifests only: no torch."""
+Manifests only: no torch.
+
+The layering rule: a stage module (stages/<name>.py) imports library modules (everything outside stages/) and
+this module, never another stage's functions. What several stages share lives here (which folder, built from
+what: the folds included) or below it in a library module (the split itself: data/splits.py; the audit's
+checks: audit/). The one call across stages is the pseudo stage running whole stages (their `run`), as make
+would."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
 from ..artifacts import artifact_path, input_ref, is_complete, latest, read_manifest
 from ..config import sections
+from ..data.splits import resolve_method
 from ..errors import PipelineError
-from ..utils.io import stable_hash
-from .folds import load_folds
+from ..utils.io import read_csv, stable_hash
 
 TRAIN_SECTIONS = ["competition", "model", "data", "mixup", "train", "loss"]
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    """The split a config trains on: its folds/<comp>/<key>/ folder, key, and the fold of every train row."""
+    path: Path
+    key: str
+    folds: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainDir:
+    """A config's models folder (complete or not) and its inputs {name: ref}: the folds, and the pseudo-label
+    set and the distillation teacher when used."""
+    path: Path
+    inputs: dict
+
+
+@dataclass(frozen=True)
+class TrainedFolds:
+    """A config's models folder with every fold trained, on the split `fold_key` (`folds`: fold per train row)."""
+    path: Path
+    fold_key: str
+    folds: np.ndarray
+    dirs: list
+
+
+@dataclass(frozen=True)
+class PredictDir:
+    """A config's prediction folder (complete or not) and the trained folds it predicts with."""
+    path: Path
+    trained: TrainedFolds
+
+
+@dataclass(frozen=True)
+class PseudoSetDir:
+    """Round n's pseudo-label set folder (complete or not) and the predictions folder it selects from."""
+    path: Path
+    source: Path
+
+
+@dataclass(frozen=True)
+class StackDir:
+    """A config's stack folder (complete or not) and its inputs {experiment: prediction folder}."""
+    path: Path
+    inputs: dict
+
+
+def _split_marker(cfg) -> dict:
+    """Extra key parts for splits whose algorithm changed under an unchanged config: multilabel `auto` was
+    KFold and is iterative stratification now, so those splits get new folders instead of reusing old ones."""
+    comp = cfg.competition
+    if comp.task == "multilabel" and resolve_method(cfg.folds.method, "multilabel", bool(comp.group_col),
+                                                    False) == "multilabel_stratified":
+        return {"splitter": "multilabel_stratified"}
+    return {}
+
+
+def folds_dir(ctx) -> Path:
+    key = stable_hash({**sections(ctx.cfg, ["competition", "folds"]), "train": ctx.train.fingerprint(),
+                       **_split_marker(ctx.cfg)})
+    return artifact_path(ctx.root, "folds", ctx.comp, key)
+
+
+def load_folds(ctx) -> FoldSplit:
+    """The split the current config asks for; it must be built."""
+    path = folds_dir(ctx)
+    if not is_complete(path):
+        raise PipelineError(f"folds not built for this config ({path}): run `make folds COMP={ctx.comp}`")
+    frame = read_csv(path / "folds.csv", "folds file")
+    if frame["id"].tolist() != ctx.train.ids:
+        raise PipelineError(f"{path / 'folds.csv'}: ids differ from {ctx.train.source}")
+    return FoldSplit(path, read_manifest(path)["key"], frame["fold"].astype(int).to_numpy())
 
 
 def with_round(ctx, n: int):
@@ -28,9 +113,9 @@ def models_round(ctx, path) -> int:
     return int(read_manifest(ctx.root / manifest["inputs"]["train"]["path"] / "fold0").get("pseudo_round", 0))
 
 
-def pseudo_set_dir(ctx, n: int, fold_key: str):
-    """(folder of round n's pseudo-label set, complete or not; its source folder). The source is pseudo.source
-    (the stack, or an experiment) at round n-1 and must be built on the folds this config trains on."""
+def pseudo_set_dir(ctx, n: int, fold_key: str) -> PseudoSetDir:
+    """Round n's pseudo-label set. Its source is pseudo.source (the stack, or an experiment) at round n-1 and
+    must be built on the folds this config trains on."""
     prev = with_round(ctx, n - 1)
     try:
         source = source_dir(prev, ctx.cfg.pseudo.source)
@@ -41,7 +126,7 @@ def pseudo_set_dir(ctx, n: int, fold_key: str):
         raise PipelineError(f"pseudo.source {ref['path']} was built on folds {ref['fold_key']}, but this config "
                             f"trains on folds {fold_key}; rebuild the source on the same folds")
     key = stable_hash({"source": ref["key"], "pseudo": ctx.cfg.pseudo.selection()})
-    return artifact_path(ctx.root, "pseudo", ctx.comp, key, f"round{n}"), source
+    return PseudoSetDir(artifact_path(ctx.root, "pseudo", ctx.comp, key, f"round{n}"), source)
 
 
 def teacher_predictions(ctx, fold_key: str):
@@ -62,13 +147,13 @@ def teacher_predictions(ctx, fold_key: str):
     return path
 
 
-def train_dir(ctx, fold_key: str):
-    """(folder of this config's models, {input name: ref}): the pseudo-label set and the teacher, when used,
-    are inputs, so a round's or a student's models never share a folder with plain ones."""
+def train_dir(ctx, fold_key: str) -> TrainDir:
+    """This config's models: the pseudo-label set and the teacher, when used, are inputs, so a round's or a
+    student's models never share a folder with plain ones."""
     cfg = ctx.cfg
     parts, inputs = {"folds": fold_key, **sections(cfg, TRAIN_SECTIONS)}, {"folds": dict(key=fold_key)}
     if cfg.pseudo.round:
-        set_path, _ = pseudo_set_dir(ctx, cfg.pseudo.round, fold_key)
+        set_path = pseudo_set_dir(ctx, cfg.pseudo.round, fold_key).path
         if not is_complete(set_path):
             raise PipelineError(f"round {cfg.pseudo.round}'s pseudo-label set is not built ({set_path}): run "
                                 f"`make pseudo COMP={ctx.comp} ROUND={cfg.pseudo.round}`")
@@ -78,13 +163,13 @@ def train_dir(ctx, fold_key: str):
     if teacher is not None:
         inputs["teacher"] = input_ref(teacher, ctx.root)
         parts["distill"] = dict(cfg.distill.model_dump(), teacher=inputs["teacher"]["key"])
-    return artifact_path(ctx.root, "train", ctx.comp, stable_hash(parts), ctx.exp), inputs
+    return TrainDir(artifact_path(ctx.root, "train", ctx.comp, stable_hash(parts), ctx.exp), inputs)
 
 
-def fold_dirs(ctx):
-    """(train folder, fold key, folds, [fold folders]) for the current config; every fold must be trained."""
-    _, fold_key, folds = load_folds(ctx)
-    path, _ = train_dir(ctx, fold_key)
+def fold_dirs(ctx) -> TrainedFolds:
+    """The current config's models, every fold trained."""
+    split = load_folds(ctx)
+    fold_key, path = split.key, train_dir(ctx, split.key).path
     dirs = [path / f"fold{k}" for k in range(ctx.cfg.folds.n_splits)]
     missing = [k for k, d in enumerate(dirs) if not is_complete(d)]
     if missing:
@@ -94,13 +179,13 @@ def fold_dirs(ctx):
     for d in dirs:
         if read_manifest(d)["fold_key"] != fold_key:
             raise PipelineError(f"{d} was trained on folds {read_manifest(d)['fold_key']}, not {fold_key}")
-    return path, fold_key, folds, dirs
+    return TrainedFolds(path, fold_key, split.folds, dirs)
 
 
-def predict_dir(ctx):
-    train_path, fold_key, folds, dirs = fold_dirs(ctx)
-    key = stable_hash({"train": train_path.name, **sections(ctx.cfg, ["predict"])})
-    return artifact_path(ctx.root, "predict", ctx.comp, key, ctx.exp), train_path, fold_key, folds, dirs
+def predict_dir(ctx) -> PredictDir:
+    trained = fold_dirs(ctx)
+    key = stable_hash({"train": trained.path.name, **sections(ctx.cfg, ["predict"])})
+    return PredictDir(artifact_path(ctx.root, "predict", ctx.comp, key, ctx.exp), trained)
 
 
 def experiment_predictions(ctx, name: str):
@@ -108,7 +193,7 @@ def experiment_predictions(ctx, name: str):
     one whose models belong to this config's pseudo-label round."""
     n = ctx.cfg.pseudo.round
     if name == ctx.exp:
-        path = predict_dir(ctx)[0]
+        path = predict_dir(ctx).path
     else:
         path = latest(ctx.root, "predict", ctx.comp, name, where=lambda p: models_round(ctx, p) == n)
     if path is None or not is_complete(path):
@@ -118,18 +203,18 @@ def experiment_predictions(ctx, name: str):
     return path
 
 
-def stack_dir(ctx):
+def stack_dir(ctx) -> StackDir:
     inputs = {name: experiment_predictions(ctx, name) for name in ctx.cfg.stack.experiments or [ctx.exp]}
     key = stable_hash({"inputs": {n: read_manifest(p)["key"] for n, p in inputs.items()},
                        **sections(ctx.cfg, ["stack"])})
-    return artifact_path(ctx.root, "stack", ctx.comp, key), inputs
+    return StackDir(artifact_path(ctx.root, "stack", ctx.comp, key), inputs)
 
 
 def source_dir(ctx, source: str):
     """A level's predictions folder: `stack` (the stack for this config) or an experiment name."""
     if source != "stack":
         return experiment_predictions(ctx, source)
-    path, _ = stack_dir(ctx)
+    path = stack_dir(ctx).path
     if not is_complete(path):
         raise PipelineError(f"no stack for this config ({path}): run `make stack COMP={ctx.comp}`")
     return path
@@ -144,3 +229,10 @@ def latest_round(ctx, source: str) -> int:
         except PipelineError:
             return n
         n += 1
+
+
+def submit_dir(ctx, source: Path) -> Path:
+    """The submission folder of a level's predictions (`source_dir`) under this config."""
+    key = stable_hash({"source": read_manifest(source)["key"],
+                       **sections(ctx.cfg, ["competition", "stack", "submit"])})
+    return artifact_path(ctx.root, "submit", ctx.comp, key)

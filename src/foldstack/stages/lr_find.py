@@ -7,8 +7,7 @@ import pandas as pd
 from ..artifacts import artifact_path, is_complete, read_manifest, staging, write_manifest
 from ..config import sections
 from ..utils.io import atomic_write_csv, stable_hash
-from .folds import load_folds
-from .lineage import TRAIN_SECTIONS
+from .lineage import TRAIN_SECTIONS, load_folds
 
 log = logging.getLogger("foldstack")
 
@@ -18,13 +17,15 @@ def run(ctx):
 
     import torch
 
-    from ..engine import build_fold, micro_step, optimizer_step
+    from ..engine.fold import build_fold
+    from ..engine.step import micro_step, optimizer_step
     from ..models import set_backbone_trainable
     from ..optim.lr_find import range_test, suggest_lr
     from ..utils.plots import plot_lr_find
 
     cfg = ctx.cfg
-    _, fold_key, folds = load_folds(ctx)
+    split = load_folds(ctx)
+    fold_key = split.key
     path = artifact_path(ctx.root, "lr_find", ctx.comp,
                          stable_hash({"folds": fold_key, **sections(cfg, TRAIN_SECTIONS + ["lr_find"])}), ctx.exp)
     if is_complete(path):
@@ -32,7 +33,7 @@ def run(ctx):
         return path
     lf = cfg.lr_find
     with staging(path) as tmp:
-        f = build_fold(cfg, ctx.images, ctx.targets, folds, 0, tmp)
+        f = build_fold(cfg, ctx.images, ctx.targets, split.folds, 0, tmp)
         f.model.train()
         set_backbone_trainable(f.model, cfg.train.freeze_epochs == 0)
         batches, accum = enumerate(cycle(f.train_loader)), cfg.train.accum_steps

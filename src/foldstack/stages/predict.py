@@ -36,20 +36,23 @@ def inference_loader(ctx, rows, device):
     """Image-store rows in order through the evaluation transform (TTA views are made on the device)."""
     from ..data.dataset import ImageDataset, make_loader
     from ..data.transforms import build_transforms
-    from ..engine import num_workers
+    from ..engine.runtime import num_workers
 
     dataset = ImageDataset(ctx.images, rows, None, build_transforms(ctx.cfg.data, train=False))
     return make_loader(dataset, ctx.cfg.data.batch_size * 2, num_workers(ctx.cfg, device))
 
 
 def run(ctx):
-    path, train_path, fold_key, folds, dirs = predict_dir(ctx)
+    target = predict_dir(ctx)
+    path, trained = target.path, target.trained
+    folds, dirs = trained.folds, trained.dirs
     if is_complete(path):
         log.info(f"predictions up to date: {path}")
         return path
     import torch  # only when there is something to predict: a no-op stays fast
 
-    from ..engine import predict_probs, resolve_device, tta_views
+    from ..engine.inference import predict_probs, tta_views
+    from ..engine.runtime import resolve_device
 
     cfg, comp, y = ctx.cfg, ctx.cfg.competition, ctx.targets
     device, views = resolve_device(cfg.runtime.device), tta_views(cfg)
@@ -87,8 +90,8 @@ def run(ctx):
     with staging(path) as tmp:
         write_predictions(tmp, ctx.train.ids, ctx.test.ids, output_names(comp),
                           Predictions(oof, test, folds, oof_plain if tta else None, test_plain if tta else None))
-        write_manifest(tmp, "predict", path.name, sections(cfg, ["predict"]), fold_key=fold_key,
-                       inputs={"train": dict(path=str(train_path.relative_to(ctx.root)), key=train_path.name)},
+        write_manifest(tmp, "predict", path.name, sections(cfg, ["predict"]), fold_key=trained.fold_key,
+                       inputs={"train": dict(path=str(trained.path.relative_to(ctx.root)), key=trained.path.name)},
                        metrics=metrics, experiment=ctx.exp, rows=rows_record(ctx.train.ids, ctx.test.ids),
                        views=[v.name for v in views], models=len(models), seconds=round(seconds, 2),
                        device=str(device), torch=torch.__version__)

@@ -16,8 +16,7 @@ from ..predictions import load_predictions
 from ..pseudo import select_pseudo
 from ..utils.io import atomic_save_npy, atomic_write_csv
 from . import predict, stack, train
-from .folds import load_folds
-from .lineage import models_round, pseudo_set_dir, source_dir, stack_dir, with_round
+from .lineage import load_folds, models_round, pseudo_set_dir, source_dir, stack_dir, with_round
 
 log = logging.getLogger("foldstack")
 
@@ -25,8 +24,9 @@ log = logging.getLogger("foldstack")
 def select(ctx, n: int):
     """Round n's pseudo-label set (written unless up to date)."""
     cfg, comp = ctx.cfg, ctx.cfg.competition
-    _, fold_key, _ = load_folds(ctx)
-    path, source = pseudo_set_dir(ctx, n, fold_key)
+    fold_key = load_folds(ctx).key
+    target = pseudo_set_dir(ctx, n, fold_key)
+    path, source = target.path, target.source
     built_on = models_round(ctx, source)
     if built_on != n - 1:
         raise PipelineError(f"ROUND={n} needs a source built on round {n - 1}'s models; {source} comes "
@@ -37,7 +37,8 @@ def select(ctx, n: int):
     names = output_names(comp)
     test = load_predictions(source, ctx.train.ids, ctx.test.ids, len(names)).test
     p = cfg.pseudo
-    idx, targets, conf = select_pseudo(test, comp.task, p.rule, p.threshold, p.fraction, p.soft, comp.tag_threshold)
+    picked = select_pseudo(test, comp.task, p.rule, p.threshold, p.fraction, p.soft, comp.tag_threshold)
+    idx, targets, conf = picked.rows, picked.targets, picked.confidence
     if len(idx) == 0:
         raise PipelineError(f"pseudo: no test row passes rule {p.rule} (threshold {p.threshold}); lower it")
     counts = targets.sum(0).round(1).tolist()
@@ -61,7 +62,7 @@ def round_experiments(ctx, n: int) -> list:
 
 
 def stack_cv(ctx) -> tuple[str, float]:
-    manifest = read_manifest(stack_dir(ctx)[0])
+    manifest = read_manifest(stack_dir(ctx).path)
     return manifest["output"], manifest["metrics"][manifest["output"]]
 
 

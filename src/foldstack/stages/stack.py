@@ -46,15 +46,15 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict]:
             test_x = np.hstack([test_x, image_meta_features(ctx.test.paths, st.meta_features)])
     for method in methods:
         if method in BLENDS:
-            oof, test, info = blend_cv(method, oofs, tests, y, folds, comp, st.weights_objective, st.seed)
-            levels[level_name(method)] = ("blend", oof, test)
+            fit = blend_cv(method, oofs, tests, y, folds, comp, st.weights_objective, st.seed)
+            levels[level_name(method)] = ("blend", fit.oof, fit.test)
         else:
-            oof, test, info = stack_cv(method, oof_x, test_x, y, folds, comp.task, st,
-                                       n_prob_features=sum(o.shape[1] for o in oofs))
-            levels[level_name(method)] = (f"stack on {len(oofs)} experiment(s)", oof, test)
-        if info:
-            fitted[level_name(method)] = info
-            log.info(f"{level_name(method)} fitted: {info}")
+            fit = stack_cv(method, oof_x, test_x, y, folds, comp.task, st,
+                           n_prob_features=sum(o.shape[1] for o in oofs))
+            levels[level_name(method)] = (f"stack on {len(oofs)} experiment(s)", fit.oof, fit.test)
+        if fit.info:
+            fitted[level_name(method)] = fit.info
+            log.info(f"{level_name(method)} fitted: {fit.info}")
     return levels, fitted
 
 
@@ -74,7 +74,7 @@ def reference_levels(ctx, inputs: dict) -> tuple[dict, dict]:
                 ctx.root / teacher["path"])["metrics"]
     for r in range(ctx.cfg.pseudo.round):
         try:
-            path, _ = stack_dir(with_round(ctx, r))
+            path = stack_dir(with_round(ctx, r)).path
         except PipelineError:
             continue
         if is_complete(path):
@@ -89,7 +89,8 @@ def show_report(path) -> None:
 
 
 def run(ctx):
-    path, inputs = stack_dir(ctx)
+    target = stack_dir(ctx)
+    path, inputs = target.path, target.inputs
     if is_complete(path):
         log.info(f"stack up to date: {path}")
         show_report(path)

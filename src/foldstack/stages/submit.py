@@ -3,14 +3,14 @@
 pseudo-label round it comes from (default: the latest one built)."""
 import logging
 
-from ..artifacts import artifact_path, input_ref, is_complete, staging, write_manifest
+from ..artifacts import input_ref, is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
 from ..predictions import load_predictions
 from ..stacking import read_thresholds, thresholds_for
 from ..submission import build_submission, validate_submission
-from ..utils.io import atomic_copy, atomic_write_csv, stable_hash
-from .lineage import latest_round, source_dir, with_round
+from ..utils.io import atomic_copy, atomic_write_csv
+from .lineage import latest_round, source_dir, submit_dir, with_round
 
 log = logging.getLogger("foldstack")
 
@@ -30,8 +30,7 @@ def run(ctx):
         log.info(f"submitting pseudo-label round {n}'s {sub_cfg.source} (submit.round=0 for the first one)")
     comp = ctx.cfg.competition
     ref = input_ref(source, ctx.root)
-    key = stable_hash({"source": ref["key"], **sections(ctx.cfg, ["competition", "stack", "submit"])})
-    path = artifact_path(ctx.root, "submit", ctx.comp, key)
+    path = submit_dir(ctx, source)
     if is_complete(path):
         log.info(f"submission up to date: {path}")
     else:

@@ -16,8 +16,7 @@ from ..errors import PipelineError
 from ..predictions import load_predictions
 from ..pseudo import hard_targets
 from ..utils.io import load_npy, read_csv
-from .folds import load_folds
-from .lineage import TRAIN_SECTIONS, train_dir
+from .lineage import TRAIN_SECTIONS, load_folds, train_dir
 
 log = logging.getLogger("foldstack")
 
@@ -39,7 +38,7 @@ def pseudo_rows(ctx, ref: dict):
 
 def training_rows(ctx, inputs: dict, folds: np.ndarray):
     """(extra rows or None, teacher OOF for the train rows or None) from the train folder's inputs."""
-    from ..engine import ExtraRows
+    from ..engine.fold import ExtraRows
 
     extra = teacher = None
     if "pseudo" in inputs:
@@ -67,8 +66,10 @@ def add_arguments(p) -> None:
 
 
 def run(ctx):
-    _, fold_key, folds = load_folds(ctx)
-    path, inputs = train_dir(ctx, fold_key)
+    split = load_folds(ctx)
+    fold_key, folds = split.key, split.folds
+    target = train_dir(ctx, fold_key)
+    path, inputs = target.path, target.inputs
     n = ctx.cfg.folds.n_splits
     if ctx.fold is not None and not 0 <= ctx.fold < n:
         raise PipelineError(f"FOLD={ctx.fold} is out of range: folds are 0..{n - 1}")
@@ -82,7 +83,7 @@ def run(ctx):
         log.info(f"{ctx.exp}: fold(s) up to date: {path}")
         return path
     from .. import distributed as dist
-    from ..engine import train_fold  # torch: only when there is something to train (a no-op stays fast)
+    from ..engine.training import train_fold  # torch: only when there is something to train (a no-op stays fast)
 
     ctx.targets  # decode targets now: a bad label fails before any training
     ctx.images  # noqa: B018  (and the images: a file that does not decode fails before any fold folder exists)

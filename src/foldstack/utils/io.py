@@ -20,14 +20,6 @@ def stable_hash(obj, length: int = 12) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def file_hash(path: Path, length: int = 16) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:length]
-
-
 # A write the file system refused: one line naming the file instead of a traceback (a full disk mid-epoch).
 WRITE_ERRORS = {errno.ENOSPC: "no space left on device (disk full)",
                 errno.EFBIG: "file too large (disk full, or over the file-size limit)",

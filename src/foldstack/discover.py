@@ -1,4 +1,5 @@
-"""Infer a competition's setup from its Kaggle folder: written once to configs/<comp>.yaml, then the user's."""
+"""Discover a competition's setup from its Kaggle folder (layout, id and target columns, task, classes, metric,
+submission format): written once to configs/<comp>.yaml, then the user's."""
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -123,9 +124,9 @@ def _drop_unlabeled(train: pd.DataFrame, target_cols: list[str], path, drop: boo
     return _rows(train.drop(index=blank), path)
 
 
-def infer_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
+def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
     """The competition section for `input_dir`. Rows with an empty target are refused (naming them) unless
-    drop_unlabeled, which leaves them out of the inference (and of training: the flag is written too)."""
+    drop_unlabeled, which leaves them out of the discovery (and of training: the flag is written too)."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise PipelineError(f"competition folder not found: {input_dir} (unpack the Kaggle download there)")
@@ -175,7 +176,7 @@ def infer_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
 
 
 def write_competition_config(path: Path, input_dir: Path, shown_as=None, drop_unlabeled: bool = False) -> dict:
-    comp = infer_competition(input_dir, drop_unlabeled)
+    comp = discover_competition(input_dir, drop_unlabeled)
     header = (f"# Inferred from {shown_as or input_dir} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n"
               f"# This file is yours now: edit it (it wins over inference) or delete it to infer again.\n"
               f"# Any other section (folds, model, data, train, loss, predict, stack, runtime) may go here too:\n"

@@ -1,0 +1,47 @@
+"""Prediction: class probabilities of every image a loader gives, averaged over models, TTA views merged. The
+one path for validation during training, OOF and test predictions, and the benchmarks."""
+import numpy as np
+import torch
+
+from ..config import Config
+from ..data.device import to_device
+from ..loss import logits_to_probs
+from ..tta import build_views, forward_views, merge_views
+from .runtime import autocast, progress, use_channels_last
+
+
+def tta_views(cfg: Config) -> list:
+    """The predict section's TTA views (identity first) at the validation image size."""
+    p = cfg.predict
+    return build_views(p.tta, p.tta_scales, p.tta_crop_fraction, cfg.data.img_size)
+
+
+@torch.inference_mode()
+def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: str = "predict", plain: bool = False):
+    """Class probabilities (N, K) averaged over models; each model's views merged by predict.tta_merge.
+
+    Several models share one pass over the loader, so test images are decoded once, not once per fold; all
+    views of a batch go through a model in one batched call (chunked at runtime.infer_batch images).
+    views: from `tta_views` (default: the identity alone). plain=True also returns the identity view's
+    probabilities from the same pass: TTA's gain is measured without a second run."""
+    views = views or build_views([], [], 1.0, cfg.data.img_size)
+    layout = use_channels_last(cfg, torch.device(device))
+    for model in models:
+        model.eval()
+        if layout:  # weights in the layout of the batches (a no-op for a model trained here)
+            model.to(memory_format=torch.channels_last)
+    task, merged_out, plain_out = cfg.competition.task, [], []
+    for x, _ in progress(loader, cfg, desc):
+        x = to_device(x, device, cfg.data, layout)
+        merged = identity = 0
+        for model in models:
+            with autocast(cfg, device):
+                probs = forward_views(lambda batch: logits_to_probs(model(batch), task), x, views,
+                                      cfg.runtime.infer_batch)
+            merged = merged + (probs[0].float() if len(views) == 1 else
+                               merge_views(probs.float(), cfg.predict.tta_merge, task))
+            identity = identity + probs[0].float()
+        merged_out.append(merged.cpu() / len(models))
+        plain_out.append(identity.cpu() / len(models))
+    merged = torch.cat(merged_out).numpy().astype(np.float64)
+    return (merged, torch.cat(plain_out).numpy().astype(np.float64)) if plain else merged

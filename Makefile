@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all sample folds train train-folds oof stack pseudo submit score audit lr-find bench test clean-artifacts docs docs-serve help
+.PHONY: all sample folds train train-folds oof stack pseudo submit score audit download lr-find bench test clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -29,6 +29,7 @@ help:
 	@echo "make train -j4 DEVICES=\"0 1 2 3\"   folds in parallel, one per GPU"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make pseudo ROUND=1            pseudo-label round 1: select from the stack, retrain folds, predict, stack"
+	@echo "make download COMP=<slug>      the Kaggle competition into input/<slug>/ (kaggle CLI, zips unpacked); prints what would be inferred"
 	@echo "make audit                     leak audit of what is on disk: OOF, pseudo, stack and teacher rows, duplicate images"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
@@ -87,6 +88,15 @@ submit: stack
 
 score: | $(INSTALL)
 	$(PY) scripts/score.py $(ARGS) --labels $(or $(LABELS),$(error set LABELS=<csv of true labels>)) --submission $(SUB)
+
+# The official kaggle CLI (the `kaggle` extra) is installed on first use; credentials as it reads them.
+KAGGLE_STAMP := $(VENV)/.kaggle-installed
+$(KAGGLE_STAMP): $(wildcard pyproject.toml) | $(INSTALL)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[kaggle]'
+	touch $@
+
+download: | $(KAGGLE_STAMP)
+	$(PY) scripts/download.py --comp $(COMP)
 
 # Reads what is on disk and proves (or refutes, naming the row and artifact) that no validation row leaked.
 audit: | $(INSTALL)

@@ -1,0 +1,108 @@
+"""`make download COMP=<slug>`: the official `kaggle` CLI into input/<slug>/, every zip unpacked (nested ones too).
+
+The CLI reads its own credentials (~/.kaggle/kaggle.json, $KAGGLE_CONFIG_DIR/kaggle.json, KAGGLE_USERNAME and
+KAGGLE_KEY, or an API token); they are checked first so that a missing one is one line, not the CLI's traceback."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from .errors import PipelineError
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Kaggle competition slugs: also a safe folder name
+CREDENTIALS_HELP = ("put kaggle.json (Kaggle > Settings > API > Create New Token) in ~/.kaggle/, or set KAGGLE_USERNAME "
+                    "and KAGGLE_KEY")
+
+
+def credentials_problem(env=None, home: Path | None = None) -> str | None:
+    """Why the CLI would have no credentials, or None when it has some."""
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else Path(home)
+    if (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY")) or env.get("KAGGLE_API_TOKEN"):
+        return None
+    config_dir = Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
+    if any((config_dir / name).is_file() for name in ("kaggle.json", "access_token")):
+        return None
+    return f"no Kaggle credentials ({config_dir / 'kaggle.json'} not found): {CREDENTIALS_HELP}"
+
+
+def kaggle_executable() -> Path:
+    """The CLI of this environment (the `kaggle` extra, installed by `make download` on first use)."""
+    cli = Path(sys.executable).parent / "kaggle"
+    if not cli.is_file():
+        raise PipelineError(f"the kaggle CLI is not installed in {cli.parent.parent}: run `make download`, which "
+                            f"installs it (pip install -e '.[kaggle]')")
+    return cli
+
+
+def check_slug(slug: str) -> str:
+    if not SLUG.match(slug):
+        raise PipelineError(f"COMP={slug!r} is not a Kaggle competition slug (lower-case letters, digits, '-': the "
+                            f"last part of https://www.kaggle.com/competitions/<slug>)")
+    return slug
+
+
+def download_command(slug: str, dest: Path, cli: Path) -> list[str]:
+    return [str(cli), "competitions", "download", "-c", check_slug(slug), "-p", str(dest)]
+
+
+def run_download(command: list[str]) -> None:
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        said = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        last = said[-1] if said else "no output"
+        raise PipelineError(f"kaggle competitions download failed (exit {proc.returncode}): {last} (no network, "
+                            f"or the competition's rules not accepted on its Kaggle page?)")
+
+
+def _safe_members(archive: zipfile.ZipFile, zip_path: Path, dest: Path) -> list[zipfile.ZipInfo]:
+    """Every member, refused if it would land outside `dest` (zip slip: '../x', an absolute path)."""
+    base = os.path.normpath(os.path.abspath(dest))
+    for info in archive.infolist():
+        target = os.path.normpath(os.path.join(base, info.filename))
+        if os.path.isabs(info.filename) or not (target == base or target.startswith(base + os.sep)):
+            raise PipelineError(f"{zip_path}: member {info.filename!r} points outside {dest}; not unpacking it")
+    return archive.infolist()
+
+
+def unpack(folder: Path) -> list[Path]:
+    """Unzip every .zip under `folder` where it lies, zips inside zips too, and remove each once unpacked (a
+    rerun after a failure unpacks it again). Returns the zips unpacked, in order."""
+    done = []
+    while True:
+        zips = sorted(p for p in Path(folder).rglob("*.zip") if p.is_file())
+        if not zips:
+            return done
+        for zip_path in zips:
+            try:
+                with zipfile.ZipFile(zip_path) as archive:
+                    archive.extractall(zip_path.parent, _safe_members(archive, zip_path, zip_path.parent))
+            except zipfile.BadZipFile:
+                raise PipelineError(f"{zip_path}: not a valid zip (an interrupted download? delete it and rerun)") \
+                    from None
+            zip_path.unlink()
+            done.append(zip_path)
+
+
+def download(slug: str, root: Path) -> Path:
+    """input/<slug>/ with the competition's files: downloaded and unpacked, or left as it is when it has files."""
+    dest = Path(root) / "input" / check_slug(slug)
+    if dest.is_dir() and any(p.suffix != ".zip" for p in dest.iterdir()):
+        unpack(dest)  # what an interrupted earlier run left zipped
+        return dest
+    problem = credentials_problem()
+    if problem:
+        raise PipelineError(problem)
+    command = download_command(slug, dest, kaggle_executable())
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        run_download(command)
+        unpack(dest)
+    except BaseException:
+        if not any(p.suffix != ".zip" for p in dest.iterdir()):
+            shutil.rmtree(dest, ignore_errors=True)  # nothing usable: leave no folder that looks downloaded
+        raise
+    return dest

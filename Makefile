@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all sample folds train train-folds oof stack pseudo submit score audit download lr-find bench test clean-artifacts docs docs-serve help
+.PHONY: all sample folds train train-folds oof stack pseudo submit score audit download predict summary lr-find bench test clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -30,6 +30,8 @@ help:
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make pseudo ROUND=1            pseudo-label round 1: select from the stack, retrain folds, predict, stack"
 	@echo "make download COMP=<slug>      the Kaggle competition into input/<slug>/ (kaggle CLI, zips unpacked); prints what would be inferred"
+	@echo "make predict IMAGES=<file|dir>  top-k classes of each image from the trained folds (TTA as configured) -> CSV; TOP_K=, OUT="
+	@echo "make summary [ALL=1]           parameters, GFLOPs and images/s of the experiment's model (ALL=1: every experiment)"
 	@echo "make audit                     leak audit of what is on disk: OOF, pseudo, stack and teacher rows, duplicate images"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
@@ -88,6 +90,19 @@ submit: stack
 
 score: | $(INSTALL)
 	$(PY) scripts/score.py $(ARGS) --labels $(or $(LABELS),$(error set LABELS=<csv of true labels>)) --submission $(SUB)
+
+# A trained experiment on images outside the competition: fold models averaged, TTA as configured.
+IMAGES ?=
+TOP_K ?=
+OUT ?=
+predict: | $(INSTALL)
+	$(PY) scripts/predict_images.py $(ARGS) --images $(or $(IMAGES),$(error set IMAGES=<image file or folder>)) \
+	  $(if $(TOP_K),--top-k $(TOP_K)) $(if $(OUT),--out $(OUT))
+
+# The model as configured: size, cost and speed on this machine (no training, no images).
+ALL ?=
+summary: | $(INSTALL)
+	$(PY) scripts/summary.py $(ARGS) $(if $(ALL),--all-experiments)
 
 # The official kaggle CLI (the `kaggle` extra) is installed on first use; credentials as it reads them.
 KAGGLE_STAMP := $(VENV)/.kaggle-installed

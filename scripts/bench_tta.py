@@ -7,19 +7,18 @@ import time
 
 from foldstack.cli import run_stage
 from foldstack.stages.lineage import predict_dir
-from foldstack.stages.predict import inference_loader, load_fold_models
 
 
 def bench(ctx) -> None:
     import numpy as np
 
-    from foldstack.engine.inference import predict_probs, tta_views
+    from foldstack.engine.inference import inference_loader, load_fold_models, predict_probs, tta_views
     from foldstack.engine.runtime import resolve_device
 
     cfg, device = ctx.cfg, resolve_device(ctx.cfg.runtime.device)
     fold_dir = predict_dir(ctx).trained.dirs[0]
-    models = load_fold_models(ctx, fold_dir, device)
-    loader = inference_loader(ctx, ctx.images.test_rows(np.arange(len(ctx.test.ids))), device)
+    models = load_fold_models(ctx.cfg, ctx.targets.shape[1], fold_dir, device)
+    loader = inference_loader(ctx.cfg, ctx.images, ctx.images.test_rows(np.arange(len(ctx.test.ids))), device)
     dataset = loader.dataset
     print(f"{ctx.comp}: {len(dataset)} test images at {cfg.data.img_size}px, {cfg.model.name} x {len(models)} "
           f"model(s) on {device}\n")

@@ -7,7 +7,30 @@ from ..config import Config
 from ..data.device import to_device
 from ..loss import logits_to_probs
 from ..tta import build_views, forward_views, merge_views
-from .runtime import autocast, progress, use_channels_last
+from .runtime import autocast, num_workers, progress, use_channels_last
+
+
+def load_fold_models(cfg: Config, n_outputs: int, fold_dir, device) -> list:
+    """The models one fold predicts with: several with predict.checkpoint=snapshots or a list (their mean)."""
+    from ..checkpoints import weights_for_prediction
+    from ..models import create_model
+
+    model_cfg = cfg.model.model_copy(update={"pretrained_path": None})  # the checkpoint holds every weight
+    models = []
+    for weights in weights_for_prediction(fold_dir, cfg.predict.checkpoint):
+        model = create_model(model_cfg, n_outputs, cfg.competition.task)
+        model.load_state_dict(weights)
+        models.append(model.to(device))
+    return models
+
+
+def inference_loader(cfg: Config, images, rows, device):
+    """Rows of an ImageStore in order through the evaluation transform (TTA views are made on the device)."""
+    from ..data.dataset import ImageDataset, make_loader
+    from ..data.transforms import build_transforms
+
+    dataset = ImageDataset(images, rows, None, build_transforms(cfg.data, train=False))
+    return make_loader(dataset, cfg.data.batch_size * 2, num_workers(cfg, device))
 
 
 def tta_views(cfg: Config) -> list:

@@ -17,31 +17,6 @@ from .lineage import predict_dir
 log = logging.getLogger("foldstack")
 
 
-def load_fold_models(ctx, fold_dir, device) -> list:
-    """The models one fold predicts with: several with predict.checkpoint=snapshots or a list (their mean)."""
-    from ..checkpoints import weights_for_prediction
-    from ..models import create_model
-
-    cfg = ctx.cfg
-    model_cfg = cfg.model.model_copy(update={"pretrained_path": None})  # the checkpoint holds every weight
-    models = []
-    for weights in weights_for_prediction(fold_dir, cfg.predict.checkpoint):
-        model = create_model(model_cfg, ctx.targets.shape[1], cfg.competition.task)
-        model.load_state_dict(weights)
-        models.append(model.to(device))
-    return models
-
-
-def inference_loader(ctx, rows, device):
-    """Image-store rows in order through the evaluation transform (TTA views are made on the device)."""
-    from ..data.dataset import ImageDataset, make_loader
-    from ..data.transforms import build_transforms
-    from ..engine.runtime import num_workers
-
-    dataset = ImageDataset(ctx.images, rows, None, build_transforms(ctx.cfg.data, train=False))
-    return make_loader(dataset, ctx.cfg.data.batch_size * 2, num_workers(ctx.cfg, device))
-
-
 def run(ctx):
     target = predict_dir(ctx)
     path, trained = target.path, target.trained
@@ -51,20 +26,20 @@ def run(ctx):
         return path
     import torch  # only when there is something to predict: a no-op stays fast
 
-    from ..engine.inference import predict_probs, tta_views
+    from ..engine.inference import inference_loader, load_fold_models, predict_probs, tta_views
     from ..engine.runtime import resolve_device
 
     cfg, comp, y = ctx.cfg, ctx.cfg.competition, ctx.targets
     device, views = resolve_device(cfg.runtime.device), tta_views(cfg)
 
     def loader(rows):
-        return inference_loader(ctx, rows, device)
+        return inference_loader(ctx.cfg, ctx.images, rows, device)
 
     log.info(f"TTA: {len(views)} view(s) ({', '.join(v.name for v in views)}), merged by {cfg.predict.tta_merge}")
     oof, oof_plain = np.full(y.shape, np.nan), np.full(y.shape, np.nan)
     models, t0 = [], time.time()
     for k, fold_dir in enumerate(dirs):
-        fold_models = load_fold_models(ctx, fold_dir, device)
+        fold_models = load_fold_models(ctx.cfg, ctx.targets.shape[1], fold_dir, device)
         models += fold_models
         valid = np.flatnonzero(folds == k)
         oof[valid], oof_plain[valid] = predict_probs(fold_models, loader(valid), cfg, device, views,

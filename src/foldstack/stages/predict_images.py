@@ -1,0 +1,106 @@
+"""Use the trained models outside the pipeline: the top-k classes of any image file, or of every image under a
+folder, from the experiment's fold models averaged (every fold must be trained), with the configured TTA.
+
+The images go through exactly what test rows go through in `make oof` (read_image, the evaluation transform,
+predict_probs over all fold models), so an image of the competition's test folder gets the probabilities of its
+row in oof/<comp>/<exp>/<hash>/test.npy. Writes a CSV (image, top1, p1, ..., and one column per class up to
+CSV_MAX_OUTPUTS classes) to --out, default predictions/<comp>/<exp>/<folder name or file stem>.csv."""
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..discover import IMAGE_EXTS
+from ..errors import PipelineError
+from ..predictions import CSV_MAX_OUTPUTS
+from ..utils.io import atomic_write_csv
+from .lineage import fold_dirs
+
+log = logging.getLogger("foldstack")
+
+SHOWN = 10  # images printed; the CSV has them all
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--images", required=True, help="an image file, or a folder (every image file under it)")
+    p.add_argument("--top-k", type=int, default=3, help="classes per image (capped at the number of classes)")
+    p.add_argument("--out", default=None, help="CSV to write (default: predictions/<comp>/<exp>/<name>.csv "
+                                               "under the project root)")
+
+
+def find_images(path: Path) -> tuple[list[Path], list[str]]:
+    """The image files to predict and their names in the CSV: a file alone (its name), or every file under a
+    folder with an image suffix, recursively, sorted by path relative to the folder (that path is its name)."""
+    if path.is_file():
+        return [path], [path.name]
+    if not path.is_dir():
+        raise PipelineError(f"no such image file or folder: {path}")
+    files = sorted((f for f in path.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.is_file()),
+                   key=lambda f: f.relative_to(path).as_posix())
+    if not files:
+        raise PipelineError(f"no images found under {path} (suffixes: {' '.join(IMAGE_EXTS)})")
+    return files, [f.relative_to(path).as_posix() for f in files]
+
+
+def class_probs(probs: np.ndarray, task: str) -> np.ndarray:
+    """(N, n_classes): binary's positive-class column p becomes the two classes (1-p, p)."""
+    return np.concatenate([1 - probs, probs], axis=1) if task == "binary" else probs
+
+
+def top_k_frame(names: list[str], probs: np.ndarray, classes: list[str], k: int) -> pd.DataFrame:
+    """image, top1, p1, ..., topk, pk (highest first; ties in class order), then every class's probability
+    when there are at most CSV_MAX_OUTPUTS classes."""
+    k = max(1, min(k, len(classes)))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    columns = {"image": names}
+    for j in range(k):
+        columns[f"top{j + 1}"] = [classes[c] for c in order[:, j]]
+        columns[f"p{j + 1}"] = probs[np.arange(len(probs)), order[:, j]]
+    if len(classes) <= CSV_MAX_OUTPUTS:
+        clash = set(columns) & set(classes)
+        for c, name in enumerate(classes):
+            columns[f"prob_{name}" if clash else name] = probs[:, c]
+    return pd.DataFrame(columns)
+
+
+def default_out(ctx, images: Path) -> Path:
+    name = images.stem if images.is_file() else images.resolve().name
+    return ctx.root / "predictions" / ctx.comp / ctx.exp / f"{name}.csv"
+
+
+def run(ctx):
+    args = ctx.args
+    if args.top_k < 1:
+        raise PipelineError(f"--top-k {args.top_k}: must be at least 1")
+    images = Path(args.images).expanduser()
+    files, names = find_images(images)
+    trained = fold_dirs(ctx)  # every fold trained, on this config's split
+    out = Path(args.out).expanduser() if args.out else default_out(ctx, images)
+
+    import torch
+
+    from ..data.images import ImageStore
+    from ..engine.inference import inference_loader, load_fold_models, predict_probs, tta_views
+    from ..engine.runtime import resolve_device
+
+    cfg, comp = ctx.cfg, ctx.cfg.competition
+    device, views = resolve_device(cfg.runtime.device), tta_views(cfg)
+    models = [m for fold_dir in trained.dirs for m in load_fold_models(cfg, ctx.targets.shape[1], fold_dir, device)]
+    loader = inference_loader(cfg, ImageStore(files, n_train=0), np.arange(len(files)), device)  # no cache
+    log.info(f"{len(files)} image(s), {len(models)} model(s) from {trained.path}, TTA: {len(views)} view(s) "
+             f"({', '.join(v.name for v in views)}) on {device}")
+    with torch.inference_mode():
+        probs = predict_probs(models, loader, cfg, device, views, desc=f"{len(files)} images")
+
+    classes = list(comp.classes)
+    frame = top_k_frame(names, class_probs(probs, comp.task), classes, args.top_k)
+    atomic_write_csv(out, frame)
+    k = sum(c.startswith("top") for c in frame.columns)
+    for row in frame.head(SHOWN).itertuples(index=False):
+        values = row[1:1 + 2 * k]
+        print(f"{row[0]}: " + ", ".join(f"{values[2 * j]} {values[2 * j + 1]:.2f}" for j in range(k)))
+    if len(frame) > SHOWN:
+        print(f"... {len(frame) - SHOWN} more")
+    print(out)
+    return out

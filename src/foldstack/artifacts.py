@@ -63,14 +63,11 @@ def input_ref(path: Path, root: Path) -> dict:
     return dict(path=str(Path(path).relative_to(root)), key=m["key"], fold_key=m["fold_key"])
 
 
-_alive = pid_alive
-
-
 def _remove_stale_staging(final: Path) -> None:
     """Temporary folders left by a killed run (kill -9 skips cleanup) of the same artifact."""
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             remove_tree(stale)
 
 

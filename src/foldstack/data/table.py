@@ -31,12 +31,12 @@ class Table:
         return stable_hash([self.frame.to_csv(index=False), [p.name for p in self.paths], sizes], 16)
 
 
-def _paths(folder: Path, ids, ext: str, source: str, lines=None) -> list[Path]:
-    """lines: each id's frame index (CSV line - 2), when rows were left out; default 0, 1, ..."""
+def _paths(folder: Path, ids, ext: str, source: str, lines) -> list[Path]:
+    """lines: each id's frame index (CSV line - 2; rows may have been left out), for the error messages."""
     # Lexical normalisation, not Path.resolve(): realpath costs a syscall per path component (4 s for 17,500 ids
     # under a linked input/); what it must catch is an id like '../x' escaping the folder.
     base = os.path.normpath(os.path.abspath(folder))
-    lines = range(len(ids)) if lines is None else list(lines)
+    lines = list(lines)
     paths = []
     for n, name in zip(lines, ids):
         path = os.path.normpath(os.path.join(base, f"{name}{ext}"))
@@ -104,7 +104,7 @@ def load_test(comp: Competition, root: Path, name: str) -> Table:
     if not len(frame):
         raise PipelineError(f"{source}: no rows")
     ids = frame[comp.id_col].tolist()
-    return Table(ids, _paths(base / comp.test_dir, ids, comp.test_image_ext, source), frame, source)
+    return Table(ids, _paths(base / comp.test_dir, ids, comp.test_image_ext, source, frame.index), frame, source)
 
 
 def output_names(comp: Competition) -> list[str]:

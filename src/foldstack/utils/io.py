@@ -99,18 +99,16 @@ def atomic_writer(path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_dead_tmp_files(path.parent, path.name)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        err = write_error(e, path)
-        if err is None:
+    with reporting_write_errors(path):
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
             raise
-        raise err from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all sample folds train train-folds oof stack pseudo submit score audit download predict summary lr-find bench test clean-artifacts docs docs-serve help
+.PHONY: all plan weights sample folds train train-folds oof stack pseudo submit score audit download predict summary lr-find bench test clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -29,6 +29,9 @@ help:
 	@echo "make train -j4 DEVICES=\"0 1 2 3\"   folds in parallel, one per GPU"
 	@echo "make score LABELS=<csv>        score submission.csv against true labels"
 	@echo "make pseudo ROUND=1            pseudo-label round 1: select from the stack, retrain folds, predict, stack"
+	@echo "make all COMP=x BUDGET=10m     plan (once: model, size, epochs, folds measured on this machine) + the pipeline in the budget"
+	@echo "make plan COMP=x BUDGET=10m    only the plan: configs/exp/<comp>-budget-10m.yaml (BUDGET: 90s, 10m, 2h)"
+	@echo "make weights [MODEL=<timm>]    pretrained weights into weights/ (the hub cache; default: the configured experiments' models)"
 	@echo "make download COMP=<slug>      the Kaggle competition into input/<slug>/ (kaggle CLI, zips unpacked); prints what would be inferred"
 	@echo "make predict IMAGES=<file|dir>  top-k classes of each image from the trained folds (TTA as configured) -> CSV; TOP_K=, OUT="
 	@echo "make summary [ALL=1]           parameters, GFLOPs and images/s of the experiment's model (ALL=1: every experiment)"
@@ -112,6 +115,11 @@ $(KAGGLE_STAMP): $(wildcard pyproject.toml) | $(INSTALL)
 
 download: | $(KAGGLE_STAMP)
 	$(PY) scripts/download.py --comp $(COMP)
+
+# ImageNet weights through timm's hub download into weights/ (the Hugging Face cache layout, usable offline).
+MODEL ?=
+weights: | $(INSTALL)
+	$(PY) scripts/weights.py $(ARGS) $(if $(MODEL),--model $(MODEL))
 
 # Reads what is on disk and proves (or refutes, naming the row and artifact) that no validation row leaked.
 audit: | $(INSTALL)

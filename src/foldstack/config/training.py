@@ -1,9 +1,9 @@
 """What a fold trains: model, data and augmentation, mixup, optimisation and schedule, loss, LR range test."""
 from typing import Literal, Optional, Union
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
-from .base import Section
+from .base import Section, drop_neutral
 
 
 POOLS = ("avg", "max", "dual", "gem")
@@ -13,7 +13,13 @@ HEADS = ("linear", "arcface", "cosface")
 class Model(Section):
     """The network: a timm backbone, its pooling and the classification head."""
     name: str = "resnet18"
-    """Any timm model name (built without downloading weights)."""
+    """Any timm model name, optionally with its pretrained tag (`resnet18.a1_in1k`)."""
+    pretrained: Union[bool, Literal["auto"]] = "auto"
+    """ImageNet weights through timm and the Hugging Face hub, cached in `weights/` (`make weights`): `auto` uses
+    them when they are in `weights/` (or, when training, can be downloaded) and trains from scratch otherwise,
+    saying so; `true` requires them (a one-line error otherwise); `false`: from scratch. The hash of the file
+    loaded is part of the models' key. With weights, the model's data config (input size, mean/std,
+    interpolation, crop) is the default of the `data` keys the config leaves unset."""
     pretrained_path: Optional[str] = None
     """Local backbone weights: a timm/torchvision file (.pth/.bin/.safetensors) or a checkpoint this pipeline
     wrote; the head is re-initialised."""
@@ -33,14 +39,38 @@ class Model(Section):
     margin_m: float = Field(0.5, ge=0)
     """Margin heads: additive angular (arcface) or cosine (cosface) margin."""
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # `pretrained` is replaced in the models' key by the hash of the weights actually loaded (stages/lineage).
+        return drop_neutral(handler(self), self, {"pretrained": "auto"})
+
 
 AUGMENT_PRESETS = ("none", "light", "medium", "heavy")
+INTERPOLATIONS = ("area", "bilinear", "bicubic")
 
 
 class Data(Section):
     """Image size, batches, normalisation and training augmentation."""
     img_size: int = Field(64, ge=8)
-    """Side of the square every image is resized to, first (cache, training, inference)."""
+    """Side of the square images the model sees (training, validation, test); with pretrained weights the model's
+    own input size unless set."""
+    cache_size: Optional[Union[int, float]] = None
+    """Side of the squares the decoded-image cache keeps: null = img_size; a number of pixels (>= img_size); or
+    a multiple of img_size (a float, e.g. 1.15), so that `rrc` crops from real pixels and evaluation resizes and
+    centre-crops (`crop_pct`) from them."""
+    interpolation: Literal[INTERPOLATIONS] = "area"
+    """Resampling of every resize (OpenCV INTER_AREA / INTER_LINEAR / INTER_CUBIC); with pretrained weights the
+    model's own unless set."""
+    crop_pct: float = Field(1.0, gt=0, le=1)
+    """Validation and test: resize to img_size / crop_pct, then centre-crop img_size (timm's eval transform);
+    1: resize to img_size. With pretrained weights the model's own unless set."""
+    rrc: bool = False
+    """Training starts with RandomResizedCrop to img_size (from the cached cache_size images) instead of a
+    resize."""
+    rrc_scale: list[float] = Field([0.08, 1.0], min_length=2, max_length=2)
+    """RandomResizedCrop: range of the crop's area as a share of the image (timm's default)."""
+    rrc_ratio: list[float] = Field([0.75, 4 / 3], min_length=2, max_length=2)
+    """RandomResizedCrop: range of the crop's aspect ratio (timm's default)."""
     batch_size: int = Field(64, ge=1)
     """Images per training batch (under DDP the global batch: it must divide by the GPU count)."""
     hflip: bool = True
@@ -64,6 +94,12 @@ class Data(Section):
     std: list[float] = [0.229, 0.224, 0.225]
     """Normalisation standard deviation per RGB channel (ImageNet's)."""
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        rrc_off = lambda d: not d.rrc  # noqa: E731
+        return drop_neutral(handler(self), self, dict(cache_size=None, interpolation="area", crop_pct=1.0, rrc=False,
+                                                      rrc_scale=rrc_off, rrc_ratio=rrc_off))
+
 
 class Mixup(Section):
     """timm's Mixup/CutMix on the (N, K) float targets; off when both alphas are 0."""
@@ -81,7 +117,7 @@ class Mixup(Section):
     """No mixing from this epoch (0-based) on."""
 
 
-SCHEDULERS = ("cosine", "tanh", "step", "multistep", "exponential", "plateau", "poly", "constant", "onecycle",
+SCHEDULERS = ("cosine", "linear", "tanh", "step", "multistep", "exponential", "plateau", "poly", "constant", "onecycle",
               "none")
 
 
@@ -107,7 +143,8 @@ class Train(Section):
     freeze_epochs: int = Field(0, ge=0)
     """Train only the head for the first N epochs (backbone frozen, its BatchNorm statistics kept)."""
     scheduler: Literal[SCHEDULERS] = "cosine"
-    """LR schedule, stepped per update except `plateau` (per epoch, on the validation metric); `step`,
+    """LR schedule, stepped per update except `plateau` (per epoch, on the validation metric); `linear`: straight
+    down to min_lr at the last update (the robust choice under a time budget); `step`,
     `exponential`, `multistep`, `onecycle` and `cosine` restarts take the keys below."""
     warmup_epochs: int = Field(1, ge=0)
     """Linear warmup from warmup_lr to lr over this many epochs."""
@@ -149,12 +186,19 @@ class Train(Section):
     """Clip the gradient norm to this; null: no clipping."""
     early_stopping: Optional[int] = Field(None, ge=1)
     """Stop after N epochs without a better validation metric; null: never."""
+    time_limit: Optional[float] = Field(None, gt=0)
+    """Watchdog: a fold that has trained this many seconds stops after the update it is in (then validates and
+    is saved as usual; its manifest says so); null: no limit. `make plan` sets it from the budget."""
     amp: bool = True
     """Mixed precision (torch.amp autocast), on CUDA only."""
     amp_dtype: Literal["float16", "bfloat16"] = "bfloat16"
     """Autocast dtype."""
     seed: int = 42
     """Seed of the model initialisation and of the shuffle and augmentation streams (fold k adds k)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return drop_neutral(handler(self), self, dict(time_limit=None))
 
 
 LOSSES = ("auto", "ce", "focal", "weighted_ce", "ohem", "bce", "soft_ce", "lovasz")

@@ -63,6 +63,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is true on one (a decision all ranks must take together, e.g. stopping)."""
+    if not active():
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def shard(rows: np.ndarray) -> np.ndarray:
     """This rank's share of rows to predict: every world_size-th one."""
     return rows[rank()::world_size()] if active() else rows

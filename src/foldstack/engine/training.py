@@ -35,12 +35,13 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
     f = build_fold(cfg, images, y, folds, fold, out_dir, extra, teacher)
     y_valid = y[f.valid_idx]
     start_epoch, step, rows = resume(f, out_dir / "last.pt", fold, tc.epochs)
+    watchdog = Watchdog(tc.time_limit, sum(r["seconds"] for r in rows))
     for epoch in range(start_epoch, tc.epochs):
-        if f.stopper.stopped:
+        if f.stopper.stopped or watchdog.fired:
             break
         t0 = time.time()
         begin_epoch(f, cfg, fold, epoch)
-        train_loss, step = train_one_epoch(f, cfg, fold, epoch, step)
+        train_loss, step = train_one_epoch(f, cfg, fold, epoch, step, watchdog)
         if f.swa is not None:
             f.swa.end_epoch(f.model, epoch)
 
@@ -56,12 +57,36 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         log.info(f"fold {fold} epoch {epoch + 1}/{tc.epochs}: train_loss {train_loss:.4f} "
                  f"valid_loss {valid_loss:.4f} {comp.metric} {value:.4f} ({rows[-1]['seconds']:.0f}s)"
                  + (" - early stop" if f.stopper.stopped else ""))
+        if watchdog.fired:
+            log.warning(f"fold {fold}: watchdog: train.time_limit={tc.time_limit:.0f}s reached in epoch {epoch + 1} "
+                        f"of {tc.epochs} ({watchdog.elapsed():.0f}s trained): the fold stops here, validated and "
+                        f"saved as usual (the LR schedule did not finish)")
 
     metrics = fold_metrics(f, cfg, fold, out_dir, rows, y_valid, extra)
+    if watchdog.fired:
+        metrics["watchdog"] = dict(time_limit=tc.time_limit, seconds=round(watchdog.elapsed(), 1),
+                                   epochs_run=len(rows), epochs_planned=tc.epochs)
     if dist.is_main():
         plot_curves(pd.DataFrame(rows), comp.metric, out_dir / "curves.png", f"fold {fold}")
     dist.barrier()  # rank 0's files are complete before any rank moves on
     return metrics
+
+
+class Watchdog:
+    """train.time_limit: the fold's training seconds (epochs run before a resume included) against its limit,
+    checked after every optimizer update; once fired the epoch ends there and no other starts."""
+
+    def __init__(self, limit: float | None, already: float = 0.0):
+        self.limit, self.already, self.start, self.fired = limit, already, time.time(), False
+
+    def elapsed(self) -> float:
+        return self.already + time.time() - self.start
+
+    def check(self, device: torch.device) -> bool:
+        """Under torchrun every rank stops at the same update (rank clocks differ: they agree through a max)."""
+        if self.limit is not None and not self.fired:
+            self.fired = dist.any_rank(self.elapsed() >= self.limit, device)
+        return self.fired
 
 
 def resume(f: Fold, last_path: Path, fold: int, epochs: int) -> tuple[int, int, list]:
@@ -95,8 +120,10 @@ def begin_epoch(f: Fold, cfg: Config, fold: int, epoch: int) -> None:
         f.swa.begin_epoch(epoch)
 
 
-def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int) -> tuple[float, int]:
-    """One pass over the training part; returns (mean loss, optimizer updates so far)."""
+def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int,
+                    watchdog: Watchdog | None = None) -> tuple[float, int]:
+    """One pass over the training part (cut short when the watchdog fires); returns (mean loss, optimizer updates
+    so far)."""
     tc, accum = cfg.train, cfg.train.accum_steps
     n_batches, total = len(f.train_loader), torch.zeros((), device=f.device)  # no per-step host sync
     bar = progress(f.train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
@@ -113,6 +140,8 @@ def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int) -> t
             f.ema.update(f.model, step=step)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{total.item() / (i + 1):.4f}")
+        if watchdog is not None and watchdog.check(f.device):
+            return total.item() / (i + 1), step
     return total.item() / max(n_batches, 1), step
 
 

@@ -55,13 +55,15 @@ class Schedule:
             return
         if tc.epochs % tc.cycles:
             raise PipelineError(f"train.cycles={tc.cycles} must divide train.epochs={tc.epochs}")
-        sched = {"exponential": "step", "none": "constant"}.get(tc.scheduler, tc.scheduler)
+        # linear: timm's poly schedule with power 1, straight from the peak to min_lr at the last update.
+        sched = {"exponential": "step", "none": "constant", "linear": "poly"}.get(tc.scheduler, tc.scheduler)
         self.impl, _ = create_scheduler_v2(
             optimizer, sched=sched, num_epochs=tc.epochs // tc.cycles, cycle_limit=tc.cycles,
             cycle_decay=tc.cycle_decay, warmup_epochs=0 if tc.scheduler == "none" else tc.warmup_epochs,
             warmup_lr=tc.warmup_lr, min_lr=tc.min_lr,
             decay_epochs=1 if tc.scheduler == "exponential" else tc.decay_epochs,
-            decay_milestones=tc.decay_milestones, decay_rate=tc.decay_rate, step_on_epochs=False,
+            decay_milestones=tc.decay_milestones, decay_rate=1.0 if tc.scheduler == "linear" else tc.decay_rate,
+            step_on_epochs=False,
             updates_per_epoch=updates_per_epoch)
         self.impl.step_update(0)  # the first update already uses the scheduled (and lr_scale'd) LR
 

@@ -133,8 +133,22 @@ BENCH_ARGS ?=
 bench: folds
 	$(PY) scripts/bench.py $(ARGS) $(BENCH_ARGS)
 
+# BUDGET=10m: the plan for this machine (made once) + the pipeline in the budget, in one process, with a table of
+# planned against actual seconds per stage (and the score with LABELS).
+BUDGET ?=
+PLAN_MODELS ?=
+PLAN_SIZES ?=
+PLAN_ARGS := $(if $(PLAN_MODELS),--models $(PLAN_MODELS)) $(if $(PLAN_SIZES),--sizes $(PLAN_SIZES))
+ifeq ($(strip $(BUDGET)),)
 all: submit
 	$(if $(LABELS),$(MAKE) --no-print-directory score COMP=$(COMP) EXP=$(EXP) OVERRIDES="$(OVERRIDES)")
+else
+all: $(if $(filter digits,$(COMP)),input/digits/train.csv) | $(INSTALL)
+	$(PY) scripts/budget.py $(ARGS) --budget $(BUDGET) $(PLAN_ARGS) $(if $(LABELS),--labels $(LABELS))
+endif
+
+plan: $(if $(filter digits,$(COMP)),input/digits/train.csv) | $(INSTALL)
+	$(PY) scripts/plan.py $(ARGS) --budget $(or $(BUDGET),$(error set BUDGET=<time for the whole run, e.g. 10m>)) $(PLAN_ARGS)
 
 test: | $(INSTALL)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

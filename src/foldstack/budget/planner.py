@@ -1,0 +1,170 @@
+"""The budget planner: from a time budget and this machine's measured speeds, the run that fits.
+
+Pure arithmetic (no torch): `make_plan(budget_s, facts, speeds, policy)` picks a candidate (model x image size x
+batch) and the epochs, folds and TTA views such that the estimated time of the whole `make all` (decode the
+cache, train every fold with validation each epoch, OOF + test predictions with TTA, stack, submit) is at most
+`policy.fill` of the budget. The estimate is `estimate(...)`, a sum of measured seconds-per-image times images.
+
+The choice follows what transfers from the fastest known recipes (airbench: a small net trained for enough
+epochs with a decaying LR and an EMA beats a big one trained for few; "Budgeted Training", Li et al. 2020: decay
+the LR linearly to zero at the last planned step): the largest candidate that still gets `min_epochs` (from
+scratch) or `min_epochs_pretrained` epochs, trained for as many epochs as fit, up to `max_epochs`."""
+import math
+import re
+from dataclasses import asdict, dataclass, field
+
+from ..errors import PipelineError
+
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """'90s' / '10m' / '2h' / '1h30m' / '2.5m' -> seconds."""
+    value = str(text).strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", value)
+    if not parts or "".join(a + b for a, b in parts) != value:
+        raise PipelineError(f"BUDGET={text!r}: expected a duration like 90s, 10m, 2h or 1h30m")
+    seconds = sum(float(n) * UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise PipelineError(f"BUDGET={text!r}: must be more than 0 seconds")
+    return seconds
+
+
+def budget_name(text: str) -> str:
+    """The budget as it appears in file and experiment names: '10m', '1h30m', '2.5m' -> '2p5m'."""
+    return str(text).strip().lower().replace(".", "p")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    img_size: int
+    batch_size: int
+    pretrained: bool = False
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Measured on this machine: seconds per training image (the update and its augmentation) and per image and
+    view in evaluation."""
+    train_s: float
+    eval_s: float
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the run's size depends on: rows, the cache build (seconds per image, all decoders together) and the
+    fixed costs (seconds per run and per fold: process start, model and loader set-up, stack, submit)."""
+    n_train: int
+    n_test: int
+    decode_s: float = 0.0
+    fixed_s: float = 20.0
+    per_fold_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    fill: float = 0.85                   # share of the budget the estimate may use (the rest: estimate error)
+    min_epochs: int = 8                  # from scratch
+    max_epochs: int = 40
+    min_epochs_pretrained: int = 2
+    max_epochs_pretrained: int = 10
+    folds: tuple = (3, 5)                # 5 only when it costs no model size or epochs, and the budget allows
+    watchdog_slack: float = 1.25         # a fold may run this many times its planned seconds
+
+
+@dataclass
+class Plan:
+    candidate: Candidate
+    epochs: int
+    folds: int
+    tta: list
+    budget_s: float
+    estimate: dict                       # stage -> seconds
+    fold_s: float                        # planned training seconds of one fold
+    considered: list = field(default_factory=list)   # [(candidate, epochs it could get)] in ladder order
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.estimate.values())
+
+    def to_dict(self) -> dict:
+        return dict(candidate=asdict(self.candidate), epochs=self.epochs, folds=self.folds, tta=list(self.tta),
+                    budget_s=self.budget_s, estimate=self.estimate, fold_s=self.fold_s, total_s=self.total_s,
+                    considered=[dict(asdict(c), epochs=e) for c, e in self.considered])
+
+
+def views(tta: list) -> int:
+    """Evaluation views of a predict.tta list (hflip, vflip, d4, five_crop, ten_crop; scales not counted)."""
+    n = 1
+    for name in tta:
+        n *= {"hflip": 2, "vflip": 2, "d4": 8, "five_crop": 6, "ten_crop": 11}.get(name, 1)
+    return n
+
+
+def estimate(c: Candidate, speed: Speed, facts: Facts, epochs: int, folds: int, tta: list) -> dict:
+    """Seconds per stage of the whole run."""
+    n_valid = facts.n_train / folds
+    per_epoch = (facts.n_train - n_valid) * speed.train_s + n_valid * speed.eval_s
+    v = views(tta)
+    return dict(cache=(facts.n_train + facts.n_test) * facts.decode_s,
+                train=folds * (epochs * per_epoch + facts.per_fold_s),
+                predict=(facts.n_train + folds * facts.n_test) * v * speed.eval_s,
+                fixed=facts.fixed_s)
+
+
+def affordable_epochs(c: Candidate, speed: Speed, facts: Facts, folds: int, tta: list, limit_s: float) -> int:
+    """The most epochs whose whole run fits in limit_s (0 when not even one)."""
+    base = sum(estimate(c, speed, facts, 0, folds, tta).values())
+    one = sum(estimate(c, speed, facts, 1, folds, tta).values()) - base
+    return max(0, math.floor((limit_s - base) / one)) if limit_s > base else 0
+
+
+def _choose(speeds: dict, facts: Facts, folds: int, tta: list, limit: float, policy: Policy):
+    """(the largest candidate reaching its minimum epochs, its epochs) or None; and every candidate's epochs."""
+    considered, chosen = [], None
+    for c, speed in speeds.items():
+        lo, hi = ((policy.min_epochs_pretrained, policy.max_epochs_pretrained) if c.pretrained
+                  else (policy.min_epochs, policy.max_epochs))
+        e = affordable_epochs(c, speed, facts, folds, tta, limit)
+        considered.append((c, e))
+        if e >= lo:
+            chosen = (c, min(e, hi))  # ladder order: a later feasible candidate is a larger one
+    return chosen, considered
+
+
+def _plan(c: Candidate, speed: Speed, facts: Facts, epochs: int, folds: int, tta: list, budget_s: float,
+          considered: list) -> Plan:
+    est = estimate(c, speed, facts, epochs, folds, tta)
+    return Plan(c, epochs, folds, list(tta), budget_s, {k: round(v, 1) for k, v in est.items()},
+                round(est["train"] / folds, 1), considered)
+
+
+def make_plan(budget_s: float, facts: Facts, speeds: dict, tta: list, policy: Policy = Policy()) -> Plan:
+    """speeds: {Candidate: Speed} in ladder order (cheapest first). The estimate of the returned plan is at most
+    policy.fill x budget_s; PipelineError when no candidate gets one epoch in it."""
+    limit, ladder = policy.fill * budget_s, list(speeds)
+    best = None  # (rank, plan)
+    for folds in sorted(policy.folds):
+        for tta_try in ([list(tta), []] if tta else [[]]):  # the configured TTA, or none when it costs the model
+            chosen, considered = _choose(speeds, facts, folds, tta_try, limit, policy)
+            if chosen is not None:
+                break
+        if chosen is None:
+            continue
+        c, e = chosen
+        rank = (ladder.index(c), e)
+        # more folds only when they cost neither model size, epochs nor TTA (more models of the same quality)
+        if best is None or (rank == best[0] and tta_try == best[1].tta):
+            best = (rank, _plan(c, speeds[c], facts, e, folds, tta_try, budget_s, considered))
+    if best is not None:
+        return best[1]
+    # Nothing reaches its minimum epochs: the cheapest candidate with what fits, if one epoch does.
+    folds = min(policy.folds)
+    c, speed = next(iter(speeds.items()))
+    e = affordable_epochs(c, speed, facts, folds, [], limit)
+    if e < 1:
+        need = sum(estimate(c, speed, facts, 1, folds, []).values()) / policy.fill
+        raise PipelineError(f"BUDGET of {budget_s:.0f}s is too small: the cheapest candidate ({c.model} at "
+                            f"{c.img_size}px, {folds} folds, 1 epoch) needs about {need:.0f}s on this machine")
+    return _plan(c, speed, facts, e, folds, [], budget_s, [(c, e)])

@@ -39,10 +39,11 @@ def table(train_ips, eval_ips):
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(budget=st.floats(10, 20_000), n_train=st.integers(50, 200_000), n_test=st.integers(1, 50_000),
+       planning=st.floats(0, 60),
        train_ips=st.lists(st.floats(5, 5_000), min_size=1, max_size=4),
        eval_ips=st.lists(st.floats(20, 20_000), min_size=4, max_size=4), tta=st.sampled_from([[], ["hflip"], ["d4"]]))
-def test_a_plan_always_fits_its_budget(budget, n_train, n_test, train_ips, eval_ips, tta):
-    facts = Facts(n_train, n_test, decode_s=2e-4)
+def test_a_plan_always_fits_its_budget(budget, n_train, n_test, planning, train_ips, eval_ips, tta):
+    facts = Facts(n_train, n_test, decode_s=2e-4, planning_s=planning)
     speeds = table(train_ips, eval_ips)
     policy = Policy()
     try:

@@ -62,7 +62,7 @@ def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray, task: str) -
     data = cfg.data.model_copy(update=dict(img_size=c.img_size, batch_size=c.batch_size))
     cfg = cfg.model_copy(update=dict(data=data, model=cfg.model.model_copy(update=dict(name=c.model))))
     transform = build_transforms(cfg.data, train=True)
-    batch = c.batch_size if device.type == "cuda" else min(c.batch_size, 32)  # per-image cost is flat on a CPU
+    batch = c.batch_size  # per-image cost depends on the batch (small ones are slower per image on a CPU too)
     picks = [resize_square(images[i % len(images)], c.img_size) for i in range(batch)]
     t0 = time.perf_counter()
     x = torch.stack([transform(image=img)["image"] for img in picks])

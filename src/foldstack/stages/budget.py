@@ -23,8 +23,8 @@ def add_arguments(p) -> None:
 def planned_seconds(data: dict) -> dict:
     """The plan's estimate in the stages' terms (the cache is built by the first stage that reads images: train)."""
     est = data["estimate"]
-    return dict(plan=data.get("planning_s", 0.0), folds=0.0, train=est["cache"] + est["train"], oof=est["predict"],
-                stack=est["fixed"] / 2, submit=est["fixed"] / 2)
+    return dict(plan=est["plan"], folds=est["fixed"] / 4, train=est["cache"] + est["train"], oof=est["predict"],
+                stack=est["fixed"] / 2, submit=est["fixed"] / 4)
 
 
 def report(data: dict, actual: dict, total_s: float) -> list[str]:

@@ -1,6 +1,7 @@
 """`make plan COMP=<name> BUDGET=10m`: measure this machine on a short ladder of candidates and write the run
 that fits the budget as an experiment, configs/exp/<comp>-budget-<B>.yaml (with its numbers beside it in
 <comp>-budget-<B>.plan.json). An existing plan is reused, never redone: delete the file to plan again."""
+import dataclasses
 import json
 import logging
 import os
@@ -140,9 +141,10 @@ def run(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
         raise PipelineError(f"PLAN_SIZES={ctx.args.sizes!r}: expected comma-separated integers") from None
     candidates = ladder(native, gpu, facts.n_train, models, sizes)
     speeds = measure_ladder(ctx, images, candidates, facts, budget_s, policy)
+    facts = dataclasses.replace(facts, planning_s=round(time.time() - t0, 1))
     plan = make_plan(budget_s, facts, speeds, tta, policy)
     data = dict(plan.to_dict(), comp=ctx.comp, budget=budget, base_experiment=ctx.exp, native_size=native,
-                planned_at=time.strftime("%Y-%m-%d %H:%M:%S"), planning_s=round(time.time() - t0, 1),
+                planned_at=time.strftime("%Y-%m-%d %H:%M:%S"),
                 machine=dict(device="cuda" if gpu else "cpu", cores=os.cpu_count(), cpu=platform.processor()))
     for row in data["considered"]:
         speed = speeds[Candidate(row["model"], row["img_size"], row["batch_size"], row["pretrained"])]

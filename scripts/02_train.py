@@ -3,4 +3,4 @@ from foldstack.cli import run_stage
 from foldstack.stages import train
 
 if __name__ == "__main__":
-    run_stage(train.run, __doc__, add_arguments=train.add_arguments)
+    run_stage(train.run, __doc__, add_arguments=train.add_arguments, download=True)

@@ -3,4 +3,4 @@ from foldstack.cli import run_stage
 from foldstack.stages import lr_find
 
 if __name__ == "__main__":
-    run_stage(lr_find.run, __doc__)
+    run_stage(lr_find.run, __doc__, download=True)

@@ -11,6 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# model.pretrained defaults to `auto`, which may ask the Hugging Face hub in the train stage: no test waits on the
+# network (set at import, before timm or huggingface_hub is imported; subprocesses inherit it).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 # Small, fast and from scratch: what every end-to-end test trains.

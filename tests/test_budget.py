@@ -64,13 +64,22 @@ def test_the_largest_candidate_reaching_its_minimum_epochs_wins():
     speeds = table([800, 500, 200, 150], [3000, 2500, 700, 550])
     plan = make_plan(600, FACTS, speeds, ["d4"])
     by_epochs = {c: e for c, e in plan.considered}
-    feasible = [c for c in LADDER if by_epochs[c] >= Policy().min_epochs]
+    minimum = Policy().epoch_range(False, FACTS.n_train * 2 / 3)[0]
+    assert minimum == 8  # 9,333 rows a fold: min_epochs decides
+    feasible = [c for c in LADDER if by_epochs[c] >= minimum]
     assert plan.candidate == feasible[-1] and plan.epochs == by_epochs[plan.candidate]
     # a tenfold budget buys a larger candidate; epochs are capped at max_epochs
     big = make_plan(6000, FACTS, speeds, ["d4"])
     assert LADDER.index(big.candidate) > LADDER.index(plan.candidate)
     huge = make_plan(10**7, FACTS, speeds, [])
     assert huge.candidate == LADDER[-1] and huge.epochs == Policy().max_epochs
+
+
+def test_small_data_sets_need_more_epochs_from_scratch_not_pretrained():
+    policy = Policy()
+    assert policy.epoch_range(False, 2_302)[0] == 18  # flowers, 3 folds: 40,000 images seen
+    assert policy.epoch_range(False, 100)[0] == policy.max_epochs  # capped
+    assert policy.epoch_range(True, 2_302) == (policy.min_epochs_pretrained, policy.max_epochs_pretrained)
 
 
 def test_five_folds_only_when_they_cost_nothing_and_tta_dropped_before_the_model():

@@ -25,8 +25,9 @@ def one_line(err: BaseException) -> str:
     return last.split("PipelineError: ", 1)[-1]
 
 
-def run_stage(stage, description: str, argv=None, add_arguments=None) -> None:
-    """Parse arguments, build the context and run `stage(ctx)`; PipelineError -> one line, exit 1."""
+def run_stage(stage, description: str, argv=None, add_arguments=None, download: bool = False) -> None:
+    """Parse arguments, build the context and run `stage(ctx)`; PipelineError -> one line, exit 1. `download`:
+    the stage may fetch the model's pretrained weights into weights/ (training); the others read that cache."""
     p = parser(description)
     if add_arguments:
         add_arguments(p)
@@ -38,8 +39,8 @@ def run_stage(stage, description: str, argv=None, add_arguments=None) -> None:
         from .context import Context, load_config
 
         root = Path(args.root).resolve()
-        cfg = load_config(root, args.comp, args.exp, args.set)
-        ctx = Context(root=root, comp=args.comp, exp=args.exp, cfg=cfg, fold=args.fold, args=args)
+        cfg = load_config(root, args.comp, args.exp, args.set, download=download)
+        ctx = Context(root=root, comp=args.comp, exp=args.exp, cfg=cfg, fold=args.fold, args=args, download=download)
         ctx.test  # noqa: B018  every stage checks the sample submission (columns, ids, images), so a changed
         # download stops the first stage, not `make oof` hours later
         stage(ctx)

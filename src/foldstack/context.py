@@ -1,10 +1,12 @@
 """What every stage gets: the resolved config, the competition's tables and where artifacts live."""
 import argparse
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config, parse_overrides, read_yaml, resolve, validate
+from .config import Config, deep_merge, parse_overrides, read_yaml, resolve, validate
+from .config.loading import check_across_sections
 from .data.table import Table, encode_targets, load_test, load_train
 from .discover import write_competition_config
 from .errors import PipelineError
@@ -12,8 +14,10 @@ from .errors import PipelineError
 log = logging.getLogger("foldstack")
 
 
-def load_config(root: Path, comp: str, exp: str, overrides: list[str]) -> Config:
-    """defaults < configs/<comp>.yaml (inferred on first use) < configs/exp/<exp>.yaml < overrides."""
+def load_config(root: Path, comp: str, exp: str, overrides: list[str], download: bool = False) -> Config:
+    """defaults < configs/<comp>.yaml (inferred on first use) < configs/exp/<exp>.yaml < overrides; with hub
+    weights (model.pretrained), the model's data config for the `data` keys no layer set. `download`: fetch the
+    weights into weights/ when missing (the training stages); other stages read the cache only."""
     root = Path(root)
     comp_path = root / "configs" / f"{comp}.yaml"
     exp_path = root / "configs" / "exp" / f"{exp}.yaml"
@@ -32,7 +36,46 @@ def load_config(root: Path, comp: str, exp: str, overrides: list[str]) -> Config
         layers.append((str(exp_path), exp_layer))
     if overrides:
         layers.append(("overrides", override_layer))
-    return resolve(layers)
+    return with_pretrained_data(resolve(layers), layers, root, download)
+
+
+def with_pretrained_data(cfg: Config, layers: list[tuple[str, dict]], root: Path, download: bool) -> Config:
+    """cfg with the weights' data config (models.hub.data_defaults: img_size, mean, std, interpolation, crop_pct)
+    as the value of each of those `data` keys that no layer set, re-validated and re-checked like any merged
+    config. Unchanged without hub weights."""
+    if not hub_lookup_needed(cfg.model, root, download):
+        return cfg
+    from .models.hub import data_defaults, find_weights
+
+    try:
+        weights = find_weights(cfg.model, root, download)
+    except PipelineError:
+        if download:
+            raise
+        return cfg  # pretrained=true without weights: the stages that need them stop at Context.weights
+    if weights is None:
+        return cfg
+    unset = {k: v for k, v in data_defaults(weights.data_config).items() if k not in cfg.data.model_fields_set}
+    if not unset:
+        return cfg
+    merged: dict = {}
+    for _, data in layers:
+        merged = deep_merge(merged, data)
+    cfg = validate(deep_merge(merged, {"data": unset}), f"the data config of {weights.repo_id} (model.pretrained)")
+    check_across_sections(cfg)
+    return cfg
+
+
+def hub_lookup_needed(model, root: Path, download: bool) -> bool:
+    """Whether finding the hub weights needs models.hub at all (importing it imports torch and timm: seconds that
+    stages without a model should not pay): not for model.pretrained=false or a pretrained_path, nor under `auto`
+    with no model in weights/ and nothing to download (not a training stage, or HF_HUB_OFFLINE set)."""
+    if model.pretrained is False or model.pretrained_path:
+        return False
+    folder = Path(root) / "weights"
+    cached = folder.is_dir() and any(p.name.startswith("models--") for p in folder.iterdir())
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+    return model.pretrained is True or cached or (download and not offline)
 
 
 @dataclass
@@ -43,7 +86,8 @@ class Context:
     cfg: Config
     fold: int | None = None
     args: argparse.Namespace = field(default_factory=argparse.Namespace)
-    # What is read once, on first use: "train", "test", "targets", "images". `derive` hands them on.
+    download: bool = False  # may fetch pretrained weights (the training stages); `derive` hands it on
+    # What is read once, on first use: "train", "test", "targets", "images", "weights". `derive` hands them on.
     _loaded: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _once(self, name: str, build):
@@ -74,23 +118,40 @@ class Context:
 
         return self._once("images", build)
 
+    @property
+    def weights(self):
+        """The hub weights this config trains from (models.hub.Weights), or None (model.pretrained=false, a
+        pretrained_path, or `auto` without them). Never downloads: load_config did, for the training stages.
+        model.pretrained=true without them: PipelineError naming `make weights`."""
+        def build():
+            if not hub_lookup_needed(self.cfg.model, self.root, download=False):
+                return None
+            from .models.hub import find_weights
+
+            return find_weights(self.cfg.model, self.root, download=False)
+
+        return self._once("weights", build)
+
     def shared_with(self, cfg: Config) -> tuple[str, ...]:
         """What a context of `cfg` may take from this one without reading it again: the tables under the same
-        competition section, and the images too when their size and cache setting agree."""
+        competition section, and the images too when the store's pixels agree: its side S (data.cache.cache_side,
+        from img_size, cache_size and crop_pct), the resampling and the cache setting."""
+        from .data.cache import cache_side  # no OpenCV: only the size arithmetic
+
         if cfg.competition != self.cfg.competition:
             return ()
-        same_images = (cfg.data.img_size, cfg.runtime.cache) == (self.cfg.data.img_size, self.cfg.runtime.cache)
-        return ("train", "test", "targets") + (("images",) if same_images else ())
+        store = lambda c: (cache_side(c.data), c.data.interpolation, c.runtime.cache)  # noqa: E731
+        return ("train", "test", "targets") + (("images",) if store(cfg) == store(self.cfg) else ())
 
     def derive(self, exp: str | None = None, **updates: dict) -> "Context":
         """This competition under another experiment (its own config file, the same command-line overrides)
         and/or with config keys changed (`derive(pseudo={"round": 2})`). The tables are shared, not re-read."""
         cfg = self.cfg if exp in (None, self.exp) else load_config(self.root, self.comp, exp,
-                                                                  getattr(self.args, "set", []))
+                                                                  getattr(self.args, "set", []), self.download)
         for name, values in updates.items():  # copied, not re-validated from a dump: hashes see the same values
             section = getattr(cfg, name)
             validate({name: {**section.model_dump(), **values}}, f"derived config {name}: {values}")
             cfg = cfg.model_copy(update={name: section.model_copy(update=values)})
-        other = Context(self.root, self.comp, exp or self.exp, cfg, self.fold, self.args)
+        other = Context(self.root, self.comp, exp or self.exp, cfg, self.fold, self.args, self.download)
         other._loaded.update({name: self._loaded[name] for name in self.shared_with(cfg) if name in self._loaded})
         return other

@@ -27,15 +27,16 @@ def stage_function(name: str):
 
 
 def context(comp: str, exp: str = "baseline", overrides: list[str] | tuple = (), root: Path | str = ".",
-            fold: int | None = None, **args) -> Context:
+            fold: int | None = None, download: bool = False, **args) -> Context:
     """The Context a stage script would build for `--comp comp --exp exp --set overrides`; `args` become
-    ctx.args attributes (e.g. budget='10m'). The sample submission is checked now, as every script does."""
+    ctx.args attributes (e.g. budget='10m'). download: pretrained weights missing from weights/ may be fetched
+    (as `make train` does). The sample submission is checked now, as every script does."""
     import argparse
 
     root = Path(root).resolve()
     namespace = argparse.Namespace(comp=comp, exp=exp, set=list(overrides), root=str(root), fold=fold, **args)
-    ctx = Context(root=root, comp=comp, exp=exp, cfg=load_config(root, comp, exp, list(overrides)), fold=fold,
-                  args=namespace)
+    cfg = load_config(root, comp, exp, list(overrides), download=download)
+    ctx = Context(root=root, comp=comp, exp=exp, cfg=cfg, fold=fold, args=namespace, download=download)
     ctx.test  # noqa: B018
     return ctx
 

@@ -68,11 +68,20 @@ the planning itself took."""
 class Policy:
     fill: float = 0.85                   # share of the budget the estimate may use (the rest: estimate error)
     min_epochs: int = 8                  # from scratch
-    max_epochs: int = 40
+    min_images_seen: int = 40_000        # from scratch, a fold also sees this many training images (small data
+    max_epochs: int = 40                 # sets need more epochs: flowers' 2,300 rows a fold -> 18)
     min_epochs_pretrained: int = 2
     max_epochs_pretrained: int = 10
     folds: tuple = (3, 5)                # 5 only when it costs no model size or epochs, and the budget allows
     watchdog_slack: float = 1.25         # a fold may run this many times its planned seconds
+
+    def epoch_range(self, pretrained: bool, n_train_fold: float) -> tuple[int, int]:
+        """(minimum, maximum) epochs of a candidate: pretrained ones converge in a few; from scratch at least
+        min_epochs and min_images_seen images."""
+        if pretrained:
+            return self.min_epochs_pretrained, self.max_epochs_pretrained
+        lo = max(self.min_epochs, math.ceil(self.min_images_seen / max(n_train_fold, 1)))
+        return min(lo, self.max_epochs), self.max_epochs
 
 
 @dataclass
@@ -126,8 +135,7 @@ def _choose(speeds: dict, facts: Facts, folds: int, tta: list, limit: float, pol
     """(the largest candidate reaching its minimum epochs, its epochs) or None; and every candidate's epochs."""
     considered, chosen = [], None
     for c, speed in speeds.items():
-        lo, hi = ((policy.min_epochs_pretrained, policy.max_epochs_pretrained) if c.pretrained
-                  else (policy.min_epochs, policy.max_epochs))
+        lo, hi = policy.epoch_range(c.pretrained, facts.n_train * (folds - 1) / folds)
         e = affordable_epochs(c, speed, facts, folds, tta, limit)
         considered.append((c, e))
         if e >= lo:

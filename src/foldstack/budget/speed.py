@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 
 from ..config import Config
 from ..data.images import read_image, resize_square
@@ -77,6 +78,7 @@ def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray, task: str) -
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     target = torch.from_numpy(np.resize(y, (batch, y.shape[1]))).float().to(device)
     optimizer, loss_fn = create_optimizer(model, cfg.train), create_loss(cfg.loss, task, y)
+    ema = ModelEmaV3(model, decay=0.99)  # every plan keeps an EMA of the weights: its update is part of a step
     model.train()
 
     def update():
@@ -85,6 +87,7 @@ def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray, task: str) -
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        ema.update(model)
 
     step_s = _median_seconds(update, device) / batch
     model.eval()

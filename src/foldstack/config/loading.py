@@ -101,6 +101,27 @@ def check_across_sections(cfg: Config) -> None:
         raise PipelineError(f"predict.tta_crop_fraction={p.tta_crop_fraction} at data.img_size={size} makes every "
                             f"five/ten_crop view the whole image (round({size} / {p.tta_crop_fraction}) = {size}); "
                             f"use a smaller fraction")
+    from ..data.cache import cache_side, eval_side  # size arithmetic only (no OpenCV)
+
+    d = cfg.data
+    if isinstance(d.cache_size, int) and d.cache_size < size:
+        raise PipelineError(f"data.cache_size={d.cache_size} is below data.img_size={size}: the cache keeps at least "
+                            f"img_size pixels a side (a number of pixels >= {size}, or a multiple >= 1.0 as a float)")
+    if isinstance(d.cache_size, float) and not 1 <= d.cache_size <= 4:
+        raise PipelineError(f"data.cache_size={d.cache_size} is a multiple of data.img_size={size} (a float), "
+                            f"{'below 1' if d.cache_size < 1 else 'above 4'}: use a multiple from 1.0 to 4.0, or a "
+                            f"number of pixels (an int, e.g. {max(size, round(d.cache_size))})")
+    if eval_side(d) > cache_side(d):
+        raise PipelineError(f"data.crop_pct={d.crop_pct} resizes evaluation images to round({size} / {d.crop_pct}) = "
+                            f"{eval_side(d)} px, more than the cache keeps ({cache_side(d)} px, data.cache_size="
+                            f"{d.cache_size}): set data.cache_size >= {eval_side(d)} or unset it")
+    (s_lo, s_hi), (r_lo, r_hi) = d.rrc_scale, d.rrc_ratio
+    if not 0 < s_lo <= s_hi <= 1:
+        raise PipelineError(f"data.rrc_scale={d.rrc_scale}: expected [min, max] shares of the image's area with "
+                            f"0 < min <= max <= 1")
+    if not 0 < r_lo <= r_hi:
+        raise PipelineError(f"data.rrc_ratio={d.rrc_ratio}: expected [min, max] aspect ratios (width / height) with "
+                            f"0 < min <= max")
 
 
 def resolve(layers: list[tuple[str, dict]]) -> Config:

@@ -55,9 +55,9 @@ class Data(Section):
     """Side of the square images the model sees (training, validation, test); with pretrained weights the model's
     own input size unless set."""
     cache_size: Optional[Union[int, float]] = None
-    """Side of the squares the decoded-image cache keeps: null = img_size; a number of pixels (>= img_size); or
-    a multiple of img_size (a float, e.g. 1.15), so that `rrc` crops from real pixels and evaluation resizes and
-    centre-crops (`crop_pct`) from them."""
+    """Side of the squares the decoded-image cache keeps: a number of pixels (>= img_size), or a multiple of
+    img_size (a float from 1 to 4, e.g. 1.15), so that `rrc` crops from real pixels and evaluation resizes and
+    centre-crops (`crop_pct`) from them; null: img_size / crop_pct when crop_pct < 1, else img_size."""
     interpolation: Literal[INTERPOLATIONS] = "area"
     """Resampling of every resize (OpenCV INTER_AREA / INTER_LINEAR / INTER_CUBIC); with pretrained weights the
     model's own unless set."""

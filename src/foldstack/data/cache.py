@@ -1,10 +1,13 @@
 """The decoded-image cache: every train and test image decoded and resized once into one uint8 array on disk.
 
 cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, 3) uint8, read through a memory map, so memory stays
-flat as the data grows and forked workers share the pages. The key hashes both tables' fingerprints (ids, labels,
-file names and sizes) and S = data.img_size: new data or another size is another folder, never a rewrite.
+flat as the data grows and forked workers share the pages. S is `cache_side(data)`: data.img_size unless
+data.cache_size (or a crop_pct < 1) keeps more pixels, so that RandomResizedCrop and evaluation's resize and centre
+crop work from real pixels. The key hashes both tables' fingerprints (ids, labels, file names and sizes), S and
+data.interpolation: new data, another side or resampling is another folder, never a rewrite.
 It is built on first use by whichever stage needs images (decoding in parallel on every core), and
-`runtime.cache=false` reads the files instead: results are identical (see `data/images.py`)."""
+`runtime.cache=false` reads the files and resizes them to S the same way instead: results are identical (see
+`data/images.py`). This module imports no OpenCV at load: the config checks use `cache_side` / `eval_side`."""
 import logging
 import os
 import time
@@ -14,30 +17,46 @@ import numpy as np
 
 from ..artifacts import artifact_path, is_complete, staging, write_manifest
 from ..utils.io import stable_hash
-from .images import ImageStore, read_image, resize_square
 
 log = logging.getLogger("foldstack")
 FORMAT = 2  # bump when what is stored changes (2: read_image refuses truncated files, GIF transparency via PIL)
 
 
+def cache_side(data) -> int:
+    """S, the side of the cached squares (`data` is the config's data section): data.cache_size in pixels (an
+    int), or times img_size (a float); unset, img_size / crop_pct when crop_pct < 1 (evaluation's resize is then
+    the identity and its centre crop takes real pixels), else img_size."""
+    size = data.cache_size
+    if size is None:
+        return eval_side(data)
+    return size if isinstance(size, int) else round(data.img_size * size)
+
+
+def eval_side(data) -> int:
+    """The side evaluation resizes to before its centre crop of img_size: round(img_size / crop_pct)."""
+    return round(data.img_size / data.crop_pct) if data.crop_pct < 1 else data.img_size
+
+
 class _Decode:
     """Decode + resize one file (a picklable Dataset for the parallel build)."""
 
-    def __init__(self, paths, size):
-        self.paths, self.size = paths, size
+    def __init__(self, paths, size, interpolation):
+        self.paths, self.size, self.interpolation = paths, size, interpolation
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
-        return resize_square(read_image(self.paths[i]), self.size)
+        from .images import read_image, resize_square
+
+        return resize_square(read_image(self.paths[i]), self.size, self.interpolation)
 
 
-def _fill(array: np.ndarray, paths: list, size: int, workers: int, progress: bool) -> None:
+def _fill(array: np.ndarray, paths: list, size: int, interpolation: str, workers: int, progress: bool) -> None:
     import torch
     from tqdm import tqdm
 
-    loader = torch.utils.data.DataLoader(_Decode(paths, size), batch_size=256, num_workers=workers,
+    loader = torch.utils.data.DataLoader(_Decode(paths, size, interpolation), batch_size=256, num_workers=workers,
                                          collate_fn=np.stack)
     start = 0
     for block in tqdm(loader, desc="decoding images into the cache", leave=False, disable=None if progress else True):
@@ -45,20 +64,34 @@ def _fill(array: np.ndarray, paths: list, size: int, workers: int, progress: boo
         start += len(block)
 
 
-def cache_key(fingerprints: list[str], size: int) -> str:
-    return stable_hash(dict(tables=fingerprints, size=size, format=FORMAT), 16)
+def cache_key(fingerprints: list[str], size: int, interpolation: str = "area") -> str:
+    """The tables, S and the resampling; `area` (the only one before data.interpolation existed) is left out,
+    so the caches built before keep their key."""
+    extra = {} if interpolation == "area" else dict(interpolation=interpolation)
+    return stable_hash(dict(tables=fingerprints, size=size, format=FORMAT, **extra), 16)
 
 
-def image_store(ctx) -> ImageStore:
-    """Train then test images of the competition, from the cache (built now if missing) unless runtime.cache is
-    off. Parallel `make -j` folds may build it at once: the first rename wins, the others use it."""
+def file_store(paths: list, n_train: int, data):
+    """An ImageStore that decodes the files and resizes them to S as the cache would have (runtime.cache=false,
+    images outside the competition)."""
+    from .images import ImageStore
+
+    return ImageStore(paths, n_train, size=cache_side(data), interpolation=data.interpolation)
+
+
+def image_store(ctx):
+    """Train then test images of the competition (a data.images.ImageStore of S x S images), from the cache
+    (built now if missing) unless runtime.cache is off: then decoded from the files and resized to S on each read.
+    Parallel `make -j` folds may build it at once: the first rename wins, the others use it."""
+    from .images import ImageStore
+
     workers = os.cpu_count() if ctx.cfg.runtime.num_workers == "auto" else ctx.cfg.runtime.num_workers
     paths, n_train = list(ctx.train.paths) + list(ctx.test.paths), len(ctx.train.paths)
+    size, interpolation = cache_side(ctx.cfg.data), ctx.cfg.data.interpolation
     if not ctx.cfg.runtime.cache:
-        return ImageStore(paths, n_train)
-    size = ctx.cfg.data.img_size
+        return file_store(paths, n_train, ctx.cfg.data)
     fingerprints = [ctx.train.fingerprint(), ctx.test.fingerprint()]
-    key = cache_key(fingerprints, size)
+    key = cache_key(fingerprints, size, interpolation)
     path = artifact_path(ctx.root, "cache", ctx.comp, key)
     if not is_complete(path):
         t0 = time.time()
@@ -68,10 +101,10 @@ def image_store(ctx) -> ImageStore:
                                                   shape=(len(paths), size, size, 3))
                 with open(tmp / "images.npy", "r+b") as fh:  # a full disk: ENOSPC (one line) now, not SIGBUS
                     os.posix_fallocate(fh.fileno(), 0, os.path.getsize(tmp / "images.npy"))  # mid-write
-                _fill(array, paths, size, workers, ctx.cfg.runtime.progress)
+                _fill(array, paths, size, interpolation, workers, ctx.cfg.runtime.progress)
                 array.flush()
                 del array
-                write_manifest(tmp, "cache", key, dict(img_size=size), fold_key=None,
+                write_manifest(tmp, "cache", key, dict(size=size, interpolation=interpolation), fold_key=None,
                                inputs=dict(train=ctx.train.source, test=ctx.test.source, fingerprints=fingerprints),
                                metrics=dict(seconds=round(time.time() - t0, 2)), rows=dict(train=n_train,
                                                                                           test=len(paths) - n_train))
@@ -80,4 +113,4 @@ def image_store(ctx) -> ImageStore:
                 raise
         log.info(f"decoded-image cache: {len(paths)} images at {size}px in {time.time() - t0:.1f}s "
                  f"({Path(path, 'images.npy').stat().st_size / 2**20:.0f} MiB) -> {path}")
-    return ImageStore(paths, n_train, path / "images.npy")
+    return ImageStore(paths, n_train, path / "images.npy", size=size, interpolation=interpolation)

@@ -1,8 +1,9 @@
 """Where a stage's images come from: every train row, then every test row, by row number.
 
 An ImageStore reads a row either from the decoded-image cache (a uint8 (N, S, S, 3) memory-mapped array, see
-`data/cache.py`) or by decoding its file. Both give the same pixels after the transforms' first op (Resize to S):
-the cache holds exactly that op's output, and resizing an S x S image to S x S is the identity."""
+`data/cache.py`) or by decoding its file and resizing it to S x S with `resize_square`, the very function that
+filled the cache: both give the same pixels. S is `data.cache_size` (`data.cache.cache_side`), img_size by default;
+the transforms take the model's img_size from it (a resize, RandomResizedCrop, or resize and centre crop)."""
 import io
 from pathlib import Path
 
@@ -18,9 +19,8 @@ JPEG_START, PNG_SIGNATURE, GIF_SIGNATURE = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
 JPEG_END = b"\xff\xd9"  # EOI marker
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
 JPEG_STANDALONE_MARKERS = {0x00, 0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)}  # markers without a length field
-# How every image is resized to data.img_size, here for the cache and by the transforms' first op (Resize): one
-# value, so the cached pixels are the ones the transforms would make from the file.
-RESIZE_INTERPOLATION = cv2.INTER_AREA
+# data.interpolation -> OpenCV flag: every resize (the cache's, the transforms') uses the configured one.
+CV2_INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -82,20 +82,24 @@ def _jpeg_truncated(data: bytes) -> bool:
     return True
 
 
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """The transforms' first op (albumentations Resize, RESIZE_INTERPOLATION) done once, for the cache."""
+def resize_square(image: np.ndarray, size: int, interpolation: str = "area") -> np.ndarray:
+    """An image as the store gives it: resized to size x size (OpenCV, CV2_INTERPOLATIONS[interpolation]), as
+    albumentations' Resize would; an image already that size is returned as it is."""
     if image.shape[:2] == (size, size):
         return image
-    return cv2.resize(image, (size, size), interpolation=RESIZE_INTERPOLATION)
+    return cv2.resize(image, (size, size), interpolation=CV2_INTERPOLATIONS[interpolation])
 
 
 class ImageStore:
-    """N images by row (train rows first, then test rows): from the cache file when given, else the files.
+    """N images by row (train rows first, then test rows): from the cache file when given, else the files,
+    resized to size x size (`resize_square`, as the cache was filled) when `size` is given, else as decoded.
 
     Pickles without the array (workers re-open the memory map), so memory stays flat whatever the data size."""
 
-    def __init__(self, paths: list, n_train: int, cache_file: Path | None = None):
+    def __init__(self, paths: list, n_train: int, cache_file: Path | None = None, size: int | None = None,
+                 interpolation: str = "area"):
         self.paths, self.n_train, self.cache_file = list(paths), n_train, cache_file
+        self.size, self.interpolation = size, interpolation
         self._array = None
 
     def __len__(self):
@@ -112,9 +116,11 @@ class ImageStore:
         return self.n_train + np.asarray(index, dtype=np.int64)
 
     def read(self, rows) -> list[np.ndarray]:
-        """RGB uint8 images of `rows` (cached ones are S x S, files as decoded)."""
+        """RGB uint8 images of `rows`: S x S (cached, or files with a size), else files as decoded."""
         if self.array is None:
-            return [read_image(self.paths[r]) for r in rows]
+            if self.size is None:
+                return [read_image(self.paths[r]) for r in rows]
+            return [resize_square(read_image(self.paths[r]), self.size, self.interpolation) for r in rows]
         block = self.array[np.asarray(rows, dtype=np.int64)]  # one gather from the memory map per batch
         return list(block)
 

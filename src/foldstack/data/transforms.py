@@ -1,8 +1,11 @@
 """Image transforms built from the `data` config section.
 
-Training: Resize, flips, the `augment` preset, the free `extra_augs` list (albumentations, on the uint8 image), then
-the optional `auto_augment` (timm RandAugment / TrivialAugmentWide), ToTensorV2, and with timm RandomErasing (which
-works on the normalised tensor) Normalize before it. Evaluation: Resize, ToTensorV2.
+Both start from the store's S x S images (S = data.cache.cache_side, img_size by default) and end at img_size.
+Training: Resize to img_size (or RandomResizedCrop to img_size with `data.rrc`), flips, the `augment` preset, the
+free `extra_augs` list (albumentations, on the uint8 image), then the optional `auto_augment` (timm RandAugment /
+TrivialAugmentWide), ToTensorV2, and with timm RandomErasing (which works on the normalised tensor) Normalize before
+it. Evaluation: Resize to img_size, or with `data.crop_pct` < 1 timm's resize to round(img_size / crop_pct) and
+centre crop of img_size; ToTensorV2. Every resize uses `data.interpolation`.
 
 Both are called as `t(image=rgb_uint8_hwc)["image"]` -> CHW tensor: uint8, normalised on the device by
 `data.device.to_device` (a quarter of the bytes to copy, no float work in the workers), or float when erasing
@@ -18,7 +21,8 @@ from albumentations.pytorch import ToTensorV2
 from ..config import AUGMENT_PRESETS, Data
 from ..errors import PipelineError
 from .augment import AutoAugment, Erasing, derive_seed
-from .images import RESIZE_INTERPOLATION
+from .cache import eval_side
+from .images import CV2_INTERPOLATIONS
 
 REFLECT = cv2.BORDER_REFLECT_101
 
@@ -102,8 +106,8 @@ class TrainTransform:
     def set_random_seed(self, seed: int) -> None:
         # A.Compose seeds every child with the same seed, so two ops drawing alike (HorizontalFlip and VerticalFlip:
         # one draw per call) would fire in lockstep forever. Ops of the original pipeline (Resize, HorizontalFlip,
-        # the light Affine) keep that seed so default-config results do not change; every other op, and the
-        # non-albumentations components, get their own derived seed.
+        # the light Affine) keep that seed so default-config results do not change; every other op (RandomResizedCrop
+        # included), and the non-albumentations components, get their own derived seed.
         self.augment.set_random_seed(seed)
         for i, (op, keep) in enumerate(zip(self.augment.transforms, self.legacy)):
             if not keep:
@@ -130,17 +134,29 @@ class TrainTransform:
                 f"erasing={self.erasing and self.erasing.op!r})")
 
 
-def _resize(cfg: Data) -> A.Resize:
-    """The first op, as the cache made its pixels (data.images.resize_square): a cached image is already this
-    size, and resizing it is the identity."""
-    return A.Resize(cfg.img_size, cfg.img_size, interpolation=RESIZE_INTERPOLATION)
+def _resize(cfg: Data, side: int) -> A.Resize:
+    """A resize of the store's S x S image to side x side with data.interpolation, as the store resized the file
+    (data.images.resize_square): the identity when side is S."""
+    return A.Resize(side, side, interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
+
+
+def _first_train_op(cfg: Data) -> tuple:
+    """(op, keeps the legacy seed): RandomResizedCrop from the S x S image (its own derived seed), else the resize
+    of the original pipeline."""
+    if cfg.rrc:
+        crop = A.RandomResizedCrop(size=(cfg.img_size, cfg.img_size), scale=tuple(cfg.rrc_scale),
+                                   ratio=tuple(cfg.rrc_ratio), interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
+        return crop, False
+    return _resize(cfg, cfg.img_size), True
 
 
 def build_transforms(cfg: Data, train: bool):
     """Training or evaluation transform: `t(image=rgb_uint8_hwc)["image"]`, `t.set_random_seed(seed)`."""
     if not train:
-        return A.Compose([_resize(cfg), ToTensorV2()], seed=0)
-    ops = [(_resize(cfg), True)]
+        side = eval_side(cfg)
+        crop = [A.CenterCrop(cfg.img_size, cfg.img_size)] if side != cfg.img_size else []
+        return A.Compose([_resize(cfg, side), *crop, ToTensorV2()], seed=0)
+    ops = [_first_train_op(cfg)]
     if cfg.hflip:
         ops.append((A.HorizontalFlip(p=0.5), True))
     if cfg.vflip:

@@ -58,9 +58,10 @@ class Fold:
 
 
 def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
-               extra: ExtraRows | None = None, teacher: np.ndarray | None = None) -> Fold:
+               extra: ExtraRows | None = None, teacher: np.ndarray | None = None, weights: Path | None = None) -> Fold:
     """images: train rows 0..N-1 (then test rows). extra: rows added to the training part only. teacher: (N, K)
     soft targets of the train rows (the teacher's OOF: row i from the model whose validation fold held i).
+    weights: the backbone's pretrained weights file (Context.weights), else model.pretrained_path or random.
     Under torchrun each rank trains on its slice of every batch and validates on its share of the rows."""
     tc, comp = cfg.train, cfg.competition
     device = dist.setup(resolve_device(cfg.runtime.device), cfg.data.batch_size)
@@ -84,7 +85,7 @@ def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         loss_fn = DistillLoss(loss_fn, cfg.distill.alpha, cfg.distill.temperature, comp.task)
 
     layout = use_channels_last(cfg, device)
-    model = create_model(cfg.model, y.shape[1], comp.task).to(device)
+    model = create_model(cfg.model, y.shape[1], comp.task, weights).to(device)
     if layout:
         model = model.to(memory_format=torch.channels_last)
     net = dist.wrap(model, device, find_unused=tc.freeze_epochs > 0)

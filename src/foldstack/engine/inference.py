@@ -25,10 +25,18 @@ def load_fold_models(cfg: Config, n_outputs: int, fold_dir, device) -> list:
 
 
 def inference_loader(cfg: Config, images, rows, device):
-    """Rows of an ImageStore in order through the evaluation transform (TTA views are made on the device)."""
+    """Rows of an ImageStore in order through the evaluation transform (TTA views are made on the device). The
+    store's images are S x S (data.cache.cache_side; `file_store` for files outside the competition), the batches
+    img_size x img_size."""
+    from ..data.cache import cache_side
     from ..data.dataset import ImageDataset, make_loader
     from ..data.transforms import build_transforms
+    from ..errors import PipelineError
 
+    if getattr(images, "size", None) not in (None, cache_side(cfg.data)):
+        raise PipelineError(f"internal: an image store of {images.size}px squares for a config whose cache side is "
+                            f"{cache_side(cfg.data)}px (data.cache_size={cfg.data.cache_size}, "
+                            f"data.crop_pct={cfg.data.crop_pct})")
     dataset = ImageDataset(images, rows, None, build_transforms(cfg.data, train=False))
     return make_loader(dataset, cfg.data.batch_size * 2, num_workers(cfg, device))
 

@@ -28,11 +28,11 @@ log = logging.getLogger("foldstack")
 
 
 def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
-               extra: ExtraRows | None = None, teacher: np.ndarray | None = None) -> dict:
+               extra: ExtraRows | None = None, teacher: np.ndarray | None = None, weights: Path | None = None) -> dict:
     """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png);
     resumes from out_dir/last.pt if present. Validation is on the fold's real train rows only."""
     tc, comp = cfg.train, cfg.competition
-    f = build_fold(cfg, images, y, folds, fold, out_dir, extra, teacher)
+    f = build_fold(cfg, images, y, folds, fold, out_dir, extra, teacher, weights)
     y_valid = y[f.valid_idx]
     start_epoch, step, rows = resume(f, out_dir / "last.pt", fold, tc.epochs)
     watchdog = Watchdog(tc.time_limit, sum(r["seconds"] for r in rows))

@@ -1,4 +1,5 @@
-"""create_model: any timm backbone + our pooling and head (models.Net); weights only from a local file."""
+"""create_model: any timm backbone + our pooling and head (models.Net); backbone weights from a file: the hub
+weights the config resolved to (models.hub, in weights/) or model.pretrained_path."""
 from pathlib import Path
 
 import timm
@@ -13,16 +14,22 @@ from .pooling import create_pool
 from .pretrained import load_backbone_weights
 
 
-def create_model(cfg: Model, num_classes: int, task: str = "multiclass") -> Net:
+def create_model(cfg: Model, num_classes: int, task: str = "multiclass", weights: Path | None = None) -> Net:
+    """`weights`: a backbone weights file (the hub weights of Context.weights); None: cfg.pretrained_path if set,
+    else random. Prediction passes none: the fold checkpoint holds every weight."""
     if not timm.is_model(cfg.name):
         raise PipelineError(f"model.name: unknown timm model {cfg.name!r}")
     if cfg.head != "linear" and task != "multiclass":
         raise PipelineError(f"model.head={cfg.head} needs a multiclass task (one class per image); this one is "
                             f"{task}: use model.head=linear")
-    if cfg.pretrained_path and not Path(cfg.pretrained_path).is_file():
-        raise PipelineError(f"model.pretrained_path: file not found: {cfg.pretrained_path}")
+    if weights is not None:
+        source, what = Path(weights), "model.pretrained"
+    else:
+        source, what = (Path(cfg.pretrained_path) if cfg.pretrained_path else None), "model.pretrained_path"
+    if source is not None and not source.is_file():
+        raise PipelineError(f"{what}: file not found: {source}")
     backbone = _backbone(cfg)
-    loaded = load_backbone_weights(backbone, Path(cfg.pretrained_path), cfg.name) if cfg.pretrained_path else None
+    loaded = load_backbone_weights(backbone, source, cfg.name, what) if source is not None else None
     if cfg.pool == "avg":  # the model's own pooling: any architecture, ViTs included
         pool, nhwc = nn.Identity(), False
         width = getattr(backbone, "head_hidden_size", None) or backbone.num_features

@@ -1,6 +1,6 @@
-"""Backbone weights from a local file (Kaggle code competitions run offline; nothing downloads): a timm or
-torchvision weights file, or a checkpoint this pipeline wrote for another competition. Only the backbone is
-loaded; the head is always new (new competition, other classes)."""
+"""Backbone weights from a local file: a timm or torchvision weights file, the hub weights models.hub found in
+weights/, or a checkpoint this pipeline wrote for another competition. Only the backbone is loaded; the head is
+always new (new competition, other classes). Errors name the key that gave the file (`what`)."""
 import logging
 import sys
 from collections.abc import Mapping
@@ -18,7 +18,7 @@ MIN_COVERAGE = 0.9  # share of the backbone's tensors the file must provide: les
 STRIP = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, what: str = "model.pretrained_path") -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -26,7 +26,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a pickled full model, a corrupt file, ...
-        raise PipelineError(f"model.pretrained_path: cannot read {path}: {str(e).splitlines()[0]}") from None
+        raise PipelineError(f"{what}: cannot read {path}: {str(e).splitlines()[0]}") from None
     # Our last.pt: {"model", "ema" (None when off), ...}, predictions use the EMA so prefer it; best.pt/swa.pt:
     # {"model"}; timm's train.py: {"state_dict"}; plain weights files are the state dict itself.
     for key in ("ema", "model", "state_dict"):
@@ -35,7 +35,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             break
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)} if isinstance(obj, Mapping) else {}
     if not state:
-        raise PipelineError(f"model.pretrained_path: {path} holds no state dict")
+        raise PipelineError(f"{what}: {path} holds no state dict")
     return state
 
 
@@ -71,11 +71,11 @@ def coverage(state: dict, own: dict, path: Path) -> dict:
                 first_missing=missing[:5], unused=len([k for k in state if k not in own]))
 
 
-def load_backbone_weights(backbone: nn.Module, path: Path, name: str) -> dict:
+def load_backbone_weights(backbone: nn.Module, path: Path, name: str, what: str = "model.pretrained_path") -> dict:
     """Load the backbone from `path`; returns its `coverage` (logged when partial, kept in the fold manifest).
     Refused when under MIN_COVERAGE of the tensors fit: that is another architecture, not a partial match."""
     own = backbone.state_dict()
-    state = _clean(read_state_dict(path), own)
+    state = _clean(read_state_dict(path, what), own)
     problem = _misfit(state, own)
     if problem:
         # Original (non-timm) releases, e.g. ConvNeXt or Swin from their authors: timm's converter for the
@@ -86,12 +86,12 @@ def load_backbone_weights(backbone: nn.Module, path: Path, name: str) -> dict:
         except Exception:
             converted = None
         if converted is None or _misfit(converted, own):
-            raise PipelineError(f"model.pretrained_path: {path} does not fit {name}: {problem}")
+            raise PipelineError(f"{what}: {path} does not fit {name}: {problem}")
         state = converted
     backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     report = coverage(state, own, path)
     if report["missing"]:
-        log.warning(f"model.pretrained_path: {report['loaded']} of {report['total']} backbone tensors loaded from "
+        log.warning(f"{what}: {report['loaded']} of {report['total']} backbone tensors loaded from "
                     f"{path}; {report['missing']} stay randomly initialised: {', '.join(report['first_missing'])}"
                     + (" ..." if report["missing"] > 5 else ""))
     return report

@@ -149,9 +149,14 @@ def teacher_predictions(ctx, fold_key: str):
 
 def train_dir(ctx, fold_key: str) -> TrainDir:
     """This config's models: the pseudo-label set and the teacher, when used, are inputs, so a round's or a
-    student's models never share a folder with plain ones."""
+    student's models never share a folder with plain ones. model.pretrained is not hashed; the sha256 of the
+    hub weights loaded is (`weights`), so models from scratch keep their key whatever the setting, and models
+    with weights never share a folder with models without (or with other weights)."""
     cfg = ctx.cfg
     parts, inputs = {"folds": fold_key, **sections(cfg, TRAIN_SECTIONS)}, {"folds": dict(key=fold_key)}
+    parts["model"].pop("pretrained", None)
+    if ctx.weights is not None:
+        parts["weights"] = ctx.weights.sha256
     if cfg.pseudo.round:
         set_path = pseudo_set_dir(ctx, cfg.pseudo.round, fold_key).path
         if not is_complete(set_path):

@@ -20,20 +20,28 @@ def run(ctx):
     from ..engine.fold import build_fold
     from ..engine.step import micro_step, optimizer_step
     from ..models import set_backbone_trainable
+    from ..models.hub import scratch_reason
     from ..optim.lr_find import range_test, suggest_lr
     from ..utils.plots import plot_lr_find
 
     cfg = ctx.cfg
     split = load_folds(ctx)
     fold_key = split.key
-    path = artifact_path(ctx.root, "lr_find", ctx.comp,
-                         stable_hash({"folds": fold_key, **sections(cfg, TRAIN_SECTIONS + ["lr_find"])}), ctx.exp)
+    parts = {"folds": fold_key, **sections(cfg, TRAIN_SECTIONS + ["lr_find"])}
+    parts["model"].pop("pretrained", None)  # as in the models' key (lineage.train_dir): the weights' hash instead
+    w = ctx.weights
+    if w is not None:
+        parts["weights"] = w.sha256
+    path = artifact_path(ctx.root, "lr_find", ctx.comp, stable_hash(parts), ctx.exp)
     if is_complete(path):
         log.info(f"LR range test up to date: {path} (suggested lr {read_manifest(path)['metrics']['suggested_lr']})")
         return path
     lf = cfg.lr_find
     with staging(path) as tmp:
-        f = build_fold(cfg, ctx.images, ctx.targets, split.folds, 0, tmp)
+        scratch = scratch_reason(cfg.model, ctx.root)
+        if scratch:
+            log.info(scratch)
+        f = build_fold(cfg, ctx.images, ctx.targets, split.folds, 0, tmp, weights=w.path if w is not None else None)
         f.model.train()
         set_backbone_trainable(f.model, cfg.train.freeze_epochs == 0)
         batches, accum = enumerate(cycle(f.train_loader)), cfg.train.accum_steps
@@ -55,7 +63,8 @@ def run(ctx):
         plot_lr_find(lrs, losses, suggested, tmp / "lr_find.png", f"{ctx.comp} / {ctx.exp}: LR range test, fold 0")
         write_manifest(tmp, "lr_find", path.name, sections(cfg, TRAIN_SECTIONS + ["lr_find"]), fold_key=fold_key,
                        inputs={"folds": dict(key=fold_key)}, experiment=ctx.exp,
-                       metrics=dict(suggested_lr=suggested, steps_run=len(lrs)))
+                       metrics=dict(suggested_lr=suggested, steps_run=len(lrs),
+                                    **({"weights": w.sha256} if w is not None else {})))
     hint = f': try OVERRIDES="train.lr={suggested:.2g}"' if suggested else " (too few steps before divergence)"
     log.info(f"LR range test -> {path / 'lr_find.png'}; suggested lr {suggested}{hint}")
     return path

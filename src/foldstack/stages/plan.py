@@ -33,10 +33,11 @@ def plan_paths(root: Path, comp: str, budget: str) -> tuple[str, Path, Path]:
     return exp, folder / f"{exp}.yaml", folder / f"{exp}.plan.json"
 
 
-def ladder(native: int, gpu: bool, n_train: int, models=None, sizes=None) -> list[Candidate]:
+def ladder(native: int, gpu: bool, n_train: int, models=None, sizes=None, pretrained=frozenset()) -> list[Candidate]:
     """Model x image size, cheapest first: sizes from the images' own side (or 32) up to twice it (at least 64),
     224 at most; batch 128 (64 under 5,000 train rows: enough updates per epoch), 256 on a GPU. `models` / `sizes`
-    replace the defaults (PLAN_MODELS, PLAN_SIZES)."""
+    replace the defaults (PLAN_MODELS, PLAN_SIZES); the models in `pretrained` (their weights are in weights/)
+    are fine-tuned from them."""
     import timm
 
     models = list(models or MODEL_COST)
@@ -45,7 +46,7 @@ def ladder(native: int, gpu: bool, n_train: int, models=None, sizes=None) -> lis
         raise PipelineError(f"PLAN_MODELS: unknown timm model {unknown[0]!r}")
     sizes = list(sizes or [s for s in SIZES if min(native, 32) <= s <= max(64, 2 * native)])
     batch = 256 if gpu else (64 if n_train < 5000 else 128)
-    out = [Candidate(m, s, batch) for m in models for s in sizes]
+    out = [Candidate(m, s, batch, m in pretrained) for m in models for s in sizes]
     return sorted(out, key=lambda c: MODEL_COST.get(c.model, 1.0) * c.img_size ** 2)
 
 
@@ -98,7 +99,7 @@ def measure_ladder(ctx, images: list, candidates: list, facts: Facts, budget_s: 
         e = affordable_epochs(c, speed, facts, min(policy.folds), [], policy.fill * budget_s)
         log.info(f"plan: {c.model} at {c.img_size}px: {1 / speed.train_s:.0f} train / {1 / speed.eval_s:.0f} eval "
                  f"images/s, {e} epochs would fit ({time.perf_counter() - t0:.1f}s to measure)")
-        if e < (policy.min_epochs_pretrained if c.pretrained else policy.min_epochs):
+        if e < policy.epoch_range(c.pretrained, facts.n_train * (min(policy.folds) - 1) / min(policy.folds))[0]:
             break  # every later candidate costs more
     return speeds
 
@@ -139,7 +140,11 @@ def run(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
         sizes = [int(v) for v in ctx.args.sizes.split(",") if v]
     except ValueError:
         raise PipelineError(f"PLAN_SIZES={ctx.args.sizes!r}: expected comma-separated integers") from None
-    candidates = ladder(native, gpu, facts.n_train, models, sizes)
+    from ..models.hub import lookup
+
+    models = models or list(MODEL_COST)
+    cached = {m for m in models if ctx.cfg.model.pretrained is not False and lookup(m, ctx.root, False).weights}
+    candidates = ladder(native, gpu, facts.n_train, models, sizes, frozenset(cached))
     speeds = measure_ladder(ctx, images, candidates, facts, budget_s, policy)
     facts = dataclasses.replace(facts, planning_s=round(time.time() - t0, 1))
     plan = make_plan(budget_s, facts, speeds, tta, policy)

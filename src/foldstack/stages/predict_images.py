@@ -1,10 +1,11 @@
 """Use the trained models outside the pipeline: the top-k classes of any image file, or of every image under a
 folder, from the experiment's fold models averaged (every fold must be trained), with the configured TTA.
 
-The images go through exactly what test rows go through in `make oof` (read_image, the evaluation transform,
-predict_probs over all fold models), so an image of the competition's test folder gets the probabilities of its
-row in oof/<comp>/<exp>/<hash>/test.npy. Writes a CSV (image, top1, p1, ..., and one column per class up to
-CSV_MAX_OUTPUTS classes) to --out, default predictions/<comp>/<exp>/<folder name or file stem>.csv."""
+The images go through exactly what test rows go through in `make oof` (read_image, the resize to the decoded-image
+cache's side, the evaluation transform, predict_probs over all fold models), so an image of the competition's test
+folder gets the probabilities of its row in oof/<comp>/<exp>/<hash>/test.npy. Writes a CSV (image, top1, p1, ...,
+and one column per class up to CSV_MAX_OUTPUTS classes) to --out, default
+predictions/<comp>/<exp>/<folder name or file stem>.csv."""
 import logging
 from pathlib import Path
 
@@ -80,14 +81,15 @@ def run(ctx):
 
     import torch
 
-    from ..data.images import ImageStore
+    from ..data.cache import file_store
     from ..engine.inference import inference_loader, load_fold_models, predict_probs, tta_views
     from ..engine.runtime import resolve_device
 
     cfg, comp = ctx.cfg, ctx.cfg.competition
     device, views = resolve_device(cfg.runtime.device), tta_views(cfg)
     models = [m for fold_dir in trained.dirs for m in load_fold_models(cfg, ctx.targets.shape[1], fold_dir, device)]
-    loader = inference_loader(cfg, ImageStore(files, n_train=0), np.arange(len(files)), device)  # no cache
+    # no cache: each file decoded and resized to the cache's side S, then the evaluation transform, as test rows
+    loader = inference_loader(cfg, file_store(files, 0, cfg.data), np.arange(len(files)), device)
     log.info(f"{len(files)} image(s), {len(models)} model(s) from {trained.path}, TTA: {len(views)} view(s) "
              f"({', '.join(v.name for v in views)}) on {device}")
     with torch.inference_mode():

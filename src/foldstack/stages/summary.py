@@ -1,6 +1,7 @@
 """`make summary`: what the experiment's model costs, without training it or reading an image.
 
-For the model as configured (random weights: model.pretrained_path is ignored, so no file is needed) it reports
+For the model as configured (random weights: neither the hub weights of model.pretrained nor model.pretrained_path
+are loaded, so no file is needed; an unset data.img_size is the input size of weights found in weights/) it reports
 the parameters (total; trainable; trainable while the backbone is frozen when train.freeze_epochs > 0), the FLOPs
 of one forward pass of one image at data.img_size (torch's FlopCounterMode; MACs = FLOPs / 2, the figure papers
 quote), the feature width the head sees, and measured images/s on runtime.device:

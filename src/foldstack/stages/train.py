@@ -5,7 +5,11 @@ The images are decoded before any folder is made, so a bad image leaves nothing 
 
 With pseudo.round = n, every fold also trains on round n's pseudo-labelled test rows; with distill.teacher, on
 the teacher's OOF probabilities of its train rows (and its test predictions for the test rows). Validation is
-always the fold's real train rows alone, so OOF CV stays comparable across rounds and students."""
+always the fold's real train rows alone, so OOF CV stays comparable across rounds and students.
+
+With hub weights (model.pretrained, Context.weights) every fold's backbone starts from them, and its manifest
+records what was loaded under metrics.pretrained (repo, file, sha256, tensors covered); under `auto` without
+them, the stage says once that it trains from scratch, and the manifest records that and why."""
 import logging
 
 import numpy as np
@@ -59,6 +63,22 @@ def training_rows(ctx, inputs: dict, folds: np.ndarray):
     return extra, teacher
 
 
+def pretrained_record(ctx) -> tuple:
+    """(the hub weights file every fold starts from or None, what each fold's manifest records about it or None).
+    Under `auto` without weights, says once that the models train from scratch, and why."""
+    from ..models.hub import scratch_reason
+
+    w = ctx.weights
+    if w is not None:
+        log.info(f"{ctx.exp}: pretrained weights {w.repo_id}/{w.filename} (sha256 {w.sha256[:12]}...)")
+        return w.path, dict(source="hub", repo_id=w.repo_id, filename=w.filename, sha256=w.sha256)
+    reason = scratch_reason(ctx.cfg.model, ctx.root)
+    if reason is None:
+        return None, None
+    log.info(reason)
+    return None, dict(source="scratch", reason=reason)
+
+
 def add_arguments(p) -> None:
     p.add_argument("--prepare", action="store_true",
                    help="build what the folds share (the decoded-image cache), print the folds left to train, exit: "
@@ -85,6 +105,7 @@ def run(ctx):
     from .. import distributed as dist
     from ..engine.training import train_fold  # torch: only when there is something to train (a no-op stays fast)
 
+    weights, pretrained = pretrained_record(ctx)
     ctx.targets  # decode targets now: a bad label fails before any training
     ctx.images  # noqa: B018  (and the images: a file that does not decode fails before any fold folder exists)
     extra, teacher = training_rows(ctx, inputs, folds)
@@ -99,7 +120,9 @@ def run(ctx):
         resumable = lambda work: (work / "last.pt").is_file()  # noqa: E731
         with resumable_staging(final, main=dist.is_main(), resumable=resumable) as out:
             log.info(f"{ctx.exp}: training fold {k} of {n} -> {final} (in {out.name} until done)")
-            metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher)
+            metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher, weights)
+            if pretrained is not None:
+                metrics["pretrained"] = {**pretrained, **metrics.get("pretrained", {})}
             if dist.is_main():
                 write_manifest(out, "train", path.name, sections(ctx.cfg, TRAIN_SECTIONS + ["pseudo", "distill"]),
                                fold_key=fold_key, inputs=inputs, metrics=metrics, fold=k, experiment=ctx.exp,

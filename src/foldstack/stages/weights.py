@@ -1,0 +1,64 @@
+"""`make weights [MODEL=<timm name>]`: ImageNet weights into weights/, the Hugging Face hub cache layout that the
+training stages read (models.hub: the same lookup, the same download), so that the folder can be uploaded as a
+Kaggle dataset and used with the network off. Without MODEL: the models of every configured experiment
+(baseline and configs/exp/*.yaml, over configs/<comp>.yaml when it exists, with the overrides) whose
+model.pretrained is not false and that set no pretrained_path. Needs no competition data."""
+import logging
+from pathlib import Path
+
+from ..config import parse_overrides, read_yaml, resolve
+from ..errors import PipelineError
+
+log = logging.getLogger("foldstack")
+
+
+def configured_models(root: Path, comp: str, overrides: list[str]) -> list[str]:
+    """The distinct model names of the experiments that may load hub weights, in experiment order."""
+    root = Path(root)
+    comp_path = root / "configs" / f"{comp}.yaml"
+    base = [(str(comp_path), read_yaml(comp_path))] if comp_path.is_file() else []
+    tail = [("overrides", parse_overrides(overrides))] if overrides else []
+    exp_dir = root / "configs" / "exp"
+    names = sorted(p.stem for p in exp_dir.glob("*.yaml")) if exp_dir.is_dir() else []
+    models = []
+    for exp in ["baseline"] + [n for n in names if n != "baseline"]:
+        path = exp_dir / f"{exp}.yaml"
+        layers = base + ([(str(path), read_yaml(path))] if path.is_file() else []) + tail
+        model = resolve(layers).model
+        if model.pretrained is not False and not model.pretrained_path and model.name not in models:
+            models.append(model.name)
+    return models
+
+
+def fetch(root: Path, names: list[str]) -> list[str]:
+    """Each model's weights into root/weights/ (already there: nothing downloaded); one line per model:
+    repo, file, size, sha256. PipelineError (one line) naming the models that could not be had."""
+    from ..models.hub import lookup, weights_dir
+
+    folder = weights_dir(root)
+    lines, missing = [], []
+    for name in names:
+        found = lookup(name, root, download=True)
+        w = found.weights
+        if w is None and not found.hub:  # an unknown model, or one timm has no hub weights for
+            raise PipelineError(found.reason)
+        if w is None:
+            missing.append(f"{name} ({found.reason})")
+            continue
+        where = f"downloaded into {folder}/" if found.downloaded else f"already in {folder}/"
+        size = Path(w.path).stat().st_size
+        lines.append(f"{name}: {w.repo_id} {w.filename} {size / 1e6:.1f} MB sha256 {w.sha256} ({where})")
+        print(lines[-1], flush=True)
+    if missing:
+        raise PipelineError(f"no weights for {'; '.join(missing)}: run `make weights` with the network on (hub "
+                            f"reachable, HF_HUB_OFFLINE unset), or copy in a weights/ folder that has them")
+    return lines
+
+
+def run(root: Path, comp: str, overrides: list[str], model: str | None) -> list[str]:
+    names = [model] if model else configured_models(root, comp, overrides)
+    if not names:
+        raise PipelineError(f"no experiment of {comp} loads pretrained weights (every one sets model.pretrained=false "
+                            f"or a pretrained_path): name one with MODEL=<timm name>")
+    log.info(f"weights for {', '.join(names)} -> {Path(root) / 'weights'}/")
+    return fetch(root, names)

@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all plan weights sample folds train train-folds oof stack pseudo submit score audit download predict summary lr-find bench test clean-artifacts docs docs-serve help
+.PHONY: all plan weights export sample folds train train-folds oof stack pseudo submit score audit download predict summary lr-find bench test clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -32,6 +32,7 @@ help:
 	@echo "make all COMP=x BUDGET=10m     plan (once: model, size, epochs, folds measured on this machine) + the pipeline in the budget"
 	@echo "make plan COMP=x BUDGET=10m    only the plan: configs/exp/<comp>-budget-10m.yaml (BUDGET: 90s, 10m, 2h)"
 	@echo "make weights [MODEL=<timm>]    pretrained weights into weights/ (the hub cache; default: the configured experiments' models)"
+	@echo "make export                    every trained fold to ONNX, checked with onnxruntime (probabilities within 1e-4), images/s"
 	@echo "make download COMP=<slug>      the Kaggle competition into input/<slug>/ (kaggle CLI, zips unpacked); prints what would be inferred"
 	@echo "make predict IMAGES=<file|dir>  top-k classes of each image from the trained folds (TTA as configured) -> CSV; TOP_K=, OUT="
 	@echo "make summary [ALL=1]           parameters, GFLOPs and images/s of the experiment's model (ALL=1: every experiment)"
@@ -121,6 +122,11 @@ MODEL ?=
 weights: | $(INSTALL)
 	$(PY) scripts/weights.py $(ARGS) $(if $(MODEL),--model $(MODEL))
 
+# Every trained fold of the experiment to ONNX (export/<comp>/<exp>/<key>/), checked against PyTorch with onnxruntime.
+EXPORT_SIZES ?=
+export: | $(INSTALL)
+	$(PY) scripts/export.py $(ARGS) $(if $(EXPORT_SIZES),--sizes $(EXPORT_SIZES))
+
 # Reads what is on disk and proves (or refutes, naming the row and artifact) that no validation row leaked.
 audit: | $(INSTALL)
 	$(PY) scripts/audit.py $(ARGS)
@@ -167,4 +173,4 @@ docs-serve: docs | $(DOCS_STAMP)
 	$(PY) -m mkdocs serve
 
 clean-artifacts:
-	rm -rf folds models oof stacks pseudo submissions lr_find cache audit submission.csv
+	rm -rf folds models oof stacks pseudo submissions lr_find cache audit export submission.csv

@@ -1,10 +1,9 @@
 """scripts/predict_images.py: the trained fold models on images outside the pipeline."""
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PY, REPO, TINY, make_competition, run_script
+from conftest import TINY, make_competition, run_script
 
 from foldstack.stages.predict_images import class_probs, top_k_frame
 
@@ -12,12 +11,7 @@ SETTINGS = [*TINY, "predict.tta=[]"]
 
 
 def predict_images(root, *extra, check=True):
-    cmd = [PY, str(REPO / "scripts" / "predict_images.py"), "--root", str(root), "--comp", "c", *extra,
-           "--set", *SETTINGS]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"predict_images.py failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_script(root, "predict_images.py", "c", *SETTINGS, extra=list(extra), check=check)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ loss and precision, on the device the run will use) on real images, plus the tra
 images (in-line on a CPU device, spread over the loader workers on a GPU), and evaluation forwards. Decoding
 speed is measured on the same files, for the cache. Measuring stops after the first candidate that cannot get
 its minimum epochs: every later one costs more."""
-import logging
 import os
 import time
 
@@ -14,6 +13,7 @@ import torch
 from timm.utils import ModelEmaV3
 
 from ..config import Config
+from ..data.device import to_device
 from ..data.images import read_image, resize_square
 from ..data.transforms import build_transforms
 from ..engine.runtime import autocast, num_workers, resolve_device, use_channels_last
@@ -21,8 +21,6 @@ from ..loss import create_loss
 from ..models import create_model
 from ..optim import create_optimizer
 from .planner import Candidate, Speed
-
-log = logging.getLogger("foldstack")
 
 SAMPLE = 48          # images decoded for the measurements
 WARMUP, TIMED = 2, 3  # untimed calls (allocation, kernels chosen), then the median of the timed ones
@@ -73,9 +71,9 @@ def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray, task: str) -
 
     model = create_model(cfg.model, y.shape[1], task).to(device)
     layout = use_channels_last(cfg, device)
-    x = x.to(device).float().div_(255)
+    x = to_device(x, device, cfg.data, layout)  # the training step's own copy and normalisation
     if layout:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
     target = torch.from_numpy(np.resize(y, (batch, y.shape[1]))).float().to(device)
     optimizer, loss_fn = create_optimizer(model, cfg.train), create_loss(cfg.loss, task, y)
     ema = ModelEmaV3(model, decay=0.99)  # every plan keeps an EMA of the weights: its update is part of a step

@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all plan weights export sample folds train train-folds oof stack pseudo submit score audit download predict summary lr-find bench test clean-artifacts docs docs-serve help
+.PHONY: all plan weights export sample folds train train-folds oof stack pseudo submit score audit download bundle kaggle-push predict summary report sweep lr-find bench test clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -34,8 +34,12 @@ help:
 	@echo "make weights [MODEL=<timm>]    pretrained weights into weights/ (the hub cache; default: the configured experiments' models)"
 	@echo "make export                    every trained fold to ONNX, checked with onnxruntime (probabilities within 1e-4), images/s"
 	@echo "make download COMP=<slug>      the Kaggle competition into input/<slug>/ (kaggle CLI, zips unpacked); prints what would be inferred"
+	@echo "make bundle [KAGGLE_USER=u]    what the submission uses as a Kaggle dataset (wheels, fold weights, level 2) + an offline kernel"
+	@echo "make kaggle-push               the latest bundle to Kaggle: datasets create|version, kernels push [BUNDLE=<folder>]"
 	@echo "make predict IMAGES=<file|dir>  top-k classes of each image from the trained folds (TTA as configured) -> CSV; TOP_K=, OUT="
 	@echo "make summary [ALL=1]           parameters, GFLOPs and images/s of the experiment's model (ALL=1: every experiment)"
+	@echo "make report                    reports/<comp>/index.html: leaderboard of every level, a page per experiment (static, offline)"
+	@echo "make sweep SWEEP=<name>        the grid or search of configs/sweep/<name>.yaml on Ray: trials, leaderboard, best N"
 	@echo "make audit                     leak audit of what is on disk: OOF, pseudo, stack and teacher rows, duplicate images"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
@@ -108,6 +112,26 @@ ALL ?=
 summary: | $(INSTALL)
 	$(PY) scripts/summary.py $(ARGS) $(if $(ALL),--all-experiments)
 
+# A static HTML view of everything on disk for COMP (rebuilt whole each run; the level `make submit` would submit,
+# with the same EXP and OVERRIDES, is marked). Prints the index path last.
+report: | $(INSTALL)
+	$(PY) scripts/report.py $(ARGS)
+
+# The trials of configs/sweep/$(SWEEP).yaml on Ray (a local one, or the cluster at SWEEP_ADDRESS / RAY_ADDRESS),
+# each an experiment configs/exp/<sweep>-<hash>.yaml; a rerun resumes. Ray and Optuna (the `sweep` extra) are
+# installed on first use. SWEEP_CPUS: CPUs of the local Ray (default: all).
+SWEEP ?=
+SWEEP_CPUS ?=
+SWEEP_ADDRESS ?=
+SWEEP_STAMP := $(VENV)/.sweep-installed
+$(SWEEP_STAMP): $(wildcard pyproject.toml) $(wildcard constraints.txt) | $(INSTALL)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[sweep]'
+	touch $@
+
+sweep: $(if $(filter digits,$(COMP)),input/digits/train.csv) | $(if $(INSTALL),$(SWEEP_STAMP))
+	SWEEP_ADDRESS=$(SWEEP_ADDRESS) $(PY) scripts/sweep.py --comp $(COMP) \
+	  --sweep $(or $(SWEEP),$(error set SWEEP=<name> of configs/sweep/<name>.yaml)) $(if $(SWEEP_CPUS),--cpus $(SWEEP_CPUS))
+
 # The official kaggle CLI (the `kaggle` extra) is installed on first use; credentials as it reads them.
 KAGGLE_STAMP := $(VENV)/.kaggle-installed
 $(KAGGLE_STAMP): $(wildcard pyproject.toml) | $(INSTALL)
@@ -116,6 +140,21 @@ $(KAGGLE_STAMP): $(wildcard pyproject.toml) | $(INSTALL)
 
 download: | $(KAGGLE_STAMP)
 	$(PY) scripts/download.py --comp $(COMP)
+
+# What the submission uses (submit.source, submit.round) as bundle/<comp>/<hash>/: dataset/ (the project and its
+# pinned wheels but torch/torchvision, every fold's weights, resolved configs, the stack's level 2) and kernel/
+# (inference.py + notebook, internet off). KAGGLE_USER: the ids' owner (default: the credentials'); BUNDLE_ARGS:
+# e.g. --competition <slug> --gpu --python-version 3.11.
+KAGGLE_USER ?=
+BUNDLE_ARGS ?=
+bundle: | $(INSTALL)
+	$(PY) scripts/bundle.py $(ARGS) $(if $(KAGGLE_USER),--kaggle-user $(KAGGLE_USER)) $(BUNDLE_ARGS)
+
+# The latest bundle of COMP (or BUNDLE=<folder>) to Kaggle with the official CLI; PUSH_ARGS: --version, --dry-run.
+BUNDLE ?=
+PUSH_ARGS ?=
+kaggle-push: | $(KAGGLE_STAMP)
+	$(PY) scripts/kaggle_push.py --comp $(COMP) $(if $(BUNDLE),--bundle $(BUNDLE)) $(PUSH_ARGS)
 
 # ImageNet weights through timm's hub download into weights/ (the Hugging Face cache layout, usable offline).
 MODEL ?=
@@ -173,4 +212,4 @@ docs-serve: docs | $(DOCS_STAMP)
 	$(PY) -m mkdocs serve
 
 clean-artifacts:
-	rm -rf folds models oof stacks pseudo submissions lr_find cache audit export submission.csv
+	rm -rf folds models oof stacks pseudo submissions lr_find cache audit export bundle sweeps submission.csv

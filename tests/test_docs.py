@@ -13,7 +13,10 @@ DOCS = REPO / "docs"
 README = REPO / "README.md"
 PAGES = sorted(DOCS.glob("*.md"))
 # The shipped experiments: plans that `make plan` wrote into a working copy (git-ignored) are not recipes.
-EXPERIMENTS = sorted(p for p in (REPO / "configs" / "exp").glob("*.yaml") if "-budget-" not in p.stem)
+# Written by make (budget plans, sweep trials), not recipes of the repo.
+GENERATED = ("# Sweep trial of",)
+EXPERIMENTS = sorted(p for p in (REPO / "configs" / "exp").glob("*.yaml")
+                     if "-budget-" not in p.stem and not p.read_text().startswith(GENERATED))
 WRITTEN = [README] + [p for p in PAGES if p.name != "config.md"]  # hand-written: config.md is generated
 SECTION_NAMES = set(Config.model_fields)
 KEYS = {key for key, _ in schema_fields()}

@@ -25,6 +25,12 @@ def one_line(err: BaseException) -> str:
     return last.split("PipelineError: ", 1)[-1]
 
 
+def last_output_line(proc) -> str:
+    """The last non-empty line a finished subprocess printed (stderr, then stdout): what a one-line error quotes."""
+    said = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    return said[-1] if said else "no output"
+
+
 def run_stage(stage, description: str, argv=None, add_arguments=None, download: bool = False) -> None:
     """Parse arguments, build the context and run `stage(ctx)`; PipelineError -> one line, exit 1. `download`:
     the stage may fetch the model's pretrained weights into weights/ (training); the others read that cache."""

@@ -2,6 +2,7 @@
 
 The CLI reads its own credentials (~/.kaggle/kaggle.json, $KAGGLE_CONFIG_DIR/kaggle.json, KAGGLE_USERNAME and
 KAGGLE_KEY, or an API token); they are checked first so that a missing one is one line, not the CLI's traceback."""
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from .cli import last_output_line
 from .errors import PipelineError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Kaggle competition slugs: also a safe folder name
@@ -17,16 +19,35 @@ CREDENTIALS_HELP = ("put kaggle.json (Kaggle > Settings > API > Create New Token
                     "and KAGGLE_KEY")
 
 
+def config_dir(env=None, home: Path | None = None) -> Path:
+    """Where the CLI reads kaggle.json: $KAGGLE_CONFIG_DIR, else ~/.kaggle."""
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else Path(home)
+    return Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
+
+
 def credentials_problem(env=None, home: Path | None = None) -> str | None:
     """Why the CLI would have no credentials, or None when it has some."""
     env = os.environ if env is None else env
-    home = Path.home() if home is None else Path(home)
     if (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY")) or env.get("KAGGLE_API_TOKEN"):
         return None
-    config_dir = Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
-    if any((config_dir / name).is_file() for name in ("kaggle.json", "access_token")):
+    folder = config_dir(env, home)
+    if any((folder / name).is_file() for name in ("kaggle.json", "access_token")):
         return None
-    return f"no Kaggle credentials ({config_dir / 'kaggle.json'} not found): {CREDENTIALS_HELP}"
+    return f"no Kaggle credentials ({folder / 'kaggle.json'} not found): {CREDENTIALS_HELP}"
+
+
+def kaggle_username(env=None, home: Path | None = None) -> str | None:
+    """The Kaggle user the CLI acts as: $KAGGLE_USERNAME, else the `username` of kaggle.json; None when neither
+    says (an API token alone does not name its user)."""
+    env = os.environ if env is None else env
+    if env.get("KAGGLE_USERNAME"):
+        return env["KAGGLE_USERNAME"]
+    path = config_dir(env, home) / "kaggle.json"
+    try:
+        return json.loads(path.read_text()).get("username") or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def kaggle_executable() -> Path:
@@ -49,13 +70,17 @@ def download_command(slug: str, dest: Path, cli: Path) -> list[str]:
     return [str(cli), "competitions", "download", "-c", check_slug(slug), "-p", str(dest)]
 
 
-def run_download(command: list[str]) -> None:
+def run_cli(command: list[str], hint: str) -> str:
+    """Run a kaggle CLI command; its stdout, or one line with the CLI's last words and `hint` when it fails."""
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
-        said = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        last = said[-1] if said else "no output"
-        raise PipelineError(f"kaggle competitions download failed (exit {proc.returncode}): {last} (no network, "
-                            f"or the competition's rules not accepted on its Kaggle page?)")
+        raise PipelineError(f"kaggle {' '.join(command[1:3])} failed (exit {proc.returncode}): "
+                            f"{last_output_line(proc)} ({hint})")
+    return proc.stdout
+
+
+def run_download(command: list[str]) -> None:
+    run_cli(command, "no network, or the competition's rules not accepted on its Kaggle page?")
 
 
 def _safe_members(archive: zipfile.ZipFile, zip_path: Path, dest: Path) -> list[zipfile.ZipInfo]:

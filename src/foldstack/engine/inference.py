@@ -13,11 +13,17 @@ from .runtime import autocast, num_workers, progress, use_channels_last
 def load_fold_models(cfg: Config, n_outputs: int, fold_dir, device) -> list:
     """The models one fold predicts with: several with predict.checkpoint=snapshots or a list (their mean)."""
     from ..checkpoints import weights_for_prediction
+
+    return models_from_weights(cfg, n_outputs, weights_for_prediction(fold_dir, cfg.predict.checkpoint), device)
+
+
+def models_from_weights(cfg: Config, n_outputs: int, states: list, device) -> list:
+    """One model of cfg.model per state dict (a fold's checkpoints, or the weights a bundle carries), on device."""
     from ..models import create_model
 
     model_cfg = cfg.model.model_copy(update={"pretrained_path": None})  # the checkpoint holds every weight
     models = []
-    for weights in weights_for_prediction(fold_dir, cfg.predict.checkpoint):
+    for weights in states:
         model = create_model(model_cfg, n_outputs, cfg.competition.task)
         model.load_state_dict(weights)
         models.append(model.to(device))
@@ -39,6 +45,16 @@ def inference_loader(cfg: Config, images, rows, device):
                             f"data.crop_pct={cfg.data.crop_pct})")
     dataset = ImageDataset(images, rows, None, build_transforms(cfg.data, train=False))
     return make_loader(dataset, cfg.data.batch_size * 2, num_workers(cfg, device))
+
+
+def predict_files(models: list, cfg: Config, files: list, device, desc: str = "predict") -> np.ndarray:
+    """Probabilities (N, K) of image files outside the decoded-image cache, exactly as `make oof` predicts test
+    rows: each file decoded and resized to the cache's side (data.cache.file_store), the evaluation transform,
+    the configured TTA views merged, the models averaged."""
+    from ..data.cache import file_store
+
+    loader = inference_loader(cfg, file_store(list(files), 0, cfg.data), np.arange(len(files)), device)
+    return predict_probs(models, loader, cfg, device, tta_views(cfg), desc=desc)
 
 
 def tta_views(cfg: Config) -> list:

@@ -28,9 +28,13 @@ log = logging.getLogger("foldstack")
 
 
 def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
-               extra: ExtraRows | None = None, teacher: np.ndarray | None = None, weights: Path | None = None) -> dict:
+               extra: ExtraRows | None = None, teacher: np.ndarray | None = None, weights: Path | None = None,
+               on_epoch=None) -> dict:
     """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png);
-    resumes from out_dir/last.pt if present. Validation is on the fold's real train rows only."""
+    resumes from out_dir/last.pt if present. Validation is on the fold's real train rows only.
+    on_epoch(fold, epoch, row): called after each epoch is saved (epoch counts from 1; row: its log.csv row), e.g.
+    to report to a sweep's scheduler; if it raises (Tune stopping a bad trial), the fold stops unfinished, its
+    last.pt kept for a rerun to resume, as after any error. It changes nothing else."""
     tc, comp = cfg.train, cfg.competition
     f = build_fold(cfg, images, y, folds, fold, out_dir, extra, teacher, weights)
     y_valid = y[f.valid_idx]
@@ -57,6 +61,8 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         log.info(f"fold {fold} epoch {epoch + 1}/{tc.epochs}: train_loss {train_loss:.4f} "
                  f"valid_loss {valid_loss:.4f} {comp.metric} {value:.4f} ({rows[-1]['seconds']:.0f}s)"
                  + (" - early stop" if f.stopper.stopped else ""))
+        if on_epoch is not None:
+            on_epoch(fold, epoch + 1, dict(rows[-1]))
         if watchdog.fired:
             log.warning(f"fold {fold}: watchdog: train.time_limit={tc.time_limit:.0f}s reached in epoch {epoch + 1} "
                         f"of {tc.epochs} ({watchdog.elapsed():.0f}s trained): the fold stops here, validated and "

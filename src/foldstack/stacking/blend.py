@@ -1,5 +1,7 @@
 """Blends of (N, K) prediction matrices, and blend weights fitted fold-honestly. scipy is imported where it is
 used (start-up time of the stages that only read artifacts)."""
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import PipelineError
@@ -129,14 +131,30 @@ def fit_weights(preds, y, comp, objective: str = "log_loss", seed: int = 0) -> n
     return softmax(best.x).astype(np.float64)
 
 
+@dataclass(frozen=True)
+class BlendModel:
+    """A fitted blend, applied to new test predictions as blend_cv applied it to the stored ones: `method`, and
+    for `weighted` the weights of the test blend (the mean of the fold weights). Nothing else is fitted (rank
+    ranks over the rows it is given)."""
+    method: str
+    task: str
+    weights: tuple | None = None
+
+    def predict(self, tests, meta=None) -> np.ndarray:
+        """tests: the level-1 test predictions in the fitted order; meta (image features) is not used."""
+        return blend(self.method, tests, self.task, None if self.weights is None else np.asarray(self.weights))
+
+
 def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_loss", seed: int = 0) -> LevelFit:
-    """The blend of OOF and of test predictions, and its fitted weights. mean/rank/geometric have nothing fitted (rank: OOF ranked over the OOF rows,
-    test over the test rows). weighted: fold k's OOF rows are blended with weights fitted on the other folds only,
-    so the OOF score is honest; the test blend uses the mean of those fold weights."""
+    """The blend of OOF and of test predictions, its fitted weights and the BlendModel that made the test
+    blend. mean/rank/geometric have nothing fitted (rank: OOF ranked over the OOF rows, test over the test rows).
+    weighted: fold k's OOF rows are blended with weights fitted on the other folds only, so the OOF score is
+    honest; the test blend uses the mean of those fold weights."""
     if len(oofs) != len(tests):
         raise PipelineError(f"blend: {len(oofs)} OOF inputs but {len(tests)} test inputs")
     if method != "weighted":
-        return LevelFit(blend(method, oofs, comp.task), blend(method, tests, comp.task))
+        model = BlendModel(method, comp.task)
+        return LevelFit(blend(method, oofs, comp.task), model.predict(tests), model=model)
     oof_stack, y, folds = _stack(oofs), np.asarray(y, np.float64), np.asarray(folds)
     if folds.shape != (oof_stack.shape[1],):
         raise PipelineError(f"blend: folds {folds.shape} do not match {oof_stack.shape[1]} OOF rows")
@@ -150,4 +168,5 @@ def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_los
         per_fold.append(w)
     mean_w = np.mean(per_fold, 0)
     info = {"weights_per_fold": [w.tolist() for w in per_fold], "weights": mean_w.tolist()}
-    return LevelFit(out, weighted_blend(tests, mean_w), info)
+    model = BlendModel(method, comp.task, tuple(mean_w.tolist()))
+    return LevelFit(out, model.predict(tests), info, model)

@@ -1,6 +1,8 @@
 """Level-2 meta-models (XGBoost, logistic regression) on the level-1 OOF, trained on the same folds: fold k's
 meta-prediction comes from a model that never saw fold k's labels (early stopping included), so the stacked OOF
 score is as honest as the level-1 one. The test prediction is the mean of the k fold models'."""
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..config import TASKS
@@ -11,17 +13,85 @@ from .fit import LevelFit
 XGB_THREADS = 1
 
 
-def _prevalence(labels, n_out, n_rows_list):
-    """The training part's class frequencies for every row: what a model would learn from one class only."""
-    freq = np.bincount(labels, minlength=n_out) / len(labels)
-    return [np.tile(freq, (n, 1)) for n in n_rows_list]
+class PrevalenceUnit:
+    """What a model would learn from a training part with one class only: its class frequencies, for every row."""
+
+    def __init__(self, freq):
+        self.freq = np.asarray(freq, np.float64)
+
+    @classmethod
+    def of(cls, labels, n_out: int) -> "PrevalenceUnit":
+        return cls(np.bincount(labels, minlength=n_out) / len(labels))
+
+    def predict(self, x) -> np.ndarray:
+        return np.tile(self.freq, (len(x), 1))
 
 
-def _place(proba, classes, n_rows, n_out):
-    """Probabilities of the classes a model saw into their columns of n_out; unseen classes get 0."""
-    out = np.zeros((n_rows, n_out))
-    out[:, classes] = proba
-    return out
+class FittedUnit:
+    """One fitted classifier (sklearn's predict_proba) and the classes of n_out it saw, in its column order."""
+
+    def __init__(self, model, classes, n_out: int):
+        self.model, self.classes, self.n_out = model, np.asarray(classes), n_out
+
+    def predict(self, x) -> np.ndarray:
+        """Probabilities of the classes it saw in their columns of n_out; unseen classes get 0."""
+        out = np.zeros((len(x), self.n_out))
+        out[:, self.classes] = self.model.predict_proba(x)
+        return out
+
+
+@dataclass
+class MetaModel:
+    """A fitted meta-model: per fold, one unit per model (multiclass: one; binary/multilabel: one per output
+    column), each trained on the other folds. The test prediction is the mean of the folds' units, summed in
+    fold order exactly as stack_cv sums it, so applying a saved MetaModel to the same test features gives the
+    stack's test predictions bit for bit."""
+    method: str
+    task: str
+    n_outputs: int
+    n_features: int
+    n_prob_features: int
+    folds: list  # [fold][unit]: FittedUnit or PrevalenceUnit
+
+    def features(self, x) -> np.ndarray:
+        """Raw features (level-1 probabilities first, then meta features) as the units see them: logreg sees the
+        probabilities as logits."""
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise PipelineError(f"stack: features {x.shape}, the meta-model was fitted on {self.n_features} columns")
+        return _logit_probs(x, self.n_prob_features) if self.method == "logreg" else x
+
+    def predict_features(self, test_features) -> np.ndarray:
+        x = self.features(test_features)
+        test = np.zeros((len(x), self.n_outputs))
+        for units in self.folds:
+            for col, unit in zip(_columns(self.task, self.n_outputs), units):
+                if col is None:
+                    test += unit.predict(x) / len(self.folds)
+                else:  # a binary model per column: P(column is 1)
+                    test[:, col] += unit.predict(x)[:, 1] / len(self.folds)
+        return test
+
+    def predict(self, tests, meta=None) -> np.ndarray:
+        """tests: the level-1 test predictions in the fitted order; meta: their image features (stack.meta_features)
+        when the model was fitted with them."""
+        return self.predict_features(level_features(tests, meta))
+
+
+def level_features(preds, meta=None) -> np.ndarray:
+    """A meta-model's features: the level-1 predictions side by side, then the meta features, if any."""
+    return np.hstack([*preds, *([] if meta is None else [meta])])
+
+
+def _logit_probs(x, n_prob: int) -> np.ndarray:
+    from scipy.special import logit
+
+    return np.hstack([logit(np.clip(x[:, :n_prob], 1e-6, 1 - 1e-6)), x[:, n_prob:]])
+
+
+def _columns(task: str, n_outputs: int) -> list:
+    """The output column of each unit: None (all columns) for the one multiclass model, else one per column."""
+    return [None] if task == "multiclass" else list(range(n_outputs))
 
 
 def _xgb_params(cfg_stack):
@@ -35,16 +105,16 @@ def _xgb_params(cfg_stack):
     return params, early
 
 
-def _xgb_unit(X, labels, folds, k, inner, preds_X, n_out, params, early):
+def _xgb_unit(X, labels, folds, k, inner, n_out, params, early):
     """One XGBClassifier (more than 2 classes: multi:softprob, chosen by XGBClassifier) for fold k: fitted on
     folds != k; with early stopping, its number of trees comes from a fit on folds not in {k, inner} watched on
-    fold `inner`. Returns ([probabilities (n, n_out) per preds_X], best_iteration or None)."""
+    fold `inner`. Returns (the fitted unit, best_iteration or None)."""
     import xgboost  # here: stages that only read artifacts start without it
 
     train = folds != k
     classes = np.unique(labels[train])
     if len(classes) < 2:
-        return _prevalence(labels[train], n_out, [len(x) for x in preds_X]), None
+        return PrevalenceUnit.of(labels[train], n_out), None
     best = None
     if early is not None and inner is not None:
         fit_rows, watch = train & (folds != inner), folds == inner
@@ -58,10 +128,10 @@ def _xgb_unit(X, labels, folds, k, inner, preds_X, n_out, params, early):
     final = dict(params, n_estimators=best + 1) if best is not None else params
     model = xgboost.XGBClassifier(**final)
     model.fit(X[train], np.searchsorted(classes, labels[train]))
-    return [_place(model.predict_proba(x), classes, len(x), n_out) for x in preds_X], best
+    return FittedUnit(model, classes, n_out), best
 
 
-def _logreg_unit(X, labels, folds, k, preds_X, n_out, c):
+def _logreg_unit(X, labels, folds, k, n_out, c):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -69,62 +139,74 @@ def _logreg_unit(X, labels, folds, k, preds_X, n_out, c):
     train = folds != k
     classes = np.unique(labels[train])
     if len(classes) < 2:
-        return _prevalence(labels[train], n_out, [len(x) for x in preds_X])
+        return PrevalenceUnit.of(labels[train], n_out)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
     model.fit(X[train], labels[train])  # lbfgs: multinomial when more than 2 classes
-    return [_place(model.predict_proba(x), model.classes_, len(x), n_out) for x in preds_X]
+    return FittedUnit(model, model.classes_, n_out)
 
 
-def stack_cv(method: str, oof_features, test_features, y, folds, task: str, cfg_stack,
-             n_prob_features=None) -> LevelFit:
-    """OOF predictions (N, K), test predictions (M, K) and info of a meta-model. oof_features (N, F) / test_features (M, F): level-1 OOF/test
-    predictions (and any meta features) side by side; the first n_prob_features columns (default all) are
-    probabilities, which logreg sees as logits. info['best_iterations'][fold][model]: XGBoost trees kept - 1 per
-    fold and model (one model, or one per class for multilabel); None where nothing was early-stopped."""
+def _check_oof(X, y, folds):
+    if X.ndim != 2:
+        raise PipelineError(f"stack: OOF features {X.shape} must be (N, F)")
+    if y.ndim != 2 or len(y) != len(X) or folds.shape != (len(X),):
+        raise PipelineError(f"stack: {len(X)} OOF rows, targets {y.shape} and folds {folds.shape} differ")
+    if len(np.unique(folds)) < 2:
+        raise PipelineError("stack: needs at least 2 folds")
+
+
+def fit_meta(method: str, oof_features, y, folds, task: str, cfg_stack, n_prob_features=None):
+    """(MetaModel, OOF predictions (N, K), XGBoost best iterations [fold][model] or None) of a meta-model fitted
+    fold by fold on oof_features (N, F): level-1 OOF predictions (and any meta features) side by side, the first
+    n_prob_features columns (default all) probabilities."""
     if method not in ("xgboost", "logreg"):
         raise PipelineError(f"stack: unknown meta-model {method!r}, expected xgboost or logreg")
     if task not in TASKS:
         raise PipelineError(f"stack: unknown task {task!r}")
-    X, T = np.asarray(oof_features, np.float64), np.asarray(test_features, np.float64)
-    y, folds = np.asarray(y, np.float64), np.asarray(folds)
-    if X.ndim != 2 or T.ndim != 2 or X.shape[1] != T.shape[1]:
-        raise PipelineError(f"stack: OOF features {X.shape} and test features {T.shape} must be (N, F) and (M, F)")
-    if y.ndim != 2 or len(y) != len(X) or folds.shape != (len(X),):
-        raise PipelineError(f"stack: {len(X)} OOF rows, targets {y.shape} and folds {folds.shape} differ")
-    fold_ids = np.unique(folds)
-    if len(fold_ids) < 2:
-        raise PipelineError("stack: needs at least 2 folds")
-    if method == "logreg":
-        from scipy.special import logit
-
-        n_prob = X.shape[1] if n_prob_features is None else int(n_prob_features)
-        if not 0 <= n_prob <= X.shape[1]:
-            raise PipelineError(f"stack: n_prob_features={n_prob_features} outside 0..{X.shape[1]}")
-        X, T = (np.hstack([logit(np.clip(a[:, :n_prob], 1e-6, 1 - 1e-6)), a[:, n_prob:]]) for a in (X, T))
+    X, y, folds = np.asarray(oof_features, np.float64), np.asarray(y, np.float64), np.asarray(folds)
+    _check_oof(X, y, folds)
+    n_prob = X.shape[1] if n_prob_features is None else int(n_prob_features)
+    if not 0 <= n_prob <= X.shape[1]:
+        raise PipelineError(f"stack: n_prob_features={n_prob_features} outside 0..{X.shape[1]}")
+    model = MetaModel(method, task, y.shape[1], X.shape[1], n_prob, [])
+    X = model.features(X)
     # one unit per model: (labels, n_out, output column or None for all columns)
-    if task == "multiclass":
-        units = [(y.argmax(1), y.shape[1], None)]
-    else:
-        units = [(y[:, c].astype(np.int64), 2, c) for c in range(y.shape[1])]
+    labels = [y.argmax(1)] if task == "multiclass" else [y[:, c].astype(np.int64) for c in range(y.shape[1])]
+    units = [(lab, y.shape[1] if col is None else 2, col) for lab, col in zip(labels, _columns(task, y.shape[1]))]
     params, early = _xgb_params(cfg_stack) if method == "xgboost" else (None, None)
-    oof, test, best_per_fold = np.zeros(y.shape), np.zeros((len(T), y.shape[1])), []
+    fold_ids = np.unique(folds)
+    oof, best_per_fold = np.zeros(y.shape), []
     for i, k in enumerate(fold_ids):
         held = folds == k
         # the inner early-stopping fold: the next fold after k; none with two folds (nothing left to fit on,
         # so the full n_estimators is used)
         inner = fold_ids[(i + 1) % len(fold_ids)] if len(fold_ids) > 2 else None
-        bests = []
+        fitted, bests = [], []
         for labels, n_out, col in units:
             if method == "xgboost":
-                (p_held, p_test), best = _xgb_unit(X, labels, folds, k, inner, [X[held], T], n_out, params, early)
+                unit, best = _xgb_unit(X, labels, folds, k, inner, n_out, params, early)
                 bests.append(best)
             else:
-                p_held, p_test = _logreg_unit(X, labels, folds, k, [X[held], T], n_out, cfg_stack.logreg_c)
+                unit = _logreg_unit(X, labels, folds, k, n_out, cfg_stack.logreg_c)
+            p_held = unit.predict(X[held])
             if col is None:
                 oof[held] = p_held
-                test += p_test / len(fold_ids)
-            else:  # a binary model per column: P(column is 1)
+            else:
                 oof[held, col] = p_held[:, 1]
-                test[:, col] += p_test[:, 1] / len(fold_ids)
+            fitted.append(unit)
+        model.folds.append(fitted)
         best_per_fold.append(bests)
-    return LevelFit(oof, test, {"best_iterations": best_per_fold} if method == "xgboost" else {})
+    return model, oof, (best_per_fold if method == "xgboost" else None)
+
+
+def stack_cv(method: str, oof_features, test_features, y, folds, task: str, cfg_stack,
+             n_prob_features=None) -> LevelFit:
+    """OOF predictions (N, K), test predictions (M, K), info and the fitted MetaModel of a meta-model.
+    oof_features (N, F) / test_features (M, F): level-1 OOF/test predictions (and any meta features) side by side;
+    the first n_prob_features columns (default all) are probabilities, which logreg sees as logits.
+    info['best_iterations'][fold][model]: XGBoost trees kept - 1 per fold and model (one model, or one per class
+    for multilabel); None where nothing was early-stopped."""
+    X, T = np.asarray(oof_features, np.float64), np.asarray(test_features, np.float64)
+    if X.ndim != 2 or T.ndim != 2 or X.shape[1] != T.shape[1]:
+        raise PipelineError(f"stack: OOF features {X.shape} and test features {T.shape} must be (N, F) and (M, F)")
+    model, oof, bests = fit_meta(method, X, y, folds, task, cfg_stack, n_prob_features)
+    return LevelFit(oof, model.predict_features(T), {"best_iterations": bests} if bests is not None else {}, model)

@@ -44,6 +44,13 @@ def thresholds_for(comp, stack_cfg, y, oof: np.ndarray):
     return search_thresholds(comp, y, oof)
 
 
+def level_thresholds(comp, stack_cfg, y, folder: Path, names: list[str], oof: np.ndarray):
+    """The thresholds a level's submission uses, in the order of `names`: the ones stored with a stack, else for
+    an experiment a search on its own OOF (multilabel with stack.search_thresholds); None: comp.tag_threshold."""
+    stored = read_thresholds(folder, names)
+    return stored if stored is not None else thresholds_for(comp, stack_cfg, y, oof)
+
+
 def write_thresholds(folder: Path, names: list[str], thresholds) -> None:
     atomic_write_json(Path(folder) / THRESHOLDS_FILE, {"classes": list(names),
                                                        "thresholds": [float(t) for t in thresholds]})

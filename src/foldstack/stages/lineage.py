@@ -236,6 +236,14 @@ def latest_round(ctx, source: str) -> int:
         n += 1
 
 
+def submission_source(ctx) -> tuple[int, Path]:
+    """(round, predictions folder) a submission is made from: submit.source (the stack or an experiment) at
+    submit.round, by default the latest round whose source is built."""
+    sub_cfg = ctx.cfg.submit
+    n = latest_round(ctx, sub_cfg.source) if sub_cfg.round is None else sub_cfg.round
+    return n, source_dir(with_round(ctx, n), sub_cfg.source)
+
+
 def submit_dir(ctx, source: Path) -> Path:
     """The submission folder of a level's predictions (`source_dir`) under this config."""
     key = stable_hash({"source": read_manifest(source)["key"],

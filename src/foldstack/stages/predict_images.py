@@ -79,21 +79,16 @@ def run(ctx):
     trained = fold_dirs(ctx)  # every fold trained, on this config's split
     out = Path(args.out).expanduser() if args.out else default_out(ctx, images)
 
-    import torch
-
-    from ..data.cache import file_store
-    from ..engine.inference import inference_loader, load_fold_models, predict_probs, tta_views
+    from ..engine.inference import load_fold_models, predict_files, tta_views
     from ..engine.runtime import resolve_device
 
     cfg, comp = ctx.cfg, ctx.cfg.competition
     device, views = resolve_device(cfg.runtime.device), tta_views(cfg)
     models = [m for fold_dir in trained.dirs for m in load_fold_models(cfg, ctx.targets.shape[1], fold_dir, device)]
-    # no cache: each file decoded and resized to the cache's side S, then the evaluation transform, as test rows
-    loader = inference_loader(cfg, file_store(files, 0, cfg.data), np.arange(len(files)), device)
     log.info(f"{len(files)} image(s), {len(models)} model(s) from {trained.path}, TTA: {len(views)} view(s) "
              f"({', '.join(v.name for v in views)}) on {device}")
-    with torch.inference_mode():
-        probs = predict_probs(models, loader, cfg, device, views, desc=f"{len(files)} images")
+    # no cache: each file decoded and resized to the cache's side S, then the evaluation transform, as test rows
+    probs = predict_files(models, cfg, files, device, desc=f"{len(files)} images")
 
     classes = list(comp.classes)
     frame = top_k_frame(names, class_probs(probs, comp.task), classes, args.top_k)

@@ -14,7 +14,7 @@ from ..data.meta_features import image_meta_features
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
-from ..stacking import blend_cv, stack_cv, thresholds_for, write_thresholds
+from ..stacking import fit_level, thresholds_for, uses_meta_features, write_thresholds
 from ..stacking.blend import BLENDS
 from ..stacking.report import format_report, level_report
 from ..utils.io import atomic_write_csv, atomic_writer
@@ -39,19 +39,14 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict]:
         levels[name] = ("single model + TTA" if p.oof_plain is not None else "single model", p.oof, p.test)
     oofs, tests = [p.oof for p in preds.values()], [p.test for p in preds.values()]
     methods = list(dict.fromkeys(st.compare + [st.method]))  # ordered, unique
-    if any(m not in BLENDS for m in methods):  # the meta-models' features: OOF probabilities [+ image headers]
-        oof_x, test_x = np.hstack(oofs), np.hstack(tests)
-        if st.meta_features:
-            oof_x = np.hstack([oof_x, image_meta_features(ctx.train.paths, st.meta_features)])
-            test_x = np.hstack([test_x, image_meta_features(ctx.test.paths, st.meta_features)])
+    oof_meta = test_meta = None  # the meta-models' image header features, read once for all of them
+    if any(uses_meta_features(m, st) for m in methods):
+        oof_meta = image_meta_features(ctx.train.paths, st.meta_features)
+        test_meta = image_meta_features(ctx.test.paths, st.meta_features)
     for method in methods:
-        if method in BLENDS:
-            fit = blend_cv(method, oofs, tests, y, folds, comp, st.weights_objective, st.seed)
-            levels[level_name(method)] = ("blend", fit.oof, fit.test)
-        else:
-            fit = stack_cv(method, oof_x, test_x, y, folds, comp.task, st,
-                           n_prob_features=sum(o.shape[1] for o in oofs))
-            levels[level_name(method)] = (f"stack on {len(oofs)} experiment(s)", fit.oof, fit.test)
+        fit = fit_level(method, oofs, tests, y, folds, comp, st, oof_meta, test_meta)
+        kind = "blend" if method in BLENDS else f"stack on {len(oofs)} experiment(s)"
+        levels[level_name(method)] = (kind, fit.oof, fit.test)
         if fit.info:
             fitted[level_name(method)] = fit.info
             log.info(f"{level_name(method)} fitted: {fit.info}")

@@ -7,27 +7,18 @@ from ..artifacts import input_ref, is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
 from ..predictions import load_predictions
-from ..stacking import read_thresholds, thresholds_for
+from ..stacking import level_thresholds
 from ..submission import build_submission, validate_submission
 from ..utils.io import atomic_copy, atomic_write_csv
-from .lineage import latest_round, source_dir, submit_dir, with_round
+from .lineage import submission_source, submit_dir
 
 log = logging.getLogger("foldstack")
 
 
-def source_thresholds(ctx, source, oof):
-    """The stack's stored thresholds (in prediction-column order), or for an experiment a search on its own OOF
-    (multilabel only)."""
-    stored = read_thresholds(source, output_names(ctx.cfg.competition))
-    return stored if stored is not None else thresholds_for(ctx.cfg.competition, ctx.cfg.stack, ctx.targets, oof)
-
-
 def run(ctx):
-    sub_cfg = ctx.cfg.submit
-    n = latest_round(ctx, sub_cfg.source) if sub_cfg.round is None else sub_cfg.round
-    source = source_dir(with_round(ctx, n), sub_cfg.source)
+    n, source = submission_source(ctx)
     if n:
-        log.info(f"submitting pseudo-label round {n}'s {sub_cfg.source} (submit.round=0 for the first one)")
+        log.info(f"submitting pseudo-label round {n}'s {ctx.cfg.submit.source} (submit.round=0 for the first one)")
     comp = ctx.cfg.competition
     ref = input_ref(source, ctx.root)
     path = submit_dir(ctx, source)
@@ -36,7 +27,7 @@ def run(ctx):
     else:
         names = output_names(comp)
         preds = load_predictions(source, ctx.train.ids, ctx.test.ids, len(names))
-        thresholds = source_thresholds(ctx, source, preds.oof)
+        thresholds = level_thresholds(comp, ctx.cfg.stack, ctx.targets, source, names, preds.oof)
         sub = build_submission(comp, ctx.test.ids, preds.test, thresholds)
         validate_submission(sub, ctx.test.frame, comp, source=str(path / "submission.csv"))
         with staging(path) as tmp:

@@ -85,7 +85,8 @@ def add_arguments(p) -> None:
                         "`make train -j DEVICES=...` runs them in parallel")
 
 
-def run(ctx):
+def run(ctx, on_epoch=None):
+    """on_epoch: engine.training.train_fold's per-epoch hook, for every fold trained here (a sweep's ASHA)."""
     split = load_folds(ctx)
     fold_key, folds = split.key, split.folds
     target = train_dir(ctx, fold_key)
@@ -120,7 +121,8 @@ def run(ctx):
         resumable = lambda work: (work / "last.pt").is_file()  # noqa: E731
         with resumable_staging(final, main=dist.is_main(), resumable=resumable) as out:
             log.info(f"{ctx.exp}: training fold {k} of {n} -> {final} (in {out.name} until done)")
-            metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher, weights)
+            metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher, weights,
+                                 on_epoch=on_epoch)
             if pretrained is not None:
                 metrics["pretrained"] = {**pretrained, **metrics.get("pretrained", {})}
             if dist.is_main():

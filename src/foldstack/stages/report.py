@@ -1,0 +1,55 @@
+"""`make report`: a static HTML report of everything on disk for the competition, reports/<comp>/index.html.
+
+A leaderboard of every experiment, TTA variant, blend, stacker, pseudo-label round and student (OOF CV per fold,
+mean ± std, pooled OOF CV, training time, parameters, images/s, the config keys that differ from baseline; the
+level `make submit` would submit marked), and a page per experiment (and per stack output): training curves of
+every fold and the LR applied, the OOF confusion matrix (multilabel: a per-tag table), per-class scores, a
+reliability diagram with the expected calibration error, the class distribution of train / folds / test
+predictions, the worst OOF mistakes. Every table is also a CSV beside its page; the images are PNGs beside it,
+linked relatively, so the folder opens from disk and can be zipped.
+
+Built from the manifests (src/foldstack/report/), the level to submit resolved as `make submit` resolves it
+(stages/lineage.py, with the same EXP and OVERRIDES). Not a versioned artifact: reports/<comp>/ is rebuilt
+whole on every run, in a temporary folder swapped in when complete. Prints the index path last."""
+import logging
+
+from ..errors import PipelineError
+from ..report.collect import collect
+from ..report.leaderboard import leaderboard
+from ..report.pages import write_report
+from ..report.publish import rebuilt
+from .lineage import models_round, submission_source
+
+log = logging.getLogger("foldstack")
+
+
+def submitted_source(ctx):
+    """(the predictions folder `make submit` would submit with this config, "") or (None, why not)."""
+    try:
+        return submission_source(ctx)[1], ""
+    except PipelineError as e:
+        return None, str(e)
+
+
+def round_of(ctx, path):
+    """The pseudo-label round of the models behind a predictions or stack folder; None when they are gone (their
+    manifests hold it)."""
+    try:
+        return models_round(ctx, path)
+    except PipelineError:
+        return None
+
+
+def run(ctx):
+    submitted, why_not = submitted_source(ctx)
+    disk = collect(ctx, lambda path: round_of(ctx, path), submitted, why_not)
+    baseline = ctx if ctx.exp == "baseline" else ctx.derive(exp="baseline")
+    board = leaderboard(disk, ctx, baseline.cfg)
+    final = ctx.root / "reports" / ctx.comp
+    with rebuilt(final) as tmp:
+        write_report(tmp, ctx, disk, board)
+    log.info(f"report: {len(board)} level(s), {len(disk.experiments)} experiment page(s), {len(disk.stacks)} "
+             f"stack(s) -> {final}/")
+    index = final / "index.html"
+    print(index, flush=True)
+    return index

@@ -29,7 +29,8 @@ th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: 9px; }
 th[aria-sort="descending"]::after { content: " \\25BC"; font-size: 9px; }
 th.num { text-align: right; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.diff { font-size: 12px; line-height: 1.3; color: #57606a; }
+td.diff { font-size: 12px; line-height: 1.3; color: #57606a; white-space: normal; min-width: 16em; max-width: 26em;
+          overflow-wrap: anywhere; }
 tbody tr:nth-child(even) { background: #f9fafb; }
 tr.submitted { background: #fff4cc !important; font-weight: 600; }
 .badge { display: inline-block; background: #bf8700; color: #fff; border-radius: 10px; padding: 0 8px;

@@ -83,13 +83,26 @@ def parse_overrides(items: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise PipelineError(f"override {item!r}: {p} is not a section")
-        node[leaf] = value
+        put_dotted(out, key, value, f"override {item!r}")
+    return out
+
+
+def put_dotted(tree: dict, key: str, value, source: str) -> None:
+    """tree["train"]["lr"] = value for key "train.lr", making the sections on the way."""
+    node = tree
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise PipelineError(f"{source}: {p} is not a section")
+    node[leaf] = value
+
+
+def nested(values: dict, source: str = "config") -> dict:
+    """{"train.lr": 0.1} -> {"train": {"lr": 0.1}}: dotted keys as a config layer."""
+    out: dict = {}
+    for key, value in values.items():
+        put_dotted(out, key, value, source)
     return out
 
 

@@ -8,7 +8,7 @@ from typing import Literal, Optional, Union
 
 from pydantic import Field, ValidationError, model_validator
 
-from ..config import Section, parse_overrides, read_yaml, validate
+from ..config import Section, nested, parse_overrides, read_yaml, validate
 from ..config.loading import _validation_message
 from ..errors import PipelineError
 
@@ -135,18 +135,6 @@ def check_keys(spec: SweepSpec, source: str) -> None:
         values = spec.grid[key] if spec.grid is not None else spec.search.space[key].examples()
         for value in values:
             validate(nested({key: value}), f"{source}: {'grid' if spec.grid is not None else 'search.space'}")
-
-
-def nested(values: dict) -> dict:
-    """{"train.lr": 0.1} -> {"train": {"lr": 0.1}}: a trial's values as a config layer."""
-    out: dict = {}
-    for key, value in values.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
 
 
 def load_spec(root: Path, name: str) -> tuple[Path, SweepSpec]:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from ..config import deep_merge, parse_overrides, read_yaml
+from ..config import deep_merge, nested, parse_overrides, read_yaml
 from ..errors import PipelineError
 from ..utils.io import atomic_write_text, stable_hash
-from .spec import SweepSpec, nested
+from .spec import SweepSpec
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all plan weights export sample folds train train-folds oof stack pseudo submit score audit download bundle kaggle-push predict summary report sweep lr-find bench test clean-artifacts docs docs-serve help
+.PHONY: all plan weights export sample folds train train-folds oof stack pseudo submit score audit download bundle kaggle-push predict summary report sweep lr-find bench test test-fast clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -43,7 +43,8 @@ help:
 	@echo "make audit                     leak audit of what is on disk: OOF, pseudo, stack and teacher rows, duplicate images"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
-	@echo "make test                      run the test suite"
+	@echo "make test                      the whole test suite (CPU; about 17 minutes on 2 cores), the 20 slowest tests listed"
+	@echo "make test-fast                 the unit tier: no test that starts a script, make, Ray, torchrun or Chromium (< 3 minutes)"
 	@echo "make docs                      regenerate docs/config.md from the schema (a test fails when it is stale)"
 	@echo "make docs-serve                the docs as a local site, MkDocs Material (installs the docs extra once)"
 
@@ -195,8 +196,14 @@ endif
 plan: $(if $(filter digits,$(COMP)),input/digits/train.csv) | $(INSTALL)
 	$(PY) scripts/plan.py $(ARGS) --budget $(or $(BUDGET),$(error set BUDGET=<time for the whole run, e.g. 10m>)) $(PLAN_ARGS)
 
+# The markers are put on each test by tests/conftest.py (registered in pyproject.toml).
+FAST_TIER := not slow and not browser and not ray and not faults and not ddp and not onnx
+
 test: | $(INSTALL)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=20 $(PYTEST_ARGS)
+
+test-fast: | $(INSTALL)
+	$(PY) -m pytest -q --durations=20 -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
 # docs/config.md from the docstrings under the schema's fields: deterministic, needs only the project install.
 docs: | $(INSTALL)

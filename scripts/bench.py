@@ -16,21 +16,13 @@ not decide it; --epoch also times one full training epoch.
 import itertools
 import resource
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from foldstack.cli import run_stage
-from foldstack.stages.lineage import load_folds
-
-
-def synced(device):
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter()
+from foldstack.lineage import load_folds
+from foldstack.utils.timing import seconds_of
 
 
 def interleaved(steps: dict, warmup: int, n: int, rounds: int, device) -> tuple[dict, dict]:
@@ -38,16 +30,14 @@ def interleaved(steps: dict, warmup: int, n: int, rounds: int, device) -> tuple[
     `warmup` untimed ones. Returns ({name: images/s over all rounds}, {name: median over rounds of its speed
     relative to the first candidate's in the same round}): short alternating rounds and a median keep a burst of
     load on a shared machine from deciding the ratio."""
+    calls = {name: (lambda step=step, batches=batches: step(next(batches)))
+             for name, (step, batches, _) in steps.items()}
     seconds = {name: [] for name in steps}
-    for name, (step, batches, _) in steps.items():
-        for batch in itertools.islice(batches, warmup):
-            step(batch)
+    for call in calls.values():
+        seconds_of(call, warmup)  # untimed: allocation, kernel choice, the loader's workers starting
     for _ in range(rounds):
-        for name, (step, batches, _) in steps.items():
-            t0 = synced(device)
-            for batch in itertools.islice(batches, n):
-                step(batch)
-            seconds[name].append(synced(device) - t0)
+        for name, call in calls.items():
+            seconds[name].append(seconds_of(call, n, device))
     first = next(iter(steps))
     speed = {name: n * rounds * steps[name][2] / sum(seconds[name]) for name in steps}
     ratio = {name: float(np.median([(steps[name][2] / s) / (steps[first][2] / s0)
@@ -103,9 +93,7 @@ def bench(ctx) -> None:
         epoch = None
         if args.epoch:
             f.model.train()
-            t0 = synced(device)
-            train_one_epoch(f, cfg, 0, 0, 0)
-            epoch = synced(device) - t0
+            epoch = seconds_of(lambda: train_one_epoch(f, cfg, 0, 0, 0), device=device)
 
     rows = [("train", "ceiling (batch on the device)", train["ceiling"], 1.0),
             ("train", f"pipeline ({f.train_loader.num_workers} workers)", train["pipeline"],

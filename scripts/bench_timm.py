@@ -11,14 +11,14 @@ The pip package of timm does not ship train.py: pass the file from timm's reposi
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from foldstack.cli import run_stage
-from foldstack.stages.lineage import load_folds
+from foldstack.lineage import load_folds
 from foldstack.utils.io import remove_tree
+from foldstack.utils.timing import seconds_of
 
 
 def image_folder(ctx, folds, out: Path) -> None:
@@ -31,11 +31,12 @@ def image_folder(ctx, folds, out: Path) -> None:
 
 
 def timed(cmd: list, cwd=None) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    def run():
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-3000:]}")
+
+    return seconds_of(run)
 
 
 def bench(ctx) -> None:

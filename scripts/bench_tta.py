@@ -3,10 +3,9 @@ each setting's views, wall time, images/s, and its time against n_views x the id
 the batched views share decoding and loader work). Not a test; the README figures come from it, e.g.
     python scripts/bench_tta.py --comp flowers --set folds.n_splits=3 train.epochs=8 --tta none hflip d4 ten_crop
 """
-import time
-
 from foldstack.cli import run_stage
-from foldstack.stages.lineage import predict_dir
+from foldstack.lineage import predict_dir
+from foldstack.utils.timing import seconds_of
 
 
 def bench(ctx) -> None:
@@ -30,9 +29,7 @@ def bench(ctx) -> None:
         views = tta_views(run_cfg)
         if base is None:  # the first pass pays for worker start-up and allocator warm-up
             predict_probs(models, loader, run_cfg, device, views, desc="warm-up")
-        t0 = time.perf_counter()
-        predict_probs(models, loader, run_cfg, device, views, desc=setting)
-        seconds = time.perf_counter() - t0
+        seconds = seconds_of(lambda: predict_probs(models, loader, run_cfg, device, views, desc=setting), device=device)
         base = base or seconds
         print(f"| {setting} | {len(views)} | {seconds:.2f} | {len(dataset) / seconds:.0f} | "
               f"{seconds / (len(views) * base):.2f} |", flush=True)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from foldstack.artifacts import latest, read_manifest
-from foldstack.context import load_config
+from foldstack.pipeline import context
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     p.add_argument("--root", default=".")
     args = p.parse_args()
     root = Path(args.root).resolve()
-    metric = load_config(root, args.comp, "baseline", args.overrides).competition.metric
+    metric = context(args.comp, overrides=args.overrides, root=root).cfg.competition.metric
     rows = []
     for exp in args.exps:
         t0 = time.time()

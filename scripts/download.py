@@ -6,9 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from foldstack.cli import one_line
 from foldstack.discover import discover_competition
-from foldstack.errors import PipelineError
+from foldstack.errors import PipelineError, one_line
 from foldstack.kaggle import download
 
 

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from foldstack.bundle.push import latest_bundle, push
-from foldstack.cli import one_line
-from foldstack.errors import PipelineError
+from foldstack.errors import PipelineError, one_line
 from foldstack.kaggle import kaggle_executable
 
 

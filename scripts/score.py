@@ -1,14 +1,11 @@
 """Score a submission against a labels file with the competition's metric: make score LABELS=<csv>."""
 from foldstack.cli import run_stage
-from foldstack.submission import score_submission, validate_submission
-from foldstack.utils.io import read_csv
+from foldstack.submission import score_file
 
 
 def score(ctx) -> None:
     comp, labels, submission = ctx.cfg.competition, ctx.args.labels, ctx.args.submission
-    sub = read_csv(ctx.root / submission, "submission")
-    validate_submission(sub, ctx.test.frame, comp, source=submission)
-    value = score_submission(sub, read_csv(ctx.root / labels, "labels file"), comp, labels)
+    value = score_file(ctx.root, submission, labels, ctx.test.frame, comp)
     print(f"{submission}: {comp.metric} = {value:.5f} against {labels}")
 
 

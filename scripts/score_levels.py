@@ -10,7 +10,7 @@ import pandas as pd
 from foldstack.artifacts import is_complete, read_manifest
 from foldstack.cli import run_stage
 from foldstack.errors import PipelineError
-from foldstack.stages.lineage import stack_dir
+from foldstack.lineage import stack_dir
 from foldstack.submission import build_submission, score_submission
 from foldstack.utils.io import read_csv
 

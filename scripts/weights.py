@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from foldstack.cli import one_line, parser
-from foldstack.errors import PipelineError
+from foldstack.cli import parser
+from foldstack.errors import PipelineError, one_line
 from foldstack.stages import weights
 
 

@@ -1,5 +1,11 @@
 """Tiny generated competitions in Kaggle layouts, and helpers to run the real scripts and Make targets."""
+import ast
+import contextlib
+import io
+import logging
 import os
+import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +82,36 @@ def run_script(root: Path, script: str, comp: str, *overrides, extra=(), check=T
     return proc
 
 
+def run_here(root: Path, script: str, comp: str, *overrides, extra=(), check=True) -> subprocess.CompletedProcess:
+    """run_script in this process, without an interpreter's start-up (seconds a script): the script runs as
+    __main__ on its argv; stdout, stderr (with the `foldstack` log lines a script prints) and the exit code of its
+    SystemExit come back as run_script's do. A few tests keep run_script for the stderr of a real process."""
+    argv = [str(REPO / "scripts" / script), "--root", str(root), "--comp", comp, *extra]
+    if overrides:
+        argv += ["--set", *overrides]
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S"))
+    logger, saved_argv, code = logging.getLogger("foldstack"), sys.argv, 0
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        sys.argv = argv
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        sys.argv = saved_argv
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"{script} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def make_project(root: Path) -> Path:
     """A project checkout at root that shares this repo's code and venv (as a user's clone would have)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -95,9 +131,87 @@ def run_make(root: Path, *targets, check=True, **variables) -> subprocess.Comple
     return proc
 
 
+# Markers (registered in pyproject.toml) put on each test from what its code and fixtures call: `slow` when it
+# starts a process (a script, make, Ray, torchrun, Chromium) or trains through the stages in this process, plus
+# its module's kind of process. `make test-fast` deselects them all.
+LAUNCHERS = {"Popen", "run", "check_call", "check_output", "call", "spawn"}  # subprocess.* and mp.spawn
+TRAINS_HERE = {"pipeline.run", "train.run", "budget.run", "pseudo.run", "sweep.run"}
+KIND_OF_MODULE = {"test_sweep": "ray", "test_faults": "faults", "test_distributed": "ddp", "test_export": "onnx"}
+
+
+def called_names(tree: ast.Module) -> dict[str, set[str]]:
+    """Each top-level function of a module: the names it reads, bare or one attribute deep (`subprocess.run`)."""
+    calls = {}
+    for fn in tree.body:
+        if isinstance(fn, ast.FunctionDef):
+            names = calls[fn.name] = set()
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Name):
+                    names.add(node.id)
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    names.add(f"{node.value.id}.{node.attr}")
+    return calls
+
+
+def reaches(start: set[str], calls: dict[str, set[str]]) -> set[str]:
+    """The names read by start's functions and, transitively, by every function they call."""
+    seen, todo, names = set(), list(start), set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen or fn not in calls:
+            continue
+        seen.add(fn)
+        names |= calls[fn]
+        todo += calls[fn]
+    return names
+
+
+def is_slow(names: set[str]) -> bool:
+    return bool(names & TRAINS_HERE) or any(n.split(".")[0] in ("subprocess", "mp") and n.split(".")[-1] in LAUNCHERS
+                                            for n in names)
+
+
+def pytest_collection_modifyitems(config, items):
+    shared = called_names(ast.parse(Path(__file__).read_text()))
+    per_module = {}
+    for item in items:
+        path = item.path
+        if path not in per_module:
+            per_module[path] = {**shared, **called_names(ast.parse(path.read_text()))}
+        names = reaches({item.originalname, *item.fixturenames}, per_module[path])
+        if is_slow(names):
+            item.add_marker(pytest.mark.slow)
+            if path.stem in KIND_OF_MODULE:
+                item.add_marker(getattr(pytest.mark, KIND_OF_MODULE[path.stem]))
+        if "CHROMIUM" in names:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture
 def project(tmp_path):
     return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory) -> Path:
+    """Trained once a session: a project whose 3-class competition `c` (24 train, 8 test rows) has the baseline
+    split, trained, predicted and stacked with TINY, in this process (as make would). Its images hold two
+    byte-identical pairs, as real data does (train_003 = train_000, test_001 = train_001: test_audit finds them).
+    Modules that build on it take a copy (copy_project), never write here."""
+    root = make_project(tmp_path_factory.mktemp("tiny") / "project")
+    folder = make_competition(root, "c", "label")
+    shutil.copyfile(folder / "train" / "train_000.png", folder / "train" / "train_003.png")
+    shutil.copyfile(folder / "train" / "train_001.png", folder / "test" / "test_001.png")
+    from foldstack import pipeline
+
+    pipeline.run(pipeline.context("c", "baseline", TINY, root=root), ["folds", "train", "oof", "stack"])
+    return root
+
+
+def copy_project(project: Path, dst: Path) -> Path:
+    """A copy of project at dst to build on (its links to this repo stay links)."""
+    shutil.copytree(project, dst, symlinks=True)
+    return dst
 
 
 def epochs_logged(fold_dir_glob) -> int:

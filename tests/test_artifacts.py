@@ -7,7 +7,7 @@ import pytest
 from foldstack.artifacts import require_same_folds, staging
 from foldstack.errors import PipelineError
 
-from conftest import make_competition, run_script
+from conftest import make_competition, run_here
 
 
 def versions(root, stage_dir="folds", comp="c"):
@@ -16,14 +16,14 @@ def versions(root, stage_dir="folds", comp="c"):
 
 def test_unchanged_rerun_is_a_noop_and_changed_config_is_a_new_version(tmp_path):
     make_competition(tmp_path, "c")
-    run_script(tmp_path, "01_folds.py", "c")
+    run_here(tmp_path, "01_folds.py", "c")
     [first] = versions(tmp_path)
     manifest = tmp_path / "folds" / "c" / first / "manifest.json"
     before = manifest.stat().st_mtime_ns, (manifest.parent / "folds.csv").read_bytes()
-    proc = run_script(tmp_path, "01_folds.py", "c")
+    proc = run_here(tmp_path, "01_folds.py", "c")
     assert "up to date" in proc.stderr
     assert (manifest.stat().st_mtime_ns, (manifest.parent / "folds.csv").read_bytes()) == before
-    run_script(tmp_path, "01_folds.py", "c", "folds.seed=7")
+    run_here(tmp_path, "01_folds.py", "c", "folds.seed=7")
     assert len(versions(tmp_path)) == 2 and first in versions(tmp_path)
     assert (manifest.stat().st_mtime_ns, (manifest.parent / "folds.csv").read_bytes()) == before
     data = json.loads(manifest.read_text())
@@ -32,10 +32,10 @@ def test_unchanged_rerun_is_a_noop_and_changed_config_is_a_new_version(tmp_path)
 
 def test_changed_data_is_a_new_version(tmp_path):
     folder = make_competition(tmp_path, "c")
-    run_script(tmp_path, "01_folds.py", "c")
+    run_here(tmp_path, "01_folds.py", "c")
     lines = (folder / "train.csv").read_text().splitlines()
     (folder / "train.csv").write_text("\n".join(lines[:-1]) + "\n")
-    run_script(tmp_path, "01_folds.py", "c")
+    run_here(tmp_path, "01_folds.py", "c")
     assert len(versions(tmp_path)) == 2
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from foldstack.artifacts import input_ref
 
-from conftest import TINY, make_competition, run_script
+from conftest import TINY, copy_project, run_here, run_script
 
-COMP = "tiny"
+COMP = "c"
 
 
 def audit(root, *extra):
@@ -46,19 +46,17 @@ def write_manifest(path, m):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """folds (plain and folds.dedupe), train, oof, stack on a 3-class competition holding byte-identical images
-    (train_000 = train_003 within train, train_001 = test_001 across train/test), a round-1 pseudo-label set
-    selected from the stack, and a distilled student's fold manifests as stage 02 writes them (the baseline's
-    models with its OOF as `inputs.teacher`: training one would double this file's time)."""
-    root = tmp_path_factory.mktemp("audit") / "project"
-    folder = make_competition(root, COMP, "label", n_train=24, n_test=8)
-    shutil.copyfile(folder / "train" / "train_000.png", folder / "train" / "train_003.png")
-    shutil.copyfile(folder / "train" / "train_001.png", folder / "test" / "test_001.png")
-    nothing = audit(root)  # before anything is built
-    for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py"):
-        run_script(root, script, COMP, *TINY)
-    run_script(root, "01_folds.py", COMP, *TINY, "folds.dedupe=true")
+def built(tiny_trained, tmp_path_factory):
+    """The session's tiny project (folds, train, oof, stack on a 3-class competition holding byte-identical images:
+    train_000 = train_003 within train, train_001 = test_001 across train/test) with a folds.dedupe split, a
+    round-1 pseudo-label set selected from the stack, and a distilled student's fold manifests as stage 02 writes
+    them (the baseline's models with its OOF as `inputs.teacher`: training one would double this file's time).
+    Returns (project, the audit of its competition before anything was built, the audit of the project)."""
+    bare = tmp_path_factory.mktemp("audit") / "bare"
+    shutil.copytree(tiny_trained / "input", bare / "input")
+    nothing = audit(bare)
+    root = copy_project(tiny_trained, bare.parent / "project")
+    run_here(root, "01_folds.py", COMP, *TINY, "folds.dedupe=true")
 
     from foldstack.context import Context, load_config
     from foldstack.stages import pseudo
@@ -102,7 +100,7 @@ def test_the_real_pipeline_passes_every_check(built):
     oof = one(root, f"oof/{COMP}/baseline/*").relative_to(root)
     assert f"PASS  oof         {oof}: 24 train ids each predicted once, by the model of the fold that held it " \
            f"out" in out
-    assert "PASS  pseudo      pseudo/tiny/round1/" in out and "8 pseudo-label rows, all test ids" in out
+    assert f"PASS  pseudo      pseudo/{COMP}/round1/" in out and "8 pseudo-label rows, all test ids" in out
     assert "train/test: 1 of 8 test images are byte-identical to 1 train images" in out
     assert "within train: 2 images in 1 sets of byte-identical files" in out
     # the pseudo row test_001 is train_001's twin: every fold trains on it, including train_001's validation fold
@@ -111,9 +109,10 @@ def test_the_real_pipeline_passes_every_check(built):
               for p in (root / "folds" / COMP).iterdir()}
     assert f"PASS  duplicates  {splits[True]}/folds.csv: no set of byte-identical train images crosses folds" in out
     plain = pd.read_csv(root / splits[False] / "folds.csv").set_index("id")["fold"]
-    if plain["train_000"] != plain["train_003"]:  # without dedupe the twins may straddle the folds: a warning
-        assert f"WARN  duplicates  {splits[False]}/folds.csv: 1 set(s) of byte-identical train images cross " \
-               f"folds, 1 pair(s) ('train_000' (fold {plain['train_000']}) = 'train_003'" in out
+    # without dedupe, folds.seed 42 puts the twins in different folds: a warning (with dedupe: the PASS above)
+    assert (plain["train_000"], plain["train_003"]) == (0, 1)
+    assert f"WARN  duplicates  {splits[False]}/folds.csv: 1 set(s) of byte-identical train images cross folds, " \
+           f"1 pair(s) ('train_000' (fold 0) = 'train_003' (fold 1))" in out
     # per-fold class table and the JSON copy of the report
     assert "rows per class in each validation fold" in out and "sea turtle" in out
     report = json.loads((root / "audit" / COMP / "audit.json").read_text())

@@ -8,6 +8,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 
 from foldstack.config import Data, Mixup
+from foldstack.data.augment import derive_seed
 from foldstack.data.mixup import TargetMixup, create_mixup
 from foldstack.data.multiscale import multiscale_size, resize_batch
 from foldstack.data.transforms import build_transforms
@@ -33,30 +34,25 @@ def same(a, b):
 # ---- transforms -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", [0, 7, 12345])
-def test_light_preset_is_the_original_pipeline(seed):
-    """Default config == the pre-preset pipeline, draw for draw (backward compatibility of results)."""
-    reference = A.Compose([
-        A.Resize(16, 16, interpolation=cv2.INTER_AREA),
-        A.HorizontalFlip(p=0.5),
-        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15),
-                 border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-        ToTensorV2()], seed=seed)  # normalisation happens on the device (test_device_normalisation_...)
+def test_light_preset_is_resize_flip_and_affine_each_on_its_own_seed(seed):
+    """The default config: Resize, HorizontalFlip and the light Affine, each op on derive_seed(seed, 10, its
+    position), not on A.Compose's one seed for all (which fired the flip and the Affine together). A pipeline
+    never seeded is on seed 0."""
+    ops = [A.Resize(16, 16, interpolation=cv2.INTER_AREA), A.HorizontalFlip(p=0.5),
+           A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15),
+                    border_mode=cv2.BORDER_REFLECT_101, p=0.5)]
+    reference = A.Compose([*ops, ToTensorV2()], seed=seed)  # normalisation happens on the device (below)
+    for i, op in enumerate(ops):
+        op.set_random_seed(derive_seed(seed, 10, i))
     imgs = images(10)
-    ours = run(build_transforms(Data(img_size=16), train=True), imgs, seed)
     ref = [reference(image=img)["image"] for img in imgs]
-    assert same(ours, ref)
-    plain = [build_transforms(Data(img_size=16), train=False)(image=img)["image"] for img in imgs]
-    assert not same(ours, plain)  # it did augment
-
-
-def test_light_preset_without_explicit_seed_matches_compose_seed_0():
-    reference = A.Compose([
-        A.Resize(16, 16, interpolation=cv2.INTER_AREA), A.HorizontalFlip(p=0.5),
-        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15),
-                 border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-        ToTensorV2()], seed=0)
     t = build_transforms(Data(img_size=16), train=True)
-    assert same([t(image=i)["image"] for i in images(6)], [reference(image=i)["image"] for i in images(6)])
+    assert same(run(t, imgs, seed), ref)
+    if seed == 0:
+        fresh = build_transforms(Data(img_size=16), train=True)
+        assert same([fresh(image=img)["image"] for img in imgs], ref)
+    plain = [build_transforms(Data(img_size=16), train=False)(image=img)["image"] for img in imgs]
+    assert not same(ref, plain)  # it did augment
 
 
 def test_eval_transform_is_resize_then_device_normalisation():

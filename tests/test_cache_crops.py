@@ -1,7 +1,6 @@
 """Fine-tuning at real resolution: a decoded-image cache of S x S squares larger than img_size (data.cache_size),
 RandomResizedCrop from those pixels (data.rrc) and timm's evaluation resize + centre crop (data.crop_pct), with
-the resampling of data.interpolation. The cache and the files give the same batches; default configs keep their
-cache key and transforms."""
+the resampling of data.interpolation. The cache and the files give the same batches."""
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,16 +12,17 @@ import torch
 from albumentations.pytorch import ToTensorV2
 
 from foldstack.config import Config, Data, resolve
+from foldstack.config.training import cache_side, eval_side
 from foldstack.context import Context
-from foldstack.data.cache import FORMAT, cache_key, cache_side, eval_side, file_store, image_store
-from foldstack.data.dataset import ImageDataset, SeededBatch
+from foldstack.data.cache import FORMAT, cache_key, file_store, image_store
+from foldstack.data.dataset import ImageDataset, seeded
 from foldstack.data.images import CV2_INTERPOLATIONS, read_image, resize_square
 from foldstack.data.transforms import build_transforms
 from foldstack.engine.inference import inference_loader
 from foldstack.errors import PipelineError
 from foldstack.utils.io import stable_hash
 
-from conftest import make_competition, run_script
+from conftest import make_competition, run_here
 
 # odd sizes: downscaled, upscaled, non-square, already at a side
 SHAPES = [(48, 30), (16, 16), (64, 64), (36, 36), (20, 37), (100, 60)]
@@ -96,13 +96,13 @@ def test_cache_and_files_give_identical_batches_with_cache_size_rrc_and_crop_pct
         a = ImageDataset(cached, np.arange(6), None, build_transforms(cfg, train))
         b = ImageDataset(files, np.arange(6), None, build_transforms(cfg, train))
         for seed in (11, 12):
-            batch = SeededBatch([5, 0, 3, 1], seed=seed) if train else [5, 0, 3, 1]
+            batch = seeded([5, 0, 3, 1], seed=seed) if train else [5, 0, 3, 1]
             xa, xb = [x for x, _ in a.__getitems__(batch)], [x for x, _ in b.__getitems__(batch)]
             assert all(x.shape == (3, 24, 24) for x in xa)
             assert all(torch.equal(x, y) for x, y in zip(xa, xb, strict=True))
     # the crops are random in training: two seeds, other pixels
     t = ImageDataset(cached, np.arange(6), None, build_transforms(cfg, True))
-    one, two = t.__getitems__(SeededBatch([0], seed=1))[0][0], t.__getitems__(SeededBatch([0], seed=2))[0][0]
+    one, two = t.__getitems__(seeded([0], seed=1))[0][0], t.__getitems__(seeded([0], seed=2))[0][0]
     assert not torch.equal(one, two)
 
 
@@ -133,7 +133,7 @@ def test_rrc_crops_come_from_the_full_resolution_cached_pixels(tmp_path):
 
     def crops(store, seed):
         return [x.permute(1, 2, 0).numpy() for x, _ in
-                ImageDataset(store, np.arange(3), None, t).__getitems__(SeededBatch([0, 1, 2], seed=seed))]
+                ImageDataset(store, np.arange(3), None, t).__getitems__(seeded([0, 1, 2], seed=seed))]
 
     def roughness(x):  # mean absolute difference of horizontal neighbours
         return np.abs(np.diff(x.astype(np.int16), axis=1)).mean()
@@ -168,34 +168,37 @@ def test_eval_with_crop_pct_is_the_centre_crop_of_the_resize(tmp_path, cache_siz
     assert torch.equal(plain(image=square)["image"], chw(cv2.resize(square, (32, 32), interpolation=flag)))
 
 
-def test_the_default_config_keeps_its_cache_key_and_transforms(tmp_path):
+def test_the_cache_key_hashes_the_resampling_and_eval_keeps_its_transform(tmp_path):
     fingerprints = ["train-fp", "test-fp"]
-    old_formula = stable_hash(dict(tables=fingerprints, size=64, format=FORMAT), 16)
-    assert cache_key(fingerprints, 64) == cache_key(fingerprints, 64, "area") == old_formula
-    assert cache_key(fingerprints, 64, "bilinear") != old_formula != cache_key(fingerprints, 73)
+    formula = stable_hash(dict(tables=fingerprints, size=64, interpolation="area", format=FORMAT), 16)
+    assert cache_key(fingerprints, 64, "area") == formula
+    assert len({formula, cache_key(fingerprints, 64, "bilinear"), cache_key(fingerprints, 73, "area")}) == 3
     paths = write_images(tmp_path / "img", SHAPES)
     store = image_store(fake_context(tmp_path, paths, 4, {"img_size": 24}))
-    assert store.cache_file.parent.name == stable_hash(dict(tables=["f", "f"], size=24, format=FORMAT), 16)
+    assert store.cache_file.parent.name == stable_hash(dict(tables=["f", "f"], size=24, interpolation="area",
+                                                            format=FORMAT), 16)
     assert store.array.shape == (6, 24, 24, 3)
-    assert Data(img_size=24).model_dump() == Data(img_size=24, cache_size=None, interpolation="area", crop_pct=1.0,
-                                                  rrc=False, rrc_scale=[0.5, 1]).model_dump()
-
-    # the pipelines before these keys: Resize (INTER_AREA), HorizontalFlip and the light Affine on one seed
     image = np.random.default_rng(2).integers(0, 256, (40, 30, 3), np.uint8)
-    old_eval = A.Compose([A.Resize(24, 24, interpolation=cv2.INTER_AREA), ToTensorV2()], seed=0)
-    assert torch.equal(build_transforms(Data(img_size=24), False)(image=image)["image"], old_eval(image=image)["image"])
-    old_train = A.Compose([A.Resize(24, 24, interpolation=cv2.INTER_AREA), A.HorizontalFlip(p=0.5),
-                           A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15),
-                                    border_mode=cv2.BORDER_REFLECT_101, p=0.5)], seed=0)
-    new_train = build_transforms(Data(img_size=24), True)
-    outputs = set()
-    for seed in range(8):
-        old_train.set_random_seed(seed)
-        new_train.set_random_seed(seed)
-        expected = chw(old_train(image=image)["image"])
-        assert torch.equal(new_train(image=image)["image"], expected)
-        outputs.add(expected.numpy().tobytes())
-    assert len(outputs) > 2  # the seeds drew different flips / affines: the comparison saw the random ops
+    plain_eval = A.Compose([A.Resize(24, 24, interpolation=cv2.INTER_AREA), ToTensorV2()], seed=0)
+    ours = build_transforms(Data(img_size=24), False)(image=image)["image"]
+    assert torch.equal(ours, plain_eval(image=image)["image"])
+
+
+def test_each_training_op_draws_from_its_own_seed():
+    """HorizontalFlip and VerticalFlip draw alike (one number per call): seeded alike, as A.Compose seeds its
+    children, they would fire together or not at all. Each op gets its own seed: all four combinations occur,
+    and a seed replays its own."""
+    image = np.random.default_rng(3).integers(0, 256, (24, 24, 3), np.uint8)
+    t = build_transforms(Data(img_size=24, augment="none", hflip=True, vflip=True), train=True)
+    views = {chw(v).numpy().tobytes(): name for name, v in
+             [("none", image), ("h", image[:, ::-1]), ("v", image[::-1]), ("hv", image[::-1, ::-1])]}
+    drawn = []
+    for seed in range(16):
+        t.set_random_seed(seed)
+        drawn.append(views[t(image=image)["image"].numpy().tobytes()])
+    assert set(drawn) == {"none", "h", "v", "hv"}
+    t.set_random_seed(5)
+    assert views[t(image=image)["image"].numpy().tobytes()] == drawn[5]
 
 
 def test_images_outside_the_competition_go_through_the_s_resize_and_the_eval_transform(tmp_path):
@@ -251,7 +254,7 @@ def test_impossible_sizes_and_crop_ranges_are_one_line_config_errors(data, fragm
 
 def test_a_config_error_stops_a_script_in_one_line_before_any_artifact(tmp_path):
     make_competition(tmp_path, "c", n_train=6, n_test=2)
-    proc = run_script(tmp_path, "01_folds.py", "c", "data.img_size=32", "data.cache_size=16", check=False)
+    proc = run_here(tmp_path, "01_folds.py", "c", "data.img_size=32", "data.cache_size=16", check=False)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "data.cache_size=16 is below data.img_size=32" in errors[0]

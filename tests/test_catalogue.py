@@ -2,7 +2,8 @@
 and nothing written or changed, or (where the input is valid but unusual) gives the right result.
 
 Image files (zero-byte, random bytes, truncated, odd formats) are in test_image_formats.py; fold splits that
-cannot work in test_folds_guards.py; kills and full disks in test_faults.py."""
+cannot work in test_folds_guards.py; kills and full disks in test_faults.py. The refused commands run in this
+process (run_here): test_errors.py holds a real process's stderr to the same contract."""
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from foldstack.config import Competition, Stack
 from foldstack.stacking import read_thresholds, write_thresholds
 from foldstack.submission import build_submission, validate_submission
 
-from conftest import TINY, make_competition, make_project, run_make, run_script
+from conftest import TINY, make_competition, make_project, run_here, run_make
 
 ARTIFACTS = ("folds", "models", "oof", "stacks", "pseudo", "submissions", "cache", "lr_find")
 
@@ -41,7 +42,7 @@ def refused(proc, root, before, *fragments):
 def inferred(tmp_path):
     """A 3-class competition whose config was inferred (configs/c.yaml), nothing else built."""
     folder = make_competition(tmp_path, "c")
-    run_script(tmp_path, "01_folds.py", "c")
+    run_here(tmp_path, "01_folds.py", "c")
     for d in ARTIFACTS:
         shutil.rmtree(tmp_path / d, ignore_errors=True)
     return tmp_path, folder
@@ -59,14 +60,14 @@ def edit_csv(path, change):
 def test_missing_sample_submission_after_inference(inferred):
     root, folder = inferred
     (folder / "sample_submission.csv").unlink()
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root),
             "missing sample submission", "sample_submission.csv")
 
 
 def test_missing_id_column(inferred):
     root, folder = inferred
     edit_csv(folder / "train.csv", lambda f: f.rename(columns={"id": "image"}))
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root),
             "train.csv", "missing column(s) 'id'")
 
 
@@ -74,7 +75,7 @@ def test_missing_id_column(inferred):
 def test_duplicate_ids(inferred, csv_name):
     root, folder = inferred
     edit_csv(folder / csv_name, lambda f: f.loc.__setitem__((5, "id"), f.loc[2, "id"]))
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root),
             f"{csv_name} row 7", "duplicate id")
 
 
@@ -82,7 +83,7 @@ def test_duplicate_ids(inferred, csv_name):
 def test_header_only_csv_at_inference(tmp_path, csv_name):
     folder = make_competition(tmp_path, "c")
     edit_csv(folder / csv_name, lambda f: f.iloc[:0])
-    proc = run_script(tmp_path, "01_folds.py", "c", check=False)
+    proc = run_here(tmp_path, "01_folds.py", "c", check=False)
     refused(proc, tmp_path, {}, csv_name, "header only, no rows")
 
 
@@ -90,13 +91,13 @@ def test_header_only_csv_at_inference(tmp_path, csv_name):
 def test_header_only_csv_after_inference(inferred, csv_name):
     root, folder = inferred
     edit_csv(folder / csv_name, lambda f: f.iloc[:0])
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root), csv_name, "no rows")
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root), csv_name, "no rows")
 
 
 def test_empty_labels_are_refused_at_inference_naming_the_rows(tmp_path):
     folder = make_competition(tmp_path, "b", "binary")
     edit_csv(folder / "train.csv", lambda f: f.loc.__setitem__(([3, 7], "has_thing"), ["", " "]))
-    line = refused(run_script(tmp_path, "01_folds.py", "b", check=False), tmp_path, {},
+    line = refused(run_here(tmp_path, "01_folds.py", "b", check=False), tmp_path, {},
                    "train.csv rows 5, 9", "empty has_thing", "competition.drop_unlabeled=true")
     assert not (tmp_path / "configs" / "b.yaml").exists(), line
 
@@ -104,7 +105,7 @@ def test_empty_labels_are_refused_at_inference_naming_the_rows(tmp_path):
 def test_empty_labels_dropped_on_opt_in_say_how_many(tmp_path):
     folder = make_competition(tmp_path, "b", "binary", n_train=24)
     edit_csv(folder / "train.csv", lambda f: f.loc.__setitem__(([3, 7], "has_thing"), ["", ""]))
-    proc = run_script(tmp_path, "01_folds.py", "b", "competition.drop_unlabeled=true")
+    proc = run_here(tmp_path, "01_folds.py", "b", "competition.drop_unlabeled=true")
     comp = yaml.safe_load((tmp_path / "configs" / "b.yaml").read_text())["competition"]
     assert comp["task"] == "binary" and comp["classes"] == ["0", "1"]
     assert comp["drop_unlabeled"] is True  # written: later runs need no override
@@ -117,19 +118,19 @@ def test_empty_labels_dropped_on_opt_in_say_how_many(tmp_path):
 def test_empty_label_after_inference_names_the_row(inferred):
     root, folder = inferred
     edit_csv(folder / "train.csv", lambda f: f.loc.__setitem__((10, "label"), ""))
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root), "train.csv row 12", "empty label")
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root), "train.csv row 12", "empty label")
 
 
 def test_absolute_path_id(inferred):
     root, folder = inferred
     edit_csv(folder / "train.csv", lambda f: f.loc.__setitem__((1, "id"), str(folder / "test" / "test_000")))
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root), "train.csv row 3", "points outside")
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root), "train.csv row 3", "points outside")
 
 
 def test_test_image_listed_in_the_sample_but_missing_stops_the_first_stage(inferred):
     root, folder = inferred
     (folder / "test" / "test_003.png").unlink()
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root),
             "sample_submission.csv row 5", "image not found", "test_003.png")
 
 
@@ -137,18 +138,18 @@ def test_several_sample_submissions(tmp_path):
     folder = make_competition(tmp_path, "c")
     (folder / "sample_submission.csv").rename(folder / "sample_submission_a.csv")
     (folder / "sample_submission_b.csv").write_text((folder / "sample_submission_a.csv").read_text())
-    refused(run_script(tmp_path, "01_folds.py", "c", check=False), tmp_path, {},
+    refused(run_here(tmp_path, "01_folds.py", "c", check=False), tmp_path, {},
             "several sample submission files", "sample_submission_a.csv, sample_submission_b.csv")
     # the exact Kaggle name among others is the one: said in the written config
     (folder / "sample_submission_a.csv").rename(folder / "sample_submission.csv")
-    run_script(tmp_path, "01_folds.py", "c")
+    run_here(tmp_path, "01_folds.py", "c")
     assert "sample_submission: sample_submission.csv" in (tmp_path / "configs" / "c.yaml").read_text()
 
 
 def test_sample_columns_changed_after_inference_stop_the_first_stage(inferred):
     root, folder = inferred
     edit_csv(folder / "sample_submission.csv", lambda f: f.rename(columns={"label": "prediction"}))
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root),
             "sample_submission.csv: columns ['id', 'prediction'] differ", "competition.submission_columns")
 
 
@@ -158,7 +159,7 @@ def test_malformed_yaml(inferred):
     root, _ = inferred
     (root / "configs" / "exp" / "bad.yaml").parent.mkdir(exist_ok=True)
     (root / "configs" / "exp" / "bad.yaml").write_text("train:\n  epochs: [1, 2\n")
-    refused(run_script(root, "01_folds.py", "c", extra=["--exp", "bad"], check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", extra=["--exp", "bad"], check=False), root, tree(root),
             "bad.yaml: invalid YAML at line")
 
 
@@ -166,19 +167,19 @@ def test_unknown_key_in_a_config_file(inferred):
     root, _ = inferred
     with open(root / "configs" / "c.yaml", "a") as f:
         f.write("folds:\n  n_split: 3\n")
-    refused(run_script(root, "01_folds.py", "c", check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", check=False), root, tree(root),
             "configs/c.yaml: folds.n_split: unknown key")
 
 
 def test_wrong_type(inferred):
     root, _ = inferred
-    refused(run_script(root, "01_folds.py", "c", "folds.n_splits=three", check=False), root, tree(root),
+    refused(run_here(root, "01_folds.py", "c", "folds.n_splits=three", check=False), root, tree(root),
             "overrides: folds.n_splits", "'three'")
 
 
 def test_crop_fraction_that_rounds_to_the_image_size_stops_before_training(inferred):
     root, _ = inferred
-    proc = run_script(root, "01_folds.py", "c", "data.img_size=32", "predict.tta=[five_crop]",
+    proc = run_here(root, "01_folds.py", "c", "data.img_size=32", "predict.tta=[five_crop]",
                       "predict.tta_crop_fraction=0.99", check=False)
     refused(proc, root, tree(root), "predict.tta_crop_fraction=0.99 at data.img_size=32")
 
@@ -204,7 +205,7 @@ def test_score_refuses_a_bad_labels_file(inferred, problem):
     else:
         labels.loc[4, "id"] = labels.loc[1, "id"]
     labels.to_csv(root / "labels.csv", index=False)
-    proc = run_script(root, "score.py", "c", extra=["--labels", "labels.csv"], check=False)
+    proc = run_here(root, "score.py", "c", extra=["--labels", "labels.csv"], check=False)
     refused(proc, root, tree(root), "labels.csv",
             "missing column(s) 'label'" if problem == "no target column" else "row 6: duplicate id")
 
@@ -222,11 +223,12 @@ def test_thresholds_come_back_in_class_order(tmp_path):
         read_thresholds(tmp_path, ["1", "2", "3"])
 
 
+@pytest.mark.slow  # the whole pipeline, in this process
 def test_numeric_multilabel_tags_get_their_own_thresholds(tmp_path):
     make_competition(tmp_path, "t", "tags", classes=("2", "10", "1"), n_train=32)
     settings = [*TINY, "train.epochs=2", "predict.tta=[]"]
     for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py"):
-        run_script(tmp_path, script, "t", *settings)
+        run_here(tmp_path, script, "t", *settings)
     [stack] = [p.parent for p in (tmp_path / "stacks").rglob("manifest.json")]
     stored = json.loads((stack / "thresholds.json").read_text())
     assert stored["classes"] == ["1", "2", "10"]  # competition.classes order, not sorted as strings
@@ -239,6 +241,7 @@ def test_numeric_multilabel_tags_get_their_own_thresholds(tmp_path):
     assert Stack().search_thresholds
 
 
+@pytest.mark.slow  # the whole pipeline, in this process
 def test_classes_named_id_and_fold_and_unicode_ids_with_spaces(tmp_path):
     """A class may be called `id` or `fold` (the prediction CSVs have those columns too), and ids may hold
     spaces and any unicode: the pipeline runs to a valid submission with the right ids and rows."""
@@ -253,7 +256,7 @@ def test_classes_named_id_and_fold_and_unicode_ids_with_spaces(tmp_path):
     (folder / "test" / "extra image not in the sample.png").write_bytes((folder / "test" / f"{new_ids[0]}.png")
                                                                        .read_bytes())
     for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py"):
-        run_script(tmp_path, script, "u", *TINY, "predict.tta=[]")
+        run_here(tmp_path, script, "u", *TINY, "predict.tta=[]")
     comp = Competition(**yaml.safe_load((tmp_path / "configs" / "u.yaml").read_text())["competition"])
     assert comp.classes == ["fold", "id", "sea turtle"]
     sample = pd.read_csv(folder / "sample_submission.csv", dtype=str)
@@ -275,7 +278,7 @@ def test_lr_find_runs_the_training_step_with_accumulation_and_multiscale(tmp_pat
 
     make_competition(tmp_path, "c", n_train=40)
     settings = [*TINY, "train.accum_steps=2", "data.multiscale=[24, 40]", "lr_find.steps=6", "data.batch_size=4"]
-    run_script(tmp_path, "01_folds.py", "c", *settings)
+    run_here(tmp_path, "01_folds.py", "c", *settings)
     steps, sizes = [], []
     real_step, real_resize = step.micro_step, step.resize_batch
     monkeypatch.setattr(step, "micro_step", lambda *a, **k: steps.append((a[4], k["sync"])) or real_step(*a, **k))
@@ -290,8 +293,8 @@ def test_lr_find_runs_the_training_step_with_accumulation_and_multiscale(tmp_pat
 
 def test_diverged_training_stops_with_the_reason(tmp_path):
     make_competition(tmp_path, "c")
-    run_script(tmp_path, "01_folds.py", "c", *TINY)
-    proc = run_script(tmp_path, "02_train.py", "c", *TINY, "train.lr=1e30", "train.optimizer=sgd", check=False)
+    run_here(tmp_path, "01_folds.py", "c", *TINY)
+    proc = run_here(tmp_path, "02_train.py", "c", *TINY, "train.lr=1e30", "train.optimizer=sgd", check=False)
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert "fold 0 epoch 1: validation accuracy" in lines[0] and "diverged" in lines[0]

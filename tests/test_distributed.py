@@ -89,8 +89,10 @@ def test_make_train_gpus_2_runs_one_fold_under_torchrun_and_rank_0_writes_once(t
     assert manifest["metrics"]["epochs"] == 2 and (fold / "log.csv").read_text().count("\n") == 3
     assert proc.stderr.count("training fold 0") == 1  # only rank 0 logs
     assert not (fold.parent / "fold1").exists()
-    (fold / "manifest.json").unlink()  # as if killed after the last checkpoint: every rank resumes from it
-    before = torch.load(fold / "last.pt", weights_only=True)["model"]
+    # As a kill after the last checkpoint leaves it: the work folder without a manifest. Every rank resumes from it.
+    (fold / "manifest.json").unlink()
+    fold.rename(fold.parent / ".fold0.partial")
+    before = torch.load(fold.parent / ".fold0.partial" / "last.pt", weights_only=True)["model"]
     proc = run_make(root, "train", COMP="tiny", FOLD="0", GPUS="2", OVERRIDES=overrides)
     assert "resuming after epoch 2 of 2" in proc.stderr and (fold / "manifest.json").is_file()
     after = torch.load(fold / "last.pt", weights_only=True)["model"]

@@ -9,7 +9,8 @@ import torch
 from foldstack.config import Competition
 from foldstack.submission import validate_submission
 
-from conftest import TINY, make_competition, make_project, run_make, run_script, train_killed_and_resumed
+from conftest import (TINY, copy_project, make_competition, run_here, run_make, run_script,
+                      train_killed_and_resumed)
 
 OVERRIDES = " ".join(TINY)
 
@@ -19,21 +20,23 @@ def complete(root, stage_dir):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A project where `make folds train FOLD=0` and then `make submit` ran on a 3-class competition."""
-    root = make_project(tmp_path_factory.mktemp("e2e") / "project")
-    make_competition(root, "tiny", "label")
-    first = run_make(root, "folds", "train", FOLD=0, COMP="tiny", OVERRIDES=OVERRIDES)
-    after_fold0 = [p.name for p in complete(root, "models")]
-    last = run_make(root, "submit", COMP="tiny", OVERRIDES=OVERRIDES)
-    return root, first, after_fold0, last
+def trained(tiny_trained, tmp_path_factory):
+    """The session's tiny project (3-class competition c: folds, train, oof, stack) submitted: the tests below
+    build on it in turn."""
+    root = copy_project(tiny_trained, tmp_path_factory.mktemp("e2e") / "project")
+    run_here(root, "06_submit.py", "c", *TINY)
+    return (root,)
 
 
-def test_fold_zero_only_then_the_rest(trained):
-    root, first, after_fold0, _ = trained
-    assert after_fold0 == ["fold0"] and "training fold 0" in first.stderr and "fold 1" not in first.stderr
-    assert [p.name for p in complete(root, "models")] == ["fold0", "fold1"]
-    fold_dir = complete(root, "models")[0]
+def test_fold_zero_only_then_the_rest(project):
+    make_competition(project, "c", "label")
+    first = run_make(project, "folds", "train", FOLD=0, COMP="c", OVERRIDES=OVERRIDES)
+    assert [p.name for p in complete(project, "models")] == ["fold0"]
+    assert "training fold 0" in first.stderr and "fold 1" not in first.stderr
+    rest = run_make(project, "train", COMP="c", OVERRIDES=OVERRIDES)
+    assert "training fold 1" in rest.stderr and "training fold 0" not in rest.stderr
+    assert [p.name for p in complete(project, "models")] == ["fold0", "fold1"]
+    fold_dir = complete(project, "models")[0]
     assert {"last.pt", "best.pt", "log.csv", "curves.png"} <= {p.name for p in fold_dir.iterdir()}
 
 
@@ -41,7 +44,7 @@ def test_oof_covers_every_train_row_once(trained):
     root = trained[0]
     [oof_dir] = complete(root, "oof")
     oof = pd.read_csv(oof_dir / "oof.csv")  # the CSV copy beside oof.npy
-    train = pd.read_csv(root / "input" / "tiny" / "train.csv")
+    train = pd.read_csv(root / "input" / "c" / "train.csv")
     assert sorted(oof["id"]) == sorted(train["id"]) and oof["id"].is_unique
     assert set(oof["fold"]) == {0, 1}
     probs = oof[["cat", "dog", "sea turtle"]].to_numpy()
@@ -54,20 +57,20 @@ def test_oof_covers_every_train_row_once(trained):
 def test_submission_is_valid_and_scorable(trained):
     root = trained[0]
     sub = pd.read_csv(root / "submission.csv", dtype=str, keep_default_na=False)
-    sample = pd.read_csv(root / "input" / "tiny" / "sample_submission.csv", dtype=str)
+    sample = pd.read_csv(root / "input" / "c" / "sample_submission.csv", dtype=str)
     comp = Competition(task="multiclass", classes=["cat", "dog", "sea turtle"], submission_format="label",
                        submission_columns=["id", "label"])
     validate_submission(sub, sample, comp)
     [versioned] = complete(root, "submissions")
     assert (versioned / "submission.csv").read_bytes() == (root / "submission.csv").read_bytes()
-    proc = run_make(root, "score", COMP="tiny", OVERRIDES=OVERRIDES)
+    proc = run_make(root, "score", COMP="c", OVERRIDES=OVERRIDES)
     assert "accuracy = " in proc.stdout
 
 
 def test_rerun_is_a_noop(trained):
     root = trained[0]
     before = {d: complete(root, d) for d in ("folds", "models", "oof", "stacks", "submissions")}
-    proc = run_make(root, "submit", COMP="tiny", OVERRIDES=OVERRIDES)
+    proc = run_make(root, "submit", COMP="c", OVERRIDES=OVERRIDES)
     assert proc.stderr.count("up to date") >= 5 and "training fold" not in proc.stderr
     assert before == {d: complete(root, d) for d in before}
 
@@ -76,8 +79,8 @@ def test_stack_refuses_experiments_on_different_folds(trained):
     root = trained[0]
     (root / "configs" / "exp" / "three.yaml").write_text("folds:\n  n_splits: 3\n")
     tiny = " ".join(o for o in TINY if not o.startswith("folds."))
-    run_make(root, "oof", COMP="tiny", EXP="three", OVERRIDES=tiny)
-    proc = run_make(root, "stack", COMP="tiny", check=False,
+    run_make(root, "oof", COMP="c", EXP="three", OVERRIDES=tiny)
+    proc = run_make(root, "stack", COMP="c", check=False,
                     OVERRIDES=f"{OVERRIDES} stack.experiments=[baseline,three]")
     assert proc.returncode != 0 and "stack inputs built on different folds" in proc.stderr
 
@@ -87,9 +90,11 @@ def test_stack_refuses_experiments_on_different_folds(trained):
     ("tags", "micro_f1", ["predict.tta=[hflip,vflip]", "loss.label_smoothing=0.1"]),
     ("folders", "accuracy", ["train.grad_clip=1.0", "runtime.num_workers=2"])])
 def test_other_layouts_and_options_run_through_the_scripts(tmp_path, kind, metric, options):
+    """The stage scripts in this process (the start-up of five interpreters is most of their time), the score in
+    its own."""
     make_competition(tmp_path, kind, kind, n_train=16, n_test=6)
     for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py"):
-        run_script(tmp_path, script, kind, *TINY, *options)
+        run_here(tmp_path, script, kind, *TINY, *options)
     proc = run_script(tmp_path, "score.py", kind, *TINY, *options, extra=["--labels", f"input/{kind}/test_labels.csv"])
     assert f"{metric} = " in proc.stdout
     sub = pd.read_csv(tmp_path / "submission.csv")
@@ -119,13 +124,13 @@ def test_two_experiments_stacked_with_xgboost_and_submitted(trained):
     root = trained[0]
     (root / "configs" / "exp" / "d4.yaml").write_text(
         "loss:\n  label_smoothing: 0.1\npredict:\n  tta: [d4]\n  tta_merge: geometric\n")
-    run_make(root, "oof", COMP="tiny", EXP="d4", OVERRIDES=OVERRIDES)
-    [d4_dir] = complete(root, "oof/tiny/d4")
+    run_make(root, "oof", COMP="c", EXP="d4", OVERRIDES=OVERRIDES)
+    [d4_dir] = complete(root, "oof/c/d4")
     d4 = json.loads((d4_dir / "manifest.json").read_text())
     assert len(d4["views"]) == 8 and "no_tta" in d4["metrics"] and (d4_dir / "oof_plain.npy").is_file()
 
     stack = f"{OVERRIDES} stack.experiments=[baseline,d4] stack.method=xgboost"
-    proc = run_make(root, "submit", COMP="tiny", OVERRIDES=stack)
+    proc = run_make(root, "submit", COMP="c", OVERRIDES=stack)
     [stack_dir] = [p for p in complete(root, "stacks") if json.loads((p / "manifest.json").read_text())
                    ["output"] == "stack:xgboost"]
     report = pd.read_csv(stack_dir / "report.csv")
@@ -140,7 +145,7 @@ def test_two_experiments_stacked_with_xgboost_and_submitted(trained):
     sub = pd.read_csv(root / "submission.csv")
     assert sub["label"].tolist() == [classes[i] for i in stacked.argmax(1)]
 
-    run_make(root, "submit", COMP="tiny", OVERRIDES=f"{stack} submit.source=d4")
+    run_make(root, "submit", COMP="c", OVERRIDES=f"{stack} submit.source=d4")
     sub = pd.read_csv(root / "submission.csv")
     assert sub["label"].tolist() == [classes[i] for i in np.load(d4_dir / "test.npy").argmax(1)]
 
@@ -154,14 +159,14 @@ def test_a_pseudo_label_round_trains_predicts_stacks_and_is_submitted(trained):
     the round's stack with round 0's row beside it; make submit then submits round 1 unless told otherwise."""
     root = trained[0]
     settings = f"{OVERRIDES} pseudo.rule=all pseudo.soft=true"
-    proc = run_make(root, "pseudo", COMP="tiny", OVERRIDES=settings)
-    [pseudo_dir] = complete(root, "pseudo/tiny/round1")
+    proc = run_make(root, "pseudo", COMP="c", OVERRIDES=settings)
+    [pseudo_dir] = complete(root, "pseudo/c/round1")
     pseudo = pd.read_csv(pseudo_dir / "pseudo.csv")
-    test_ids = pd.read_csv(root / "input" / "tiny" / "sample_submission.csv")["id"]
+    test_ids = pd.read_csv(root / "input" / "c" / "sample_submission.csv")["id"]
     assert pseudo["id"].tolist() == test_ids.tolist()  # rule all: every test row, and only test rows
     manifest = manifest_of(pseudo_dir)
-    round1 = [d for d in complete(root, "models/tiny/baseline") if manifest_of(d).get("pseudo_round") == 1]
-    folds_dir = root / "folds" / "tiny" / manifest["fold_key"]  # the folds the config trains on
+    round1 = [d for d in complete(root, "models/c/baseline") if manifest_of(d).get("pseudo_round") == 1]
+    folds_dir = root / "folds" / "c" / manifest["fold_key"]  # the folds the config trains on
     assert manifest_of(round1[0])["fold_key"] == folds_dir.name and manifest["round"] == 1
     assert np.allclose(np.load(pseudo_dir / "targets.npy").sum(1), 1, atol=1e-5)  # soft: the stack's distribution
 
@@ -177,32 +182,32 @@ def test_a_pseudo_label_round_trains_predicts_stacks_and_is_submitted(trained):
     assert "round 1 (8 pseudo rows): blend:mean OOF CV accuracy" in proc.stdout
 
     classes = ["cat", "dog", "sea turtle"]
-    run_script(root, "06_submit.py", "tiny", *settings.split())  # latest round (for these settings): 1
+    run_script(root, "06_submit.py", "c", *settings.split())  # latest round (for these settings): 1
     assert pd.read_csv(root / "submission.csv")["label"].tolist() == [
         classes[i] for i in np.load(stack1 / "test.npy").argmax(1)]
-    run_script(root, "06_submit.py", "tiny", *settings.split(), "submit.round=0")
+    run_script(root, "06_submit.py", "c", *settings.split(), "submit.round=0")
     [stack0] = [d for d in complete(root, "stacks") if manifest_of(d).get("pseudo_round") == 0
                 and manifest_of(d)["inputs"].keys() == {"baseline"}]
     assert pd.read_csv(root / "submission.csv")["label"].tolist() == [
         classes[i] for i in np.load(stack0 / "test.npy").argmax(1)]
 
     # round 2's models need round 2's set: one line naming the command, nothing written
-    proc = run_script(root, "03_predict.py", "tiny", *settings.split(), "pseudo.round=2", check=False)
-    assert proc.returncode != 0 and "make pseudo COMP=tiny ROUND=2" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not (root / "pseudo" / "tiny" / "round2").exists()
+    proc = run_script(root, "03_predict.py", "c", *settings.split(), "pseudo.round=2", check=False)
+    assert proc.returncode != 0 and "make pseudo COMP=c ROUND=2" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (root / "pseudo" / "c" / "round2").exists()
 
 
 def test_distilled_student_learns_from_the_teachers_oof_on_the_same_folds(trained):
     root = trained[0]
     (root / "configs" / "exp" / "student.yaml").write_text(
         "distill:\n  teacher: baseline\n  alpha: 0.7\n  temperature: 2.0\nmodel:\n  drop_rate: 0.1\n")
-    run_make(root, "stack", COMP="tiny", EXP="student", OVERRIDES=OVERRIDES)
+    run_make(root, "stack", COMP="c", EXP="student", OVERRIDES=OVERRIDES)
     [student] = [d for d in complete(root, "stacks") if manifest_of(d)["inputs"].keys() == {"student"}]
     report = pd.read_csv(student / "report.csv").set_index("level")
     assert report.loc["teacher of student: baseline", "kind"] == "distillation teacher"
     assert report.loc[["student", "teacher of student: baseline"], ["params_M", "images_per_s"]].notna().all().all()
 
-    student_folds = complete(root, "models/tiny/student")
+    student_folds = complete(root, "models/c/student")
     teacher = root / manifest_of(student_folds[0])["inputs"]["teacher"]["path"]
     t = manifest_of(teacher)  # the baseline's round-0 predictions on the student's folds
     assert t["experiment"] == "baseline" and t["fold_key"] == manifest_of(student_folds[0])["fold_key"]
@@ -210,10 +215,10 @@ def test_distilled_student_learns_from_the_teachers_oof_on_the_same_folds(traine
     assert all(manifest_of(d)["inputs"]["teacher"]["key"] == teacher.name for d in student_folds)
 
     from foldstack.context import Context, load_config
-    from foldstack.stages.lineage import load_folds, train_dir
+    from foldstack.lineage import load_folds, train_dir
     from foldstack.stages.train import training_rows
 
-    ctx = Context(root, "tiny", "student", load_config(root, "tiny", "student", TINY))
+    ctx = Context(root, "c", "student", load_config(root, "c", "student", TINY))
     split = load_folds(ctx)
     extra, soft = training_rows(ctx, train_dir(ctx, split.key).inputs, split.folds)
     assert np.array_equal(soft, np.load(teacher / "oof.npy"))  # each train row: its own fold's teacher model
@@ -225,9 +230,9 @@ def test_pseudo_source_and_teacher_on_other_folds_are_refused(trained):
     """Their OOF rows come from models that trained on rows of this split's validation folds."""
     root = trained[0]
     (root / "configs" / "exp" / "other-folds.yaml").write_text("folds:\n  seed: 7\n")
-    run_make(root, "oof", COMP="tiny", EXP="other-folds", OVERRIDES=OVERRIDES)
+    run_make(root, "oof", COMP="c", EXP="other-folds", OVERRIDES=OVERRIDES)
     for script, setting in (("04_pseudo.py", "pseudo.source=other-folds"), ("02_train.py", "distill.teacher=other-folds")):
-        proc = run_script(root, script, "tiny", *TINY, setting, check=False)
+        proc = run_script(root, script, "c", *TINY, setting, check=False)
         assert proc.returncode != 0 and "built on folds" in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
-    assert not (root / "pseudo" / "tiny" / "round1").exists() or len(complete(root, "pseudo/tiny/round1")) <= 1
+    assert not (root / "pseudo" / "c" / "round1").exists() or len(complete(root, "pseudo/c/round1")) <= 1

@@ -205,7 +205,7 @@ def litter(root: Path) -> list[str]:
         if (root / top).exists():
             found += [str(p.relative_to(root)) for p in (root / top).rglob(".*")]
     for d in (root, root / "configs"):
-        found += [str(p.relative_to(root)) for p in d.glob(".*.tmp")]
+        found += [str(p.relative_to(root)) for p in d.glob(".*.tmp-*")]
     return found
 
 
@@ -213,7 +213,7 @@ def inventory(root: Path) -> str:
     """What is on disk, stage by stage: + complete, ~ staging or work folder (hidden) [its files], - nothing."""
     def files(folder):
         names = sorted(p.name for p in folder.iterdir())
-        return ("[" + " ".join(n if not n.endswith(".tmp") else "<writing " + n.split(".")[1] + ">" for n in names)
+        return ("[" + " ".join(n if ".tmp-" not in n else "<writing " + n.split(".")[1] + ">" for n in names)
                 + "]")
 
     parts = []
@@ -492,7 +492,7 @@ def test_resumable_staging_renames_only_when_complete_and_keeps_a_resumable_work
             assert (work / "last.pt").read_bytes() == b"epoch 1"  # resumed
     with resumable_staging(final) as work:
         assert (work / "last.pt").read_bytes() == b"epoch 1"
-        (work / ".last.pt.999999999-abc.tmp").write_bytes(b"a killed writer's half file")
+        (work / ".last.pt.tmp-999999999-abc").write_bytes(b"a killed writer's half file")
         write_manifest(work, "train", "key", {}, fold_key="f")
     assert sorted(p.name for p in final.iterdir()) == ["last.pt", "manifest.json"] and not partial_path(final).exists()
     with pytest.raises(PipelineError, match="refusing to overwrite"):
@@ -500,15 +500,13 @@ def test_resumable_staging_renames_only_when_complete_and_keeps_a_resumable_work
             pass
 
 
-def test_resumable_staging_adopts_an_unfinished_fold_of_the_old_layout_and_refuses_a_second_builder(tmp_path):
+def test_resumable_staging_refuses_a_second_builder(tmp_path):
     from foldstack.artifacts import partial_path, resumable_staging
 
     final = tmp_path / "key" / "fold1"
-    final.mkdir(parents=True)
-    (final / "last.pt").write_bytes(b"old layout, killed")
     with pytest.raises(RuntimeError):
         with resumable_staging(final) as work:
-            assert (work / "last.pt").read_bytes() == b"old layout, killed" and not final.exists()
+            (work / "last.pt").write_bytes(b"epoch 1")
             code = ("import sys; from foldstack.artifacts import resumable_staging\n"
                     f"with resumable_staging({str(final)!r}): pass")
             other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -530,9 +528,9 @@ def test_atomic_writer_reports_a_full_disk_in_one_line_and_sweeps_dead_writers_t
 
     from foldstack.utils.io import atomic_write_bytes
 
-    dead = tmp_path / ".x.bin.999999999-abcd.tmp"
-    alive = tmp_path / f".x.bin.{os.getpid()}-abcd.tmp"
-    other = tmp_path / ".y.bin.999999999-abcd.tmp"
+    dead = tmp_path / ".x.bin.tmp-999999999-abcd"
+    alive = tmp_path / f".x.bin.tmp-{os.getpid()}-abcd"
+    other = tmp_path / ".y.bin.tmp-999999999-abcd"
     for p in (dead, alive, other):
         p.write_bytes(b"half")
     atomic_write_bytes(tmp_path / "x.bin", b"whole")

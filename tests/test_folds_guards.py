@@ -17,7 +17,7 @@ from foldstack.data.splits import assign_folds, metric_requirements
 from foldstack.errors import PipelineError
 from foldstack.utils.io import stable_hash
 
-from conftest import make_competition, run_script
+from conftest import make_competition, run_here
 
 
 def one_error_line(proc) -> str:
@@ -42,17 +42,17 @@ def competition(root, kind, n_train=24, **columns):
 def test_class_with_fewer_rows_than_folds_is_one_line(tmp_path):
     labels = ["cat", "dog"] * 9 + ["sea turtle"] * 3 + ["cat"] * 3
     competition(tmp_path, "label", label=labels)
-    proc = run_script(tmp_path, "01_folds.py", "c", "folds.n_splits=5", check=False)
+    proc = run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=5", check=False)
     line = one_error_line(proc)
     assert line.startswith("error: folds.n_splits=5: class 'sea turtle' has only 3 train row(s) (")
     assert "train.csv); stratified folds need it in every validation fold: lower folds.n_splits" in line
     assert not (tmp_path / "folds").exists()
-    run_script(tmp_path, "01_folds.py", "c", "folds.n_splits=3")  # 3 rows, 3 folds: fine
+    run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=3")  # 3 rows, 3 folds: fine
 
 
 def test_fewer_groups_than_folds_is_one_line(tmp_path):
     competition(tmp_path, "label", site=["a", "b", "c"] * 8)
-    proc = run_script(tmp_path, "01_folds.py", "c", "folds.n_splits=4", "competition.group_col=site", check=False)
+    proc = run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=4", "competition.group_col=site", check=False)
     line = one_error_line(proc)
     assert line.startswith("error: folds.n_splits=4: only 3 groups of competition.group_col 'site' (")
     assert line.endswith("train.csv); every fold needs at least one: lower folds.n_splits")
@@ -64,7 +64,7 @@ def test_class_in_fewer_groups_than_folds_is_one_line(tmp_path):
     labels = ["cat", "dog", "sea turtle"] * 8
     sites = [f"t{i % 2}" if i % 3 == 2 else f"s{i}" for i in range(24)]  # the 8 sea turtles: 2 sites
     competition(tmp_path, "label", label=labels, site=sites)
-    proc = run_script(tmp_path, "01_folds.py", "c", "folds.n_splits=3", "competition.group_col=site", check=False)
+    proc = run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=3", "competition.group_col=site", check=False)
     line = one_error_line(proc)
     assert ("folds.n_splits=3: class 'sea turtle' is in only 2 of the groups of competition.group_col 'site'"
             in line) and "stratified folds need it in every validation fold" in line
@@ -96,13 +96,13 @@ def test_validation_fold_without_positives_is_refused_for_roc_auc(tmp_path):
     seed, fold = gap_seed()
     competition(tmp_path, "binary", has_thing=BINARY_LABELS, site=BINARY_SITES)
     group = ["folds.n_splits=3", f"folds.seed={seed}", "competition.group_col=site"]
-    proc = run_script(tmp_path, "01_folds.py", "c", *group, "folds.method=group", check=False)
+    proc = run_here(tmp_path, "01_folds.py", "c", *group, "folds.method=group", check=False)
     line = one_error_line(proc)
     assert line.startswith(f"error: folds.n_splits=3 (group, seed {seed}): validation fold {fold} has no train row "
                            f"of class '1' (")
     assert "competition.metric roc_auc needs it in every validation fold: change folds.seed" in line
     assert not (tmp_path / "folds").exists()
-    run_script(tmp_path, "01_folds.py", "c", *group)  # auto: StratifiedGroupKFold spreads the positive sites
+    run_here(tmp_path, "01_folds.py", "c", *group)  # auto: StratifiedGroupKFold spreads the positive sites
     [folds] = (tmp_path / "folds" / "c").glob("*/folds.csv")
     assert sorted(pd.read_csv(folds)["fold"][:3]) == [0, 1, 2]
 
@@ -110,12 +110,12 @@ def test_validation_fold_without_positives_is_refused_for_roc_auc(tmp_path):
 def test_multilabel_roc_auc_tag_with_fewer_positives_than_folds(tmp_path):
     tags = ["cat"] * 10 + ["cat dog"] * 8 + ["dog sea turtle"] * 2 + ["dog turtle"] * 4  # classes cat dog sea turtle
     competition(tmp_path, "tags", tags=tags)
-    proc = run_script(tmp_path, "01_folds.py", "c", "competition.metric=roc_auc", "folds.n_splits=3", check=False)
+    proc = run_here(tmp_path, "01_folds.py", "c", "competition.metric=roc_auc", "folds.n_splits=3", check=False)
     line = one_error_line(proc)
     assert line.startswith("error: folds.n_splits=3: tag 'sea' has only 2 train row(s) (")
     assert "competition.metric roc_auc needs it in every validation fold" in line
     assert not (tmp_path / "folds").exists()
-    run_script(tmp_path, "01_folds.py", "c", "folds.n_splits=3")  # micro_f1 (inferred) needs no tag everywhere
+    run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=3")  # micro_f1 (inferred) needs no tag everywhere
     [folds] = (tmp_path / "folds" / "c").glob("*/folds.csv")
     assert len(pd.read_csv(folds)) == 24
 
@@ -207,22 +207,27 @@ def test_multilabel_with_groups_keeps_groups_whole():
         assign_folds(60, 3, 0, "multilabel_stratified", labels=y[:, 1])
 
 
-def test_multilabel_split_gets_a_new_folds_key_single_label_keeps_its_own(tmp_path):
+def test_the_folds_key_holds_the_artifact_format(tmp_path, monkeypatch):
+    """Every key hashes the folds' key, so a new artifact format gives every artifact a new folder."""
+    from foldstack import lineage
+    from foldstack.artifacts import FORMAT
     from foldstack.context import Context
-    from foldstack.stages.lineage import folds_dir
 
     for kind in ("tags", "label"):
         make_competition(tmp_path, kind, kind, n_train=12, n_test=4)
         ctx = Context(tmp_path, kind, "baseline", load_config(tmp_path, kind, "baseline", []))
-        old = stable_hash({**sections(ctx.cfg, ["competition", "folds"]), "train": ctx.train.fingerprint()})
-        assert (folds_dir(ctx).name == old) == (kind == "label")
+        parts = {**sections(ctx.cfg, ["competition", "folds"]), "train": ctx.train.fingerprint()}
+        assert lineage.folds_dir(ctx).name == stable_hash({**parts, "format": FORMAT})
+        monkeypatch.setattr(lineage, "FORMAT", FORMAT + 1)
+        assert lineage.folds_dir(ctx).name == stable_hash({**parts, "format": FORMAT + 1})
+        monkeypatch.undo()
 
 
 # ---------------------------------------------------------------- dedupe
 
-def test_dedupe_is_out_of_the_hash_unless_on():
-    assert "dedupe" not in Folds().model_dump() and Folds(dedupe=True).model_dump()["dedupe"] is True
-    assert Config().folds.model_dump() == {"n_splits": 5, "seed": 42, "method": "auto"}
+def test_dedupe_is_in_the_hash():
+    assert Folds().model_dump()["dedupe"] is False and Folds(dedupe=True).model_dump()["dedupe"] is True
+    assert Config().folds.model_dump() == {"n_splits": 5, "seed": 42, "method": "auto", "dedupe": False}
 
 
 def test_dedupe_keeps_identical_images_in_one_fold(tmp_path):
@@ -233,7 +238,7 @@ def test_dedupe_keeps_identical_images_in_one_fold(tmp_path):
     base = ["folds.n_splits=5"]
 
     def folds_of(*extra):
-        run_script(tmp_path, "01_folds.py", "c", *base, *extra)
+        run_here(tmp_path, "01_folds.py", "c", *base, *extra)
         [path] = [p for p in (tmp_path / "folds" / "c").iterdir() if p.name not in seen]
         seen.add(path.name)
         frame = pd.read_csv(path / "folds.csv").set_index("id")["fold"]
@@ -249,7 +254,7 @@ def test_dedupe_keeps_identical_images_in_one_fold(tmp_path):
     assert manifest["metrics"]["dedupe"]["duplicate_sets"] == 1 and manifest["metrics"]["dedupe"]["duplicate_rows"] == 5
     assert json.loads((plain_dir / "manifest.json").read_text())["metrics"]["method"] == "stratified"
     assert (tmp_path / "cache" / "c" / "file_hashes.json").is_file()  # hashed once, then from the cache
-    proc = run_script(tmp_path, "01_folds.py", "c", *base, "folds.dedupe=true", "folds.method=stratified",
+    proc = run_here(tmp_path, "01_folds.py", "c", *base, "folds.dedupe=true", "folds.method=stratified",
                       check=False)
     assert one_error_line(proc) == ("error: folds.dedupe=true with folds.method=stratified: stratified ignores "
                                     "groups, so the 5 byte-identical train images could straddle folds; use "

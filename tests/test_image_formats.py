@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from conftest import TINY, make_competition, run_script
+from conftest import TINY, make_competition, run_here
 from foldstack.data.images import read_image
 from foldstack.errors import PipelineError
 from test_errors import assert_one_line_error
@@ -199,8 +199,8 @@ def test_truncated_jpeg_stops_training_with_one_error_line(tmp_path):
     folder = make_competition(tmp_path, "c", ext=".jpg")
     image = folder / "train" / "train_005.jpg"
     image.write_bytes(image.read_bytes()[:-100])
-    run_script(tmp_path, "01_folds.py", "c", *TINY)
-    proc = run_script(tmp_path, "02_train.py", "c", *TINY, check=False)
+    run_here(tmp_path, "01_folds.py", "c", *TINY)
+    proc = run_here(tmp_path, "02_train.py", "c", *TINY, check=False)
     assert proc.returncode == 1
     assert_one_line_error(proc, "cannot decode image", "train_005.jpg", "truncated")
     assert not any((tmp_path / "models").rglob("manifest.json"))

@@ -10,8 +10,8 @@ import torch
 
 from foldstack.config import Config
 from foldstack.data.cache import image_store
-from foldstack.data.dataset import (ImageDataset, SeededBatch, SeededBatches, auto_workers, make_loader,
-                                    reseed_epoch)
+from foldstack.data.dataset import ImageDataset, SeededBatches, make_loader, reseed_epoch, seeded
+from foldstack.engine.runtime import auto_workers
 from foldstack.data.images import ImageStore
 from foldstack.data.transforms import build_transforms
 
@@ -47,7 +47,7 @@ def test_cached_images_give_the_same_training_batches_as_the_files(tmp_path):
     for train in (True, False):
         a = ImageDataset(cached, np.arange(6), None, build_transforms(cfg.data, train))
         b = ImageDataset(files, np.arange(6), None, build_transforms(cfg.data, train))
-        batch = SeededBatch([5, 0, 3, 1], seed=11) if train else [5, 0, 3, 1]
+        batch = seeded([5, 0, 3, 1], seed=11) if train else [5, 0, 3, 1]
         assert all(torch.equal(x, y) for (x, _), (y, _) in zip(a.__getitems__(batch), b.__getitems__(batch)))
 
 
@@ -74,7 +74,9 @@ def test_seeded_batches_are_a_function_of_the_seed_and_ddp_ranks_split_each_batc
         g = torch.Generator()
         batches = SeededBatches(torch.utils.data.RandomSampler(range(22), generator=g), 8, True, g, rank, world)
         g.manual_seed(seed)
-        return [(list(b), b.seed) for b in batches]
+        out = [([i for i, _ in b], {s for _, s in b}) for b in batches]
+        assert all(len(seeds) == 1 for _, seeds in out)  # one seed per batch, in every index
+        return [(rows, seeds.pop()) for rows, seeds in out]
 
     a, b = epoch(3), epoch(4)
     assert a == epoch(3) and a != b and len(a) == 2 and all(len(rows) == 8 for rows, _ in a)

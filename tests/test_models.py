@@ -78,6 +78,21 @@ def test_partial_weights_are_named_and_recorded(tmp_path, caplog):
     assert create_model(Model(name=TINY), num_classes=3).pretrained is None
 
 
+def test_an_original_release_is_converted_by_timms_own_loading(tmp_path):
+    """A file in another layout than timm's (here open_clip's ConvNeXt: visual.trunk.*, visual.head.proj) fits no
+    key as it is; timm.create_model(pretrained=True, pretrained_cfg_overlay=dict(file=...)) converts it with the
+    architecture's converter, and the backbone gets its tensors bit for bit."""
+    timm_state = perturbed(timm.create_model("test_convnext").state_dict())
+    release = {f"visual.trunk.{k}": v for k, v in timm_state.items() if not k.startswith("head.fc.")}
+    release["visual.head.proj.weight"] = timm_state["head.fc.weight"]
+    save_file(release, str(tmp_path / "open_clip.safetensors"))
+    model = create_model(Model(name="test_convnext", pretrained_path=str(tmp_path / "open_clip.safetensors")), 3)
+    backbone = model.backbone.state_dict()
+    assert set(backbone) == {k for k in timm_state if not k.startswith("head.fc.")}
+    assert all(torch.equal(v, timm_state[k]) for k, v in backbone.items())
+    assert model.pretrained["loaded"] == model.pretrained["total"] and model.pretrained["unused"] == 2  # head.fc
+
+
 def test_weights_that_do_not_fit_name_the_file_and_key(tmp_path):
     torch.save(timm.create_model("test_efficientnet").state_dict(), tmp_path / "effnet.pth")
     with pytest.raises(PipelineError, match=r"effnet\.pth does not fit test_resnet: bn1\.weight has shape"):

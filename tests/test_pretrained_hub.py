@@ -3,8 +3,11 @@ a cache laid out as the hub lays it out, read by huggingface_hub's own offline r
 for every test by conftest). The weights are timm's test_resnet (hub repo timm/test_resnet.r160_in1k: input 160,
 bilinear, crop 0.95, mean/std 0.5) with random values saved with safetensors."""
 import argparse
+import contextlib
 import hashlib
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from foldstack.errors import PipelineError
 from foldstack.models import create_model
 from foldstack.models.hub import find_weights, scratch_reason
 from foldstack.stages import folds
-from foldstack.stages.lineage import TRAIN_SECTIONS, train_dir
+from foldstack.lineage import TRAIN_SECTIONS, train_dir
 from foldstack.utils.io import stable_hash
 
 from conftest import TINY, make_competition, run_script
@@ -67,9 +70,9 @@ def fold0(root):
 
 
 def old_key(cfg, fold_key: str) -> str:
-    """The models' key as computed before model.pretrained existed: the training sections, no weights."""
+    """The models' key without hub weights: the training sections, model.pretrained left out (any setting)."""
     parts = {"folds": fold_key, **sections(cfg, TRAIN_SECTIONS)}
-    assert "pretrained" not in parts["model"]  # `auto` is dropped from the dump: what a from-scratch run hashed
+    assert parts["model"].pop("pretrained") == cfg.model.pretrained
     return stable_hash(parts)
 
 
@@ -137,28 +140,126 @@ def test_true_and_auto_without_hub_weights(tmp_path):
     assert not (tmp_path / "weights").exists()
 
 
-def test_an_unreachable_hub_costs_one_request_per_process(tmp_path, monkeypatch):
-    """HF_HUB_OFFLINE unset, the hub at a closed local port: the real request fails at once, is not retried,
-    and no later lookup (another download stage, another model) asks again."""
-    import huggingface_hub
+def hub_at(monkeypatch, endpoint: str) -> None:
+    """HF_HUB_OFFLINE unset and the hub at `endpoint`; this process's hub answers forgotten (again at teardown,
+    by the caller's `forget_hub_answers`)."""
     from huggingface_hub import constants
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    closed = "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}"  # the discard port: nothing listens
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", closed)
-    calls = []
-    real = huggingface_hub.get_hf_file_metadata
-    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda *a, **k: calls.append(a) or real(*a, **k))
-    monkeypatch.setattr("foldstack.models.hub._hub_down", [])
-    start = time.monotonic()
-    for name in ("test_resnet", "test_resnet", "test_efficientnet"):
-        assert find_weights(Model(name=name), tmp_path, download=True) is None
-    assert len(calls) == 1 and time.monotonic() - start < 10
-    assert "hub unreachable" in scratch_reason(Model(name="test_efficientnet"), tmp_path)
-    with pytest.raises(PipelineError, match="hub unreachable"):
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    forget_hub_answers()
+
+
+def forget_hub_answers() -> None:
+    from foldstack.models import hub
+
+    hub._hub_unreachable.cache_clear()
+    hub._download.cache_clear()
+
+
+@pytest.fixture
+def local_hub(monkeypatch):
+    """The hub a local HTTP server; yields (routes: path (or "*", any other) -> (status, headers, body), the
+    request lines it got for the endpoint itself and for files)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    requests, routes = [], {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self, body: bool):
+            if self.path == "/" or "/resolve/" in self.path:  # the probe and file requests (not the client's others)
+                requests.append(self.requestline)
+            status, headers, data = routes.get(self.path, routes.get("*", (404, {}, b"")))
+            self.send_response(status)
+            for k, v in {**headers, "Content-Length": str(len(data))}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+        def do_HEAD(self):
+            self.answer(False)
+
+        def do_GET(self):
+            self.answer(True)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hub_at(monkeypatch, f"http://127.0.0.1:{server.server_address[1]}")
+    yield routes, requests
+    forget_hub_answers()  # not this server's answers for the tests after this one
+    server.shutdown()
+    server.server_close()
+
+
+def test_timm_downloads_into_the_cache_that_the_lookup_reads(tmp_path, local_hub):
+    """The weights stage's path: timm.create_model(pretrained=True, cache_dir=weights/) fetches the file through
+    huggingface_hub (from a local server standing in for the hub); the lookup finds it there, hashes it, and
+    every later lookup reads it from the cache."""
+    routes, requests = local_hub
+    hub_cache(tmp_path / "served")  # the hub's copy: the file hub_cache writes
+    served = tmp_path / "served" / "weights" / f"models--{REPO_ID.replace('/', '--')}"
+    data = (served / "snapshots" / COMMIT / "model.safetensors").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    routes["/"] = (200, {}, b"")
+    routes[f"/{REPO_ID}/resolve/main/model.safetensors"] = (200, {"X-Repo-Commit": COMMIT, "ETag": f'"{sha}"'}, data)
+    w = find_weights(Model(name="test_resnet", pretrained=True), tmp_path, download=True)
+    assert (w.repo_id, w.filename, w.sha256) == (REPO_ID, "model.safetensors", sha)
+    snapshot = tmp_path / "weights" / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / COMMIT
+    assert w.path == snapshot / "model.safetensors" and w.path.resolve().parent.name == "blobs"
+    assert requests[0] == "HEAD / HTTP/1.1" and requests[-1].startswith("GET /timm/test_resnet.r160_in1k/resolve")
+    asked = len(requests)
+    assert find_weights(Model(name="test_resnet"), tmp_path, download=True) == w and len(requests) == asked
+    assert scratch_reason(Model(name="test_resnet"), tmp_path, download=True) is None
+
+
+def test_a_repo_the_hub_refuses_is_named(tmp_path, local_hub):
+    routes, requests = local_hub
+    routes["/"] = (200, {}, b"")  # the hub answers; every file: the hub's "no such repo (or gated)" answer
+    routes["*"] = (404, {"X-Error-Code": "RepoNotFound"}, b"")
+    with pytest.raises(PipelineError, match=r"no weights for test_resnet \(timm/test_resnet.r160_in1k\) in .*"
+                                            r"\(the hub refuses timm/test_resnet.r160_in1k: "):
         find_weights(Model(name="test_resnet", pretrained=True), tmp_path, download=True)
-    assert not (tmp_path / "weights").exists()
+    repo = tmp_path / "weights" / f"models--{REPO_ID.replace('/', '--')}"
+    assert len(requests) == 2 and not (repo / "snapshots").exists()
+
+
+def test_an_unreachable_hub_costs_one_request_per_process(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE unset, the hub a local server that hangs up on every request (counting them): the first
+    request fails at once, is not retried, and no later lookup (another download stage, another model) asks
+    again; timm's download never starts."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def hang_up():
+        with contextlib.suppress(OSError):  # the test closed the server
+            while True:
+                conn, _ = server.accept()
+                accepted.append(conn.recv(1024))
+                conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    hub_at(monkeypatch, f"http://127.0.0.1:{server.getsockname()[1]}")
+    try:
+        start = time.monotonic()
+        for name in ("test_resnet", "test_resnet", "test_efficientnet"):
+            assert find_weights(Model(name=name), tmp_path, download=True) is None
+        ours = [r for r in accepted if b"/api/" not in r.split(b"\r\n")[0]]  # not the client's own registry fetch
+        assert len(ours) == 1 and ours[0].startswith(b"HEAD / ") and time.monotonic() - start < 10
+        reason = scratch_reason(Model(name="test_efficientnet"), tmp_path, download=True)
+        assert "(hub unreachable: RemoteProtocolError: Server disconnected" in reason
+        with pytest.raises(PipelineError, match="hub unreachable"):
+            find_weights(Model(name="test_resnet", pretrained=True), tmp_path, download=True)
+        assert [r for r in accepted if b"/api/" not in r.split(b"\r\n")[0]] == ours
+        assert not (tmp_path / "weights").exists()
+    finally:
+        forget_hub_answers()
+        server.close()
 
 
 # --- through the real scripts -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, make_competition, make_project, run_make, run_script
+from conftest import TINY, copy_project, make_competition, make_project, run_make, run_script
 
 STACK = ["stack.experiments=[baseline,smooth]"]
 SMOOTH = "loss:\n  label_smoothing: 0.1\npredict:\n  tta: []\n"  # the second experiment: no TTA, smoothed loss
@@ -21,11 +21,13 @@ needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium i
                                                             "`chromium`; .ci/run installs it)")
 
 
-def build(root: Path, kind: str, experiments: tuple, settings: list, pseudo_round: bool = False):
-    """A tiny competition: folds, each experiment trained and predicted, the stack [, pseudo-label round 1],
-    then `make report`. Returns (reports/c, the make run)."""
-    make_project(root)
-    make_competition(root, "c", kind)
+def build(root: Path, kind: str | None, experiments: tuple, settings: list, pseudo_round: bool = False):
+    """A tiny competition of `kind` (None: root is a copy of a project that has one): folds, each experiment
+    trained and predicted, the stack [, pseudo-label round 1], then `make report`. Returns (reports/c, the make
+    run)."""
+    if kind is not None:
+        make_project(root)
+        make_competition(root, "c", kind)
     (root / "configs" / "exp" / "smooth.yaml").write_text(SMOOTH)
     run_script(root, "01_folds.py", "c", *settings)
     for exp in experiments:
@@ -39,8 +41,12 @@ def build(root: Path, kind: str, experiments: tuple, settings: list, pseudo_roun
 
 
 @pytest.fixture(scope="module")
-def multiclass(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("report") / "p", "label", ("baseline", "smooth"), [*TINY, *STACK])
+def multiclass(tiny_trained, tmp_path_factory):
+    """The session's tiny project (baseline trained and predicted; its stack of the baseline alone removed) with
+    a second experiment, smooth, and the stack of both."""
+    root = copy_project(tiny_trained, tmp_path_factory.mktemp("report") / "p")
+    shutil.rmtree(root / "stacks")
+    return build(root, None, ("smooth",), [*TINY, *STACK])
 
 
 @pytest.fixture(scope="module")

@@ -224,3 +224,43 @@ def test_threshold_search_improves_f_beta_on_underconfident_probabilities():
 def test_stacking_does_not_import_torch():
     code = "import sys, foldstack.stacking; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---- level 2 as files ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_saved_logistic_regression_predicts_as_sklearn(n_classes, dtype):
+    """The arrays of a fitted StandardScaler + LogisticRegression, predicted with numpy: sklearn's predict_proba
+    within 1e-12 (a constant column included: its scale is 1), in the input's dtype."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from foldstack.stacking.persist import LogisticModel
+
+    rng = np.random.default_rng(n_classes)
+    x = rng.normal(size=(120, 5)).astype(dtype)
+    x[:, 3] = 0.5
+    fitted = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=1000)).fit(x, rng.integers(0, n_classes,
+                                                                                                         120))
+    new = rng.normal(size=(40, 5)).astype(dtype) * 3
+    want, got = fitted.predict_proba(new), LogisticModel.from_pipeline(fitted).predict_proba(new)
+    assert got.dtype == want.dtype and got.shape == (40, n_classes)
+    assert np.abs(got - want).max() <= 1e-12
+    assert np.abs(got.sum(1) - 1).max() < 1e-5 and got.std() > 0.01  # real probabilities, not a constant
+
+
+def test_a_level2_that_does_not_load_back_as_fitted_is_refused(tmp_path):
+    """save_checked: the loaded model must predict the test predictions it was fitted to give (within 1e-6)."""
+    from foldstack.stacking import fit_level
+    from foldstack.stacking.persist import LEVEL_FILE, save_checked
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((40, 1)) < 0.5).astype(float)
+    oofs, tests = [np.clip(y * 0.7 + rng.random((40, 1)) * 0.3, 0, 1)], [rng.random((10, 1))]
+    fit = fit_level("logreg", oofs, tests, y, np.arange(40) % 4, BINARY_AUC, FAST)
+    record = save_checked(tmp_path / "ok", fit.model, tests, None, fit.test)
+    assert record == {"files": [LEVEL_FILE, "level2.npz"], "max_abs_diff": 0.0}
+    with pytest.raises(PipelineError, match=r"nudged: the saved level 2, loaded back, differs .* by 0\.001"):
+        save_checked(tmp_path / "nudged", fit.model, tests, None, fit.test + 1e-3)

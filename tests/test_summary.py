@@ -7,8 +7,8 @@ from conftest import TINY, make_competition, run_script
 from torch import nn
 
 from foldstack.config import parse_overrides, resolve
+from foldstack.engine.profile import count_flops, count_parameters, summarize
 from foldstack.models import create_model
-from foldstack.stages.summary import count_flops, count_parameters, summarize
 
 
 def tiny_cfg(*overrides):

@@ -231,7 +231,7 @@ def test_gradient_accumulation_of_two_batches_equals_one_double_batch():
         f = SimpleNamespace(model=model, net=model, channels_last=False, optimizer=opt, loss_fn=nn.CrossEntropyLoss(),
                             device=torch.device("cpu"),
                             scaler=torch.amp.GradScaler("cuda", enabled=False), mixup=None, swa=None, ema=None,
-                            schedule=SimpleNamespace(step_update=lambda step: None), train_loader=loader,
+                            schedule=SimpleNamespace(step_update=lambda step, time_fraction: None), train_loader=loader,
                             n_outputs=3)
         cfg = Config(train=Train(accum_steps=accum, epochs=1), runtime=dict(progress=False))
         loss, steps = train_one_epoch(f, cfg, fold=0, epoch=0, step=0)

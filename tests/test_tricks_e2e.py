@@ -1,9 +1,12 @@
 """The training tricks through the real scripts and Make targets, on tiny generated competitions."""
 import json
+import math
+import re
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from foldstack.context import load_config
 
@@ -19,13 +22,20 @@ def fold_dirs(root, exp):
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_configs_validate(tmp_path, recipe):
+def test_recipe_configs_validate_and_every_key_they_set_is_applied(tmp_path, recipe):
+    """Over digits' config and over an inferred tiny competition; TINY's overrides win over the recipe."""
+    layer = yaml.safe_load((REPO / "configs" / "exp" / f"{recipe}.yaml").read_text())
     make_competition(tmp_path, "tiny", "label")
-    cfg = load_config(REPO, "digits", recipe, []) if (REPO / "configs" / "digits.yaml").is_file() else None
-    assert cfg is None or cfg.model.name  # digits' inferred config plus the recipe validate
     (tmp_path / "configs" / "exp").mkdir(parents=True)
     (tmp_path / "configs" / "exp" / f"{recipe}.yaml").write_text((REPO / "configs" / "exp" / f"{recipe}.yaml").read_text())
-    assert load_config(tmp_path, "tiny", recipe, TINY) is not None
+    overridden = dict(o.split("=", 1) for o in TINY)
+    for cfg, overrides in ((load_config(REPO, "digits", recipe, []), {}),
+                           (load_config(tmp_path, "tiny", recipe, TINY), overridden)):
+        dumped = cfg.model_dump()
+        for section, keys in layer.items():
+            for key, value in keys.items():
+                expected = yaml.safe_load(overrides.get(f"{section}.{key}", yaml.safe_dump(value)))
+                assert dumped[section][key] == expected, f"{recipe}: {section}.{key}"
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +126,13 @@ def test_bench_prints_pipeline_and_ceiling_figures(recipes_project):
     """make bench: a table with train/inference images/s and their ratio of the ceiling (figures not asserted)."""
     proc = run_make(recipes_project, "bench", COMP="tiny", OVERRIDES=TWO_EPOCHS,
                     BENCH_ARGS="--steps 1 --rounds 2 --warmup 1 --epoch")
-    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| train") or
-            line.startswith("| inference")]
-    assert [r[1].strip() for r in rows] == ["train", "train", "inference", "inference"]
-    assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in rows) and rows[0][4].strip() == "1.00"
-    assert "peak host (RSS) memory" in proc.stdout and "one training epoch" in proc.stdout
+    assert "\ntiny: test_resnet at 32px, batch 8, on cpu (" in proc.stdout  # TINY's settings, measured
+    rows = [[cell.strip() for cell in line.split("|")[1:5]] for line in proc.stdout.splitlines()
+            if line.startswith(("| train", "| inference"))]
+    assert [(r[0], r[1].split(" (")[0]) for r in rows] == [("train", "ceiling"), ("train", "pipeline"),
+                                                           ("inference", "ceiling"), ("inference", "pipeline")]
+    assert rows[1][1] == "pipeline (0 workers)" and rows[0][3] == rows[2][3] == "1.00"  # ratios of the ceiling
+    assert all(math.isfinite(float(r[2])) and math.isfinite(float(r[3])) for r in rows)
+    # fold 0 of 2 trains on half of the 32 rows
+    assert re.search(r"one training epoch \(fold 0, 16 images\): [0-9.]+ s", proc.stdout), proc.stdout
+    assert "peak host (RSS) memory" in proc.stdout

@@ -16,17 +16,28 @@ from pathlib import Path
 
 from . import __version__
 from .errors import PipelineError
-from .utils.io import (atomic_write_json, pid_alive, remove_dead_tmp_files, remove_tree, reporting_write_errors,
+from .utils.io import (atomic_write_json, remove_dead_staging, remove_tree, reporting_write_errors, staging_name,
                        write_error)
 
+# Every folder the pipeline writes under the project root, by the stage (or tool) that writes it.
 STAGE_DIRS = {"folds": "folds", "train": "models", "predict": "oof", "stack": "stacks", "submit": "submissions",
-              "lr_find": "lr_find", "pseudo": "pseudo", "cache": "cache"}
+              "lr_find": "lr_find", "pseudo": "pseudo", "cache": "cache", "export": "export", "bundle": "bundle",
+              "report": "reports", "predict_images": "predictions", "summary": "summary", "audit": "audit",
+              "sweep": "sweeps", "weights": "weights"}
 MANIFEST = "manifest.json"
+# The artifact format: in every manifest and, through the folds' key that every other key hashes, in every key.
+# Bump it when what a folder holds changes under an unchanged config (2: the fitted level 2 in the stack folder,
+# sections hashed whole, one staging protocol).
+FORMAT = 2
+
+
+def stage_root(root: Path, stage: str, *parts: str) -> Path:
+    """<root>/<the stage's folder>/<parts>: where a stage (or tool) writes."""
+    return Path(root, STAGE_DIRS[stage], *parts)
 
 
 def artifact_path(root: Path, stage: str, comp: str, key: str, exp: str | None = None) -> Path:
-    parts = [STAGE_DIRS[stage], comp] + ([exp] if exp else []) + [key]
-    return Path(root).joinpath(*parts)
+    return stage_root(root, stage, comp, *([exp] if exp else []), key)
 
 
 def is_complete(path: Path) -> bool:
@@ -51,7 +62,7 @@ def code_version() -> str:
 
 def write_manifest(path: Path, stage: str, key: str, config: dict, fold_key: str,
                    inputs: dict | None = None, metrics: dict | None = None, **extra) -> dict:
-    manifest = dict(stage=stage, key=key, fold_key=fold_key, config=config, inputs=inputs or {},
+    manifest = dict(stage=stage, key=key, format=FORMAT, fold_key=fold_key, config=config, inputs=inputs or {},
                     metrics=metrics or {}, code_version=code_version(),
                     created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), created_ns=time.time_ns(), **extra)
     atomic_write_json(Path(path) / MANIFEST, manifest)
@@ -61,14 +72,6 @@ def write_manifest(path: Path, stage: str, key: str, config: dict, fold_key: str
 def input_ref(path: Path, root: Path) -> dict:
     m = read_manifest(path)
     return dict(path=str(Path(path).relative_to(root)), key=m["key"], fold_key=m["fold_key"])
-
-
-def _remove_stale_staging(final: Path) -> None:
-    """Temporary folders left by a killed run (kill -9 skips cleanup) of the same artifact."""
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            remove_tree(stale)
 
 
 def _reraise_as_write_error(e: BaseException, path: Path):
@@ -91,8 +94,8 @@ def staging(final: Path):
         raise PipelineError(f"refusing to overwrite existing artifact {final}")
     with reporting_write_errors(final):
         created = _make_dirs(final.parent)
-        _remove_stale_staging(final)
-        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+        remove_dead_staging(final.parent, final.name)
+        tmp = final.parent / staging_name(final.name)
         tmp.mkdir()
     try:
         yield tmp
@@ -134,14 +137,6 @@ def _enter_partial(final: Path, work: Path, main: bool) -> list[Path]:
     work folder (built under a hidden name, renamed), never empty. Returns the folders created above it.
     Safe for several processes at once (torchrun ranks, make -j folds): each step is one atomic call."""
     parent, created = final.parent, []
-    if final.is_dir() and not is_complete(final):  # an unfinished fold of an earlier version, trained in place
-        try:
-            os.rename(final, work)  # resume it from the work folder (replaces an empty one)
-        except FileNotFoundError:
-            pass  # another rank moved it
-        except OSError:
-            raise PipelineError(f"both {final} (unfinished, no {MANIFEST}) and {work} exist: remove the one not "
-                                f"to resume from") from None
     for _ in range(10):
         if parent.is_dir():
             try:
@@ -151,8 +146,8 @@ def _enter_partial(final: Path, work: Path, main: bool) -> list[Path]:
                 continue
         created = _make_dirs(parent.parent)
         if main:  # (another machine's rank would judge pids of its own)
-            _remove_stale_staging(parent)
-        tmp = parent.parent / f".{parent.name}.tmp-{os.getpid()}"
+            remove_dead_staging(parent.parent, parent.name)
+        tmp = parent.parent / staging_name(parent.name)
         (tmp / work.name).mkdir(parents=True, exist_ok=True)
         try:
             os.rename(tmp, parent)
@@ -181,12 +176,12 @@ def resumable_staging(final: Path, main: bool = True, resumable=lambda work: any
     lock = _lock(work, final) if main else None  # refused: the other process's folder is left alone
     try:
         if main:
-            remove_dead_tmp_files(work)  # a killed writer's half files
+            remove_dead_staging(work)  # a killed writer's half files
         yield work
         if main:
             if not is_complete(work):
                 raise PipelineError(f"{work}: no {MANIFEST} written, not renaming it to {final.name}")
-            remove_dead_tmp_files(work, unowned=True)  # nothing writes here now: any tmp file is litter
+            remove_dead_staging(work)  # what a killed writer (a DataLoader worker, say) left since
             (work / LOCK_FILE).unlink()  # still held (the descriptor): no process can take it before the rename
             with reporting_write_errors(final):
                 os.rename(work, final)

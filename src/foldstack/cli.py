@@ -3,9 +3,8 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
-from .errors import PipelineError
+from .errors import PipelineError, one_line
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -16,19 +15,6 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=3")
     p.add_argument("--root", default=".", help="project root (holds input/, configs/ and the artifact folders)")
     return p
-
-
-def one_line(err: BaseException) -> str:
-    """DataLoader workers re-raise with the worker traceback in the message: keep its last line."""
-    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-    last = lines[-1] if lines else err.__class__.__name__
-    return last.split("PipelineError: ", 1)[-1]
-
-
-def last_output_line(proc) -> str:
-    """The last non-empty line a finished subprocess printed (stderr, then stdout): what a one-line error quotes."""
-    said = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-    return said[-1] if said else "no output"
 
 
 def run_stage(stage, description: str, argv=None, add_arguments=None, download: bool = False) -> None:
@@ -42,14 +28,10 @@ def run_stage(stage, description: str, argv=None, add_arguments=None, download: 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="[%(asctime)s] %(message)s",
                         datefmt="%H:%M:%S")
     try:
-        from .context import Context, load_config
+        from .pipeline import context
 
-        root = Path(args.root).resolve()
-        cfg = load_config(root, args.comp, args.exp, args.set, download=download)
-        ctx = Context(root=root, comp=args.comp, exp=args.exp, cfg=cfg, fold=args.fold, args=args, download=download)
-        ctx.test  # noqa: B018  every stage checks the sample submission (columns, ids, images), so a changed
-        # download stops the first stage, not `make oof` hours later
-        stage(ctx)
+        extra = {k: v for k, v in vars(args).items() if k not in ("comp", "exp", "set", "root", "fold")}
+        stage(context(args.comp, args.exp, args.set, args.root, args.fold, download, **extra))
     except PipelineError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(1)

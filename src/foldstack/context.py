@@ -5,7 +5,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifacts import stage_root
 from .config import Config, deep_merge, parse_overrides, read_yaml, resolve, validate
+from .config.files import competition_file, experiment_file
 from .config.loading import check_across_sections
 from .data.table import Table, encode_targets, load_test, load_train
 from .discover import write_competition_config
@@ -14,29 +16,35 @@ from .errors import PipelineError
 log = logging.getLogger("foldstack")
 
 
-def load_config(root: Path, comp: str, exp: str, overrides: list[str], download: bool = False) -> Config:
-    """defaults < configs/<comp>.yaml (inferred on first use) < configs/exp/<exp>.yaml < overrides; with hub
-    weights (model.pretrained), the model's data config for the `data` keys no layer set. `download`: fetch the
-    weights into weights/ when missing (the training stages); other stages read the cache only."""
+def config_layers(root: Path, comp: str, exp: str, overrides: list[str], infer: bool = True) -> list[tuple[str, dict]]:
+    """[(source, layer)]: configs/<comp>.yaml (inferred from input/<comp>/ on first use; without `infer`, left
+    out when missing), configs/exp/<exp>.yaml, the overrides. Resolved over the defaults by config.resolve."""
     root = Path(root)
-    comp_path = root / "configs" / f"{comp}.yaml"
-    exp_path = root / "configs" / "exp" / f"{exp}.yaml"
+    comp_path, exp_path = competition_file(root, comp), experiment_file(root, exp)
     if not exp_path.is_file() and exp != "baseline":
         raise PipelineError(f"experiment config not found: {exp_path}")
     exp_layer = read_yaml(exp_path) if exp_path.is_file() else {}
     override_layer = parse_overrides(overrides) if overrides else {}
-    if not comp_path.is_file():
+    if not comp_path.is_file() and infer:
         input_dir = Path("input") / comp
         # The one key discovery itself reads: rows with an empty target are refused unless dropped on purpose.
         drop = validate(override_layer, "overrides").competition.drop_unlabeled
         write_competition_config(comp_path, root / input_dir, shown_as=input_dir, drop_unlabeled=drop)
         log.info(f"inferred the competition setup from {input_dir} -> {comp_path} (edit it to change)")
-    layers = [(str(comp_path), read_yaml(comp_path))]
+    layers = [(str(comp_path), read_yaml(comp_path))] if comp_path.is_file() else []
     if exp_path.is_file():
         layers.append((str(exp_path), exp_layer))
     if overrides:
         layers.append(("overrides", override_layer))
-    return with_pretrained_data(resolve(layers), layers, root, download)
+    return layers
+
+
+def load_config(root: Path, comp: str, exp: str, overrides: list[str], download: bool = False) -> Config:
+    """defaults < configs/<comp>.yaml (inferred on first use) < configs/exp/<exp>.yaml < overrides; with hub
+    weights (model.pretrained), the model's data config for the `data` keys no layer set. `download`: fetch the
+    weights into weights/ when missing (the training stages); other stages read the cache only."""
+    layers = config_layers(root, comp, exp, overrides)
+    return with_pretrained_data(resolve(layers), layers, Path(root), download)
 
 
 def with_pretrained_data(cfg: Config, layers: list[tuple[str, dict]], root: Path, download: bool) -> Config:
@@ -72,7 +80,7 @@ def hub_lookup_needed(model, root: Path, download: bool) -> bool:
     with no model in weights/ and nothing to download (not a training stage, or HF_HUB_OFFLINE set)."""
     if model.pretrained is False or model.pretrained_path:
         return False
-    folder = Path(root) / "weights"
+    folder = stage_root(root, "weights")
     cached = folder.is_dir() and any(p.name.startswith("models--") for p in folder.iterdir())
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
     return model.pretrained is True or cached or (download and not offline)
@@ -113,8 +121,9 @@ class Context:
         unless runtime.cache is off."""
         def build():
             from .data.cache import image_store  # torch/OpenCV: only for stages that read images
+            from .engine.runtime import decode_workers
 
-            return image_store(self)
+            return image_store(self, decode_workers(self.cfg))
 
         return self._once("images", build)
 
@@ -134,9 +143,9 @@ class Context:
 
     def shared_with(self, cfg: Config) -> tuple[str, ...]:
         """What a context of `cfg` may take from this one without reading it again: the tables under the same
-        competition section, and the images too when the store's pixels agree: its side S (data.cache.cache_side,
+        competition section, and the images too when the store's pixels agree: its side S (config.training.cache_side,
         from img_size, cache_size and crop_pct), the resampling and the cache setting."""
-        from .data.cache import cache_side  # no OpenCV: only the size arithmetic
+        from .config.training import cache_side
 
         if cfg.competition != self.cfg.competition:
             return ()

@@ -65,11 +65,16 @@ def barrier() -> None:
 
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank when it is true on one (a decision all ranks must take together, e.g. stopping)."""
+    return bool(max_over_ranks(float(flag), device))
+
+
+def max_over_ranks(value: float, device: torch.device) -> float:
+    """The largest of every rank's value (a number all ranks must agree on, e.g. the seconds trained)."""
     if not active():
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+        return value
+    tensor = torch.tensor([float(value)], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
 
 
 def shard(rows: np.ndarray) -> np.ndarray:

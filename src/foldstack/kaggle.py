@@ -11,8 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .cli import last_output_line
-from .errors import PipelineError
+from .errors import PipelineError, last_output_line
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Kaggle competition slugs: also a safe folder name
 CREDENTIALS_HELP = ("put kaggle.json (Kaggle > Settings > API > Create New Token) in ~/.kaggle/, or set KAGGLE_USERNAME "

@@ -28,9 +28,10 @@ def stage_function(name: str):
 
 def context(comp: str, exp: str = "baseline", overrides: list[str] | tuple = (), root: Path | str = ".",
             fold: int | None = None, download: bool = False, **args) -> Context:
-    """The Context a stage script would build for `--comp comp --exp exp --set overrides`; `args` become
-    ctx.args attributes (e.g. budget='10m'). download: pretrained weights missing from weights/ may be fetched
-    (as `make train` does). The sample submission is checked now, as every script does."""
+    """The Context of `--comp comp --exp exp --set overrides`, built here only (cli.run_stage too); `args`
+    become ctx.args attributes (e.g. budget='10m'). download: pretrained weights missing from weights/ may be fetched
+    (as `make train` does). The sample submission is checked now, as every script does, so a changed download
+    stops the first stage, not `make oof` hours later."""
     import argparse
 
     root = Path(root).resolve()
@@ -41,12 +42,13 @@ def context(comp: str, exp: str = "baseline", overrides: list[str] | tuple = (),
     return ctx
 
 
-def run(ctx: Context, stages=STAGES, on_stage=None) -> dict:
-    """Run the stages in order on ctx; returns {stage: wall seconds}. on_stage(name, seconds) after each."""
+def run(ctx: Context, stages=STAGES, on_stage=None, stage_args: dict | None = None) -> dict:
+    """Run the stages in order on ctx; returns {stage: wall seconds}. on_stage(name, seconds) after each.
+    stage_args: {stage: keyword arguments of its run}, e.g. {"train": {"budget": FoldBudget(...)}}."""
     seconds = {}
     for name in stages:
         t0 = time.time()
-        stage_function(name)(ctx)
+        stage_function(name)(ctx, **(stage_args or {}).get(name, {}))
         seconds[name] = time.time() - t0
         if on_stage is not None:
             on_stage(name, seconds[name])

@@ -1,4 +1,6 @@
 """Submission files: build one in the competition's format, validate it, score it against labels."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -6,7 +8,7 @@ from .config import Competition
 from .data.table import Table, encode_targets
 from .errors import PipelineError
 from .metrics import comp_score, hard_predictions
-from .utils.io import require_columns
+from .utils.io import read_csv, require_columns
 
 
 def build_submission(comp: Competition, ids: list[str], probs: np.ndarray, thresholds=None) -> pd.DataFrame:
@@ -69,6 +71,14 @@ def submission_probs(sub: pd.DataFrame, comp: Competition) -> np.ndarray:
     frame = sub.rename(columns={cols[0]: comp.target_cols[0]})
     table = Table(frame.iloc[:, 0].astype(str).tolist(), [], frame, "submission")
     return encode_targets(table, comp.model_copy(update={"target_cols": comp.target_cols[:1]}))
+
+
+def score_file(root: Path, submission: str, labels: str, sample: pd.DataFrame, comp: Competition) -> float:
+    """The competition's metric of the CSV `submission` (validated against `sample`) against the CSV `labels`,
+    both relative to `root` (make score, make all BUDGET=... LABELS=...)."""
+    sub = read_csv(Path(root) / submission, "submission")
+    validate_submission(sub, sample, comp, source=submission)
+    return score_submission(sub, read_csv(Path(root) / labels, "labels file"), comp, labels)
 
 
 def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition, labels_source: str) -> float:

@@ -1,29 +1,33 @@
 """This machine's speed on the competition's own images: what the planner's arithmetic multiplies.
 
-For each candidate (cheapest first): a few real training updates of the real model (the configured optimizer,
-loss and precision, on the device the run will use) on real images, plus the training augmentation of those
-images (in-line on a CPU device, spread over the loader workers on a GPU), and evaluation forwards. Decoding
-speed is measured on the same files, for the cache. Measuring stops after the first candidate that cannot get
-its minimum epochs: every later one costs more."""
-import os
+For each candidate (cheapest first), the fold the run would train, built as the run builds it (`engine.fold`'s
+`build_fold`: the loader and its workers, the configured optimizer, loss, precision, scaler, clipping,
+accumulation, mixup and multiscale, and the EMA every plan keeps) on a sample of real images, and a few batches of
+the run's own step (`engine.step.train_step`: fetching the augmented batch included), then its validation pass.
+Decoding speed is measured on the same files, for the cache. Measuring stops after the first candidate that cannot
+get its minimum epochs: every later one costs more."""
+import logging
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
-from timm.utils import ModelEmaV3
 
 from ..config import Config
-from ..data.device import to_device
-from ..data.images import read_image, resize_square
-from ..data.transforms import build_transforms
-from ..engine.runtime import autocast, num_workers, resolve_device, use_channels_last
-from ..loss import create_loss
-from ..models import create_model
-from ..optim import create_optimizer
-from .planner import Candidate, Speed
+from ..config.training import cache_side
+from ..data.images import ImageStore, read_image, resize_square
+from ..engine.fold import build_fold
+from ..engine.inference import predict_probs
+from ..engine.runtime import decode_workers
+from ..engine.step import train_step
+from ..engine.training import begin_epoch
+from ..utils.timing import median_seconds, synced_clock
+from .planner import Candidate, Facts, Policy, Speed, affordable_epochs
+
+log = logging.getLogger("foldstack")
 
 SAMPLE = 48          # images decoded for the measurements
-WARMUP, TIMED = 2, 3  # untimed calls (allocation, kernels chosen), then the median of the timed ones
+WARMUP, TIMED = 2, 3  # untimed batches (allocation, kernels chosen, workers started), then the timed ones
 
 
 def decode_seconds(paths: list, size: int, workers: int) -> tuple[float, list]:
@@ -36,68 +40,65 @@ def decode_seconds(paths: list, size: int, workers: int) -> tuple[float, list]:
     return per_image / max(workers, 1), images
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_seconds(fn, device: torch.device) -> float:
-    """Median seconds of TIMED calls of fn after WARMUP untimed ones (allocation, kernel choice)."""
-    for _ in range(WARMUP):
-        fn()
-    times = []
-    for _ in range(TIMED):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray, task: str) -> Speed:
-    """Seconds per training image and per evaluation image (one view) of candidate c."""
-    device = resolve_device(cfg.runtime.device)
-    data = cfg.data.model_copy(update=dict(img_size=c.img_size, batch_size=c.batch_size))
-    cfg = cfg.model_copy(update=dict(data=data, model=cfg.model.model_copy(update=dict(name=c.model))))
-    transform = build_transforms(cfg.data, train=True)
-    batch = c.batch_size  # per-image cost depends on the batch (small ones are slower per image on a CPU too)
-    picks = [resize_square(images[i % len(images)], c.img_size) for i in range(batch)]
-    t0 = time.perf_counter()
-    x = torch.stack([transform(image=img)["image"] for img in picks])
-    aug_s = (time.perf_counter() - t0) / batch
-    workers = num_workers(cfg, device)
-    aug_s = aug_s / workers if workers else aug_s
-
-    model = create_model(cfg.model, y.shape[1], task).to(device)
-    layout = use_channels_last(cfg, device)
-    x = to_device(x, device, cfg.data, layout)  # the training step's own copy and normalisation
-    if layout:
-        model = model.to(memory_format=torch.channels_last)
-    target = torch.from_numpy(np.resize(y, (batch, y.shape[1]))).float().to(device)
-    optimizer, loss_fn = create_optimizer(model, cfg.train), create_loss(cfg.loss, task, y)
-    ema = ModelEmaV3(model, decay=0.99)  # every plan keeps an EMA of the weights: its update is part of a step
-    model.train()
-
-    def update():
-        with autocast(cfg, device):
-            loss = loss_fn(model(x, target), target)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update(model)
-
-    step_s = _median_seconds(update, device) / batch
-    model.eval()
-    with torch.no_grad(), autocast(cfg, device):
-        eval_s = _median_seconds(lambda: model(x), device) / batch
-    train_s = max(step_s, aug_s) if workers else step_s + aug_s  # workers augment while the device trains
-    return Speed(train_s=train_s, eval_s=eval_s)
-
-
 def sample_images(ctx) -> tuple[list, float]:
     """(SAMPLE train images decoded at full size, seconds per image of the cache build on this machine)."""
     rows = np.linspace(0, len(ctx.train.paths) - 1, min(SAMPLE, len(ctx.train.paths))).astype(int)
-    workers = os.cpu_count() if ctx.cfg.runtime.num_workers == "auto" else max(ctx.cfg.runtime.num_workers, 1)
+    workers = max(decode_workers(ctx.cfg), 1)
     decode_s, images = decode_seconds([ctx.train.paths[r] for r in rows], ctx.cfg.data.img_size, workers)
     return images, decode_s
+
+
+def candidate_config(cfg: Config, c: Candidate) -> Config:
+    """The run's config with the candidate's model, size and batch, and the EMA every plan keeps."""
+    data = cfg.data.model_copy(update=dict(img_size=c.img_size, batch_size=c.batch_size))
+    return cfg.model_copy(update=dict(data=data, model=cfg.model.model_copy(update=dict(name=c.model)),
+                                      train=cfg.train.model_copy(update=dict(ema=True))))
+
+
+def sample_store(images: list, cfg: Config, n_rows: int, folder: Path) -> ImageStore:
+    """n_rows of the sample images (repeated) as the run's cache holds them: S x S squares in a memory-mapped file."""
+    side = cache_side(cfg.data)
+    squares = [resize_square(img, side, cfg.data.interpolation) for img in images]
+    np.save(folder / "sample.npy", np.stack([squares[i % len(squares)] for i in range(n_rows)]))
+    return ImageStore([""] * n_rows, n_rows, folder / "sample.npy", side)
+
+
+def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray) -> Speed:
+    """Seconds per training image (the step with its batch's augmentation) and per evaluation image (one view)
+    of candidate c, from a fold of the sample built as the run builds its folds."""
+    cfg = candidate_config(cfg, c)
+    n_train, n_valid = c.batch_size * (WARMUP + TIMED), c.batch_size * 2  # one validation batch
+    folds = np.r_[np.ones(n_train, dtype=int), np.zeros(n_valid, dtype=int)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = sample_store(images, cfg, n_train + n_valid, Path(tmp))
+        f = build_fold(cfg, store, np.resize(y, (n_train + n_valid, y.shape[1])), folds, 0, Path(tmp))
+        begin_epoch(f, cfg, 0, 0)
+        n_batches, step, times = len(f.train_loader), 0, []
+        t0 = synced_clock(f.device)
+        for i, (x, target) in enumerate(f.train_loader):  # the wait for a batch is part of the step
+            _, step = train_step(f, cfg, 0, 0, i, n_batches, step, x, target)
+            now = synced_clock(f.device)
+            if i >= WARMUP:
+                times.append(now - t0)
+            t0 = now
+        model = f.ema.module if f.ema is not None else f.model  # what validation predicts with
+        # the first pass (untimed): the evaluation kernels chosen
+        eval_s = median_seconds(lambda: predict_probs([model], f.valid_loader, cfg, f.device), repeats=TIMED,
+                                warmup=1, device=f.device)
+        del f  # its loader's workers end with it
+    return Speed(train_s=float(np.mean(times)) / c.batch_size, eval_s=eval_s / n_valid)
+
+
+def measure_ladder(ctx, images: list, candidates: list, facts: Facts, budget_s: float, policy: Policy) -> dict:
+    """{Candidate: Speed} for the candidates up to the first that cannot get its minimum epochs."""
+    speeds = {}
+    for c in candidates:
+        t0 = time.perf_counter()
+        speed = measure(ctx.cfg, c, images, ctx.targets)
+        speeds[c] = speed
+        e = affordable_epochs(c, speed, facts, min(policy.folds), [], policy.fill * budget_s)
+        log.info(f"plan: {c.model} at {c.img_size}px: {1 / speed.train_s:.0f} train / {1 / speed.eval_s:.0f} eval "
+                 f"images/s, {e} epochs would fit ({time.perf_counter() - t0:.1f}s to measure)")
+        if e < policy.epoch_range(c.pretrained, facts.n_train * (min(policy.folds) - 1) / min(policy.folds))[0]:
+            break  # every later candidate costs more
+    return speeds

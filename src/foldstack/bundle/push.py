@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from ..artifacts import is_complete, read_manifest
+from ..artifacts import latest, stage_root
 from ..errors import PipelineError
 from ..kaggle import credentials_problem, run_cli
 from .metadata import DATASET_METADATA, KERNEL_METADATA
@@ -21,11 +21,11 @@ HINT = "no network, or a slug taken by someone else's dataset or kernel?"
 
 
 def latest_bundle(root: Path, comp: str) -> Path:
-    folder = Path(root) / "bundle" / comp
-    done = [p for p in folder.glob("*") if not p.name.startswith(".") and is_complete(p)] if folder.is_dir() else []
-    if not done:
-        raise PipelineError(f"no bundle of {comp} in {folder}: run `make bundle COMP={comp}` first")
-    return max(done, key=lambda p: read_manifest(p).get("created_ns", 0))
+    found = latest(root, "bundle", comp)
+    if found is None:
+        raise PipelineError(f"no bundle of {comp} in {stage_root(root, 'bundle', comp)}: run `make bundle "
+                            f"COMP={comp}` first")
+    return found
 
 
 def bundle_ids(bundle: Path) -> tuple[str, str]:

@@ -17,8 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli import last_output_line
-from ..errors import PipelineError
+from ..errors import PipelineError, last_output_line
 
 PROJECT = "foldstack"
 IMAGE_PROVIDES = ("torch", "torchvision")  # and their own requirements: Kaggle's image has them (GPU builds)

@@ -55,16 +55,14 @@ class Competition(Section):
     """Beta of metric `f_beta` (in the artifact hashes only when that is the metric)."""
     drop_unlabeled: bool = False
     """Train rows with an empty target: refused naming the CSV rows (false), or left out and counted in the log
-    (true; in the artifact hashes only when true)."""
+    (true)."""
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        # f_beta is part of the artifact hashes only where it matters: other metrics keep their hashes.
+        # f_beta is part of the artifact hashes only where it matters: other metrics ignore it.
         out = handler(self)
         if self.metric != "f_beta":
             out.pop("f_beta", None)
-        if not self.drop_unlabeled:  # the default changes no row: hashes stay those of before the key existed
-            out.pop("drop_unlabeled", None)
         return out
 
 
@@ -86,13 +84,4 @@ class Folds(Section):
     KFold, StratifiedKFold, GroupKFold, StratifiedGroupKFold), `multilabel_stratified` (iterative
     stratification)."""
     dedupe: bool = False
-    """Byte-identical train images share a group, so they never sit in two folds (in the folds hash only when
-    true)."""
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # dedupe is part of the folds hash only when on: existing splits keep their keys.
-        out = handler(self)
-        if not self.dedupe:
-            out.pop("dedupe", None)
-        return out
+    """Byte-identical train images share a group, so they never sit in two folds."""

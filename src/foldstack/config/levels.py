@@ -29,6 +29,13 @@ class Predict(Section):
     checkpoint: Union[Literal[CHECKPOINTS], list[Literal[CHECKPOINTS]]] = "last"
     """Weights each fold predicts with: `last` (the EMA ones with train.ema), `best` (picked on the fold it
     predicts: optimistic OOF), `ema`, `swa`, `snapshots` (their mean); a list averages several models per fold."""
+    fold_outlier: Literal["keep", "weight", "refuse"] = "keep"
+    """How the folds' models average into the test predictions: `keep` (alike), `weight` (each fold by its OOF
+    validation score; a loss by its inverse), `refuse` (`make oof` stops with one line when a fold ended far below
+    the others, see fold_outlier_gap). The OOF CV line names such folds in every mode."""
+    fold_outlier_gap: float = Field(0.05, ge=0)
+    """A fold is far below the others when its validation score is worse than the median of the other folds' by
+    more than this, in the metric's units."""
 
 
 STACK_METHODS = ("mean", "rank", "weighted", "geometric", "xgboost", "logreg")

@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from ..errors import PipelineError
 from .schema import Config
+from .training import cache_side, eval_side
 
 
 def _validation_message(err: ValidationError, source: str) -> str:
@@ -114,7 +115,6 @@ def check_across_sections(cfg: Config) -> None:
         raise PipelineError(f"predict.tta_crop_fraction={p.tta_crop_fraction} at data.img_size={size} makes every "
                             f"five/ten_crop view the whole image (round({size} / {p.tta_crop_fraction}) = {size}); "
                             f"use a smaller fraction")
-    from ..data.cache import cache_side, eval_side  # size arithmetic only (no OpenCV)
 
     d = cfg.data
     if isinstance(d.cache_size, int) and d.cache_size < size:

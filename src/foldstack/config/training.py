@@ -1,9 +1,9 @@
 """What a fold trains: model, data and augmentation, mixup, optimisation and schedule, loss, LR range test."""
 from typing import Literal, Optional, Union
 
-from pydantic import Field, model_serializer
+from pydantic import Field
 
-from .base import Section, drop_neutral
+from .base import Section
 
 
 POOLS = ("avg", "max", "dual", "gem")
@@ -38,11 +38,6 @@ class Model(Section):
     """Margin heads: logit scale."""
     margin_m: float = Field(0.5, ge=0)
     """Margin heads: additive angular (arcface) or cosine (cosface) margin."""
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # `pretrained` is replaced in the models' key by the hash of the weights actually loaded (stages/lineage).
-        return drop_neutral(handler(self), self, {"pretrained": "auto"})
 
 
 AUGMENT_PRESETS = ("none", "light", "medium", "heavy")
@@ -94,11 +89,20 @@ class Data(Section):
     std: list[float] = [0.229, 0.224, 0.225]
     """Normalisation standard deviation per RGB channel (ImageNet's)."""
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        rrc_off = lambda d: not d.rrc  # noqa: E731
-        return drop_neutral(handler(self), self, dict(cache_size=None, interpolation="area", crop_pct=1.0, rrc=False,
-                                                      rrc_scale=rrc_off, rrc_ratio=rrc_off))
+
+def cache_side(data: Data) -> int:
+    """S, the side of the cached squares: data.cache_size in pixels (an int), or times img_size (a float); unset,
+    img_size / crop_pct when crop_pct < 1 (evaluation's resize is then the identity and its centre crop takes real
+    pixels), else img_size."""
+    size = data.cache_size
+    if size is None:
+        return eval_side(data)
+    return size if isinstance(size, int) else round(data.img_size * size)
+
+
+def eval_side(data: Data) -> int:
+    """The side evaluation resizes to before its centre crop of img_size: round(img_size / crop_pct)."""
+    return round(data.img_size / data.crop_pct) if data.crop_pct < 1 else data.img_size
 
 
 class Mixup(Section):
@@ -188,17 +192,14 @@ class Train(Section):
     """Stop after N epochs without a better validation metric; null: never."""
     time_limit: Optional[float] = Field(None, gt=0)
     """Watchdog: a fold that has trained this many seconds stops after the update it is in (then validates and
-    is saved as usual; its manifest says so); null: no limit. `make plan` sets it from the budget."""
+    is saved as usual; its manifest says so); its LR schedule follows the time too, so it stops at the final LR;
+    null: no limit. `make plan` sets it from the budget."""
     amp: bool = True
     """Mixed precision (torch.amp autocast), on CUDA only."""
     amp_dtype: Literal["float16", "bfloat16"] = "bfloat16"
     """Autocast dtype."""
     seed: int = 42
     """Seed of the model initialisation and of the shuffle and augmentation streams (fold k adds k)."""
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        return drop_neutral(handler(self), self, dict(time_limit=None))
 
 
 LOSSES = ("auto", "ce", "focal", "weighted_ce", "ohem", "bce", "soft_ce", "lovasz")

@@ -7,6 +7,7 @@ component is a pure function of (its seed, the images it has seen) and never per
 global streams (the training loop's shuffling, dropout, mixup...).
 """
 import random
+import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -49,30 +50,36 @@ class PrivateRNG:
             torch.set_rng_state(saved[2])
 
 
-_RAND_KEYS = ("mstd", "mmax", "inc", "m", "n", "p")   # longest first: 'mstd0.5' is not 'm' + 'std0.5'
+_RAND_NUMBERS = {"m": int, "n": int, "mmax": int, "inc": int, "mstd": float, "p": float}  # timm's parse of each
 _RAND_TRANSFORM_SETS = ("weights", "3aw", "3a")
 
 
-def _is_number(text: str) -> bool:
+def _parses(kind, text: str) -> bool:
     try:
-        float(text)
+        kind(text)
     except ValueError:
         return False
     return True
 
 
 def _check_rand_string(config_str: str) -> None:
-    """timm silently skips sections it cannot parse ('rand-m9-foo'); refuse them instead."""
+    """timm reads 'rand-m9-mstd0.5-inc1' section by section (the key is what precedes the first digit), skips one
+    it cannot parse ('rand-m9-foo') and raises on a bad number ('rand-m9.5'): refuse both here, by name."""
     parts = config_str.split("-")
     if parts[0] != "rand":
-        raise ValueError("expected 'trivial' or a RandAugment string starting with 'rand' (e.g. 'rand-m9-mstd0.5-inc1')")
+        raise _invalid(config_str, "expected 'trivial' or a RandAugment string starting with 'rand' "
+                                   "(e.g. 'rand-m9-mstd0.5-inc1')")
     for part in parts[1:]:
         if part.startswith("t") and part[1:] in _RAND_TRANSFORM_SETS:
             continue
-        key = next((k for k in _RAND_KEYS if part.startswith(k)), None)
-        if key is None or not _is_number(part[len(key):]):
-            raise ValueError(f"unknown section {part!r} (expected m<int>, n<int>, p<float>, mstd<float>, "
-                             f"mmax<int>, inc<0|1> or t<{'|'.join(_RAND_TRANSFORM_SETS)}>)")
+        key, value = re.match(r"(\D*)(.*)", part).groups()
+        if key not in _RAND_NUMBERS or not _parses(_RAND_NUMBERS[key], value):
+            raise _invalid(config_str, f"unknown section {part!r} (expected m<int>, n<int>, p<float>, mstd<float>, "
+                                       f"mmax<int>, inc<0|1> or t<{'|'.join(_RAND_TRANSFORM_SETS)}>)")
+
+
+def _invalid(config_str: str, why: str) -> PipelineError:
+    return PipelineError(f"data.auto_augment: invalid value {config_str!r}: {why}")
 
 
 class AutoAugment:
@@ -83,16 +90,13 @@ class AutoAugment:
         from torchvision.transforms import InterpolationMode, TrivialAugmentWide
 
         img_mean = tuple(min(255, round(255 * m)) for m in mean)  # fill colour, as timm's create_transform
-        try:
-            if config_str == "trivial":
-                self.op = TrivialAugmentWide(interpolation=InterpolationMode.BILINEAR, fill=list(img_mean))
-            else:
-                _check_rand_string(config_str)
-                hparams = dict(translate_const=int(img_size * 0.45), img_mean=img_mean,
-                               interpolation=Image.Resampling.BILINEAR)
-                self.op = rand_augment_transform(config_str, hparams)
-        except Exception as e:  # timm asserts / int() errors on a malformed string
-            raise PipelineError(f"data.auto_augment: invalid value {config_str!r}: {e or type(e).__name__}") from None
+        if config_str == "trivial":
+            self.op = TrivialAugmentWide(interpolation=InterpolationMode.BILINEAR, fill=list(img_mean))
+        else:
+            _check_rand_string(config_str)  # checked first: timm would skip or assert
+            hparams = dict(translate_const=int(img_size * 0.45), img_mean=img_mean,
+                           interpolation=Image.Resampling.BILINEAR)
+            self.op = rand_augment_transform(config_str, hparams)
         self.rng = PrivateRNG(seed)
 
     def set_random_seed(self, seed: int) -> None:
@@ -105,17 +109,18 @@ class AutoAugment:
 
 
 class Erasing:
-    """timm RandomErasing (per-pixel normal noise, per-image probability) on a normalised CHW float tensor."""
+    """timm RandomErasing (per-pixel normal noise, per-image probability): a uint8 CHW tensor in, normalised by
+    `normalize` (data.device.Normalize: the noise is drawn in normalised units) and erased, float out."""
 
-    def __init__(self, probability: float, seed: int = 0):
+    def __init__(self, probability: float, normalize, seed: int = 0):
         from timm.data.random_erasing import RandomErasing
 
         self.op = RandomErasing(probability=probability, mode="pixel", device="cpu")
-        self.rng = PrivateRNG(seed)
+        self.normalize, self.rng = normalize, PrivateRNG(seed)
 
     def set_random_seed(self, seed: int) -> None:
         self.rng.seed(seed)
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
         with self.rng.active():
-            return self.op(tensor)
+            return self.op(self.normalize(tensor))

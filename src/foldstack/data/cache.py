@@ -1,13 +1,14 @@
 """The decoded-image cache: every train and test image decoded and resized once into one uint8 array on disk.
 
 cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, 3) uint8, read through a memory map, so memory stays
-flat as the data grows and forked workers share the pages. S is `cache_side(data)`: data.img_size unless
-data.cache_size (or a crop_pct < 1) keeps more pixels, so that RandomResizedCrop and evaluation's resize and centre
-crop work from real pixels. The key hashes both tables' fingerprints (ids, labels, file names and sizes), S and
+flat as the data grows and forked workers share the pages. S is `cache_side(data)` (config/training.py):
+data.img_size unless data.cache_size (or a crop_pct < 1) keeps more pixels, so that RandomResizedCrop and
+evaluation's resize and centre crop work from real pixels. The key hashes both tables' fingerprints (ids, labels, file names and sizes), S and
 data.interpolation: new data, another side or resampling is another folder, never a rewrite.
 It is built on first use by whichever stage needs images (decoding in parallel on every core), and
 `runtime.cache=false` reads the files and resizes them to S the same way instead: results are identical (see
-`data/images.py`). This module imports no OpenCV at load: the config checks use `cache_side` / `eval_side`."""
+`data/images.py`). This module imports no OpenCV at load. The size arithmetic (`cache_side`, `eval_side`) is the
+data section's own, in config/training.py, where the config checks use it."""
 import logging
 import os
 import time
@@ -16,25 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import artifact_path, is_complete, staging, write_manifest
+from ..config.training import cache_side
 from ..utils.io import stable_hash
 
 log = logging.getLogger("foldstack")
 FORMAT = 2  # bump when what is stored changes (2: read_image refuses truncated files, GIF transparency via PIL)
-
-
-def cache_side(data) -> int:
-    """S, the side of the cached squares (`data` is the config's data section): data.cache_size in pixels (an
-    int), or times img_size (a float); unset, img_size / crop_pct when crop_pct < 1 (evaluation's resize is then
-    the identity and its centre crop takes real pixels), else img_size."""
-    size = data.cache_size
-    if size is None:
-        return eval_side(data)
-    return size if isinstance(size, int) else round(data.img_size * size)
-
-
-def eval_side(data) -> int:
-    """The side evaluation resizes to before its centre crop of img_size: round(img_size / crop_pct)."""
-    return round(data.img_size / data.crop_pct) if data.crop_pct < 1 else data.img_size
 
 
 class _Decode:
@@ -56,19 +43,20 @@ def _fill(array: np.ndarray, paths: list, size: int, interpolation: str, workers
     import torch
     from tqdm import tqdm
 
+    from .images import decode_in_this_thread
+
+    decode_in_this_thread()
     loader = torch.utils.data.DataLoader(_Decode(paths, size, interpolation), batch_size=256, num_workers=workers,
-                                         collate_fn=np.stack)
+                                         collate_fn=np.stack, worker_init_fn=decode_in_this_thread)
     start = 0
     for block in tqdm(loader, desc="decoding images into the cache", leave=False, disable=None if progress else True):
         array[start:start + len(block)] = block
         start += len(block)
 
 
-def cache_key(fingerprints: list[str], size: int, interpolation: str = "area") -> str:
-    """The tables, S and the resampling; `area` (the only one before data.interpolation existed) is left out,
-    so the caches built before keep their key."""
-    extra = {} if interpolation == "area" else dict(interpolation=interpolation)
-    return stable_hash(dict(tables=fingerprints, size=size, format=FORMAT, **extra), 16)
+def cache_key(fingerprints: list[str], size: int, interpolation: str) -> str:
+    """The tables, S and the resampling."""
+    return stable_hash(dict(tables=fingerprints, size=size, interpolation=interpolation, format=FORMAT), 16)
 
 
 def file_store(paths: list, n_train: int, data):
@@ -79,13 +67,13 @@ def file_store(paths: list, n_train: int, data):
     return ImageStore(paths, n_train, size=cache_side(data), interpolation=data.interpolation)
 
 
-def image_store(ctx):
+def image_store(ctx, workers: int = 0):
     """Train then test images of the competition (a data.images.ImageStore of S x S images), from the cache
     (built now if missing) unless runtime.cache is off: then decoded from the files and resized to S on each read.
-    Parallel `make -j` folds may build it at once: the first rename wins, the others use it."""
+    Parallel `make -j` folds may build it at once: the first rename wins, the others use it. `workers`: decoding
+    processes (engine.runtime.decode_workers; 0: this one)."""
     from .images import ImageStore
 
-    workers = os.cpu_count() if ctx.cfg.runtime.num_workers == "auto" else ctx.cfg.runtime.num_workers
     paths, n_train = list(ctx.train.paths) + list(ctx.test.paths), len(ctx.train.paths)
     size, interpolation = cache_side(ctx.cfg.data), ctx.cfg.data.interpolation
     if not ctx.cfg.runtime.cache:

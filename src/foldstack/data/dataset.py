@@ -1,23 +1,20 @@
 """The Dataset over an ImageStore and the DataLoader construction.
 
-Training batches carry their own augmentation seed (SeededBatches): a batch is augmented the same whichever worker
-process handles it and however many there are, so `runtime.num_workers` (and `auto`, which depends on the
-machine) never changes results, and workers can persist across epochs."""
-import os
+Training batches carry their own augmentation seed in their indices (SeededBatches yields (row, seed) pairs): a
+batch is augmented the same whichever worker process handles it and however many there are, so
+`runtime.num_workers` (and `auto`, which depends on the machine) never changes results, and workers can persist
+across epochs."""
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from .images import ImageStore
+from .images import ImageStore, decode_in_this_thread
 
 
-class SeededBatch(list):
-    """A batch of dataset indices with the seed its augmentations draw from."""
-
-    def __init__(self, rows, seed: int):
-        super().__init__(rows)
-        self.seed = seed
+def seeded(indices, seed: int) -> list[tuple[int, int]]:
+    """A training batch: each dataset index with the seed its augmentation draws from."""
+    return [(int(i), seed) for i in indices]
 
 
 class ImageDataset(Dataset):
@@ -36,19 +33,25 @@ class ImageDataset(Dataset):
         return self.__getitems__([i])[0]
 
     def __getitems__(self, batch):
-        """A whole batch at once (DataLoader calls this): one read from the store, then per-image transforms."""
-        if isinstance(batch, SeededBatch):
-            self.transform.set_random_seed(batch.seed)
-        images = self.store.read(self.rows[np.asarray(batch, dtype=np.int64)])
-        empty = torch.zeros(0)
-        return [(self.transform(image=img)["image"],
-                 torch.from_numpy(self.targets[i]) if self.targets is not None else empty)
-                for i, img in zip(batch, images)]
+        """A whole batch at once (DataLoader calls this): one read from the store, then per-image transforms.
+        `batch`: dataset indices, or (index, seed) pairs (`seeded`): the transform is reseeded wherever the seed
+        changes, so consecutive images of one seed draw one stream, as a pure function of it."""
+        pairs = [item if isinstance(item, tuple) else (item, None) for item in batch]
+        images = self.store.read(self.rows[np.asarray([i for i, _ in pairs], dtype=np.int64)])
+        empty, current, out = torch.zeros(0), None, []
+        for (i, seed), img in zip(pairs, images):
+            if seed is not None and seed != current:
+                self.transform.set_random_seed(seed)
+                current = seed
+            target = torch.from_numpy(self.targets[i]) if self.targets is not None else empty
+            out.append((self.transform(image=img)["image"], target))
+        return out
 
 
 class SeededBatches(Sampler):
-    """Batches of `sampler`'s rows, each a SeededBatch with a seed drawn from `generator` (as the sampler's
-    shuffle is): an epoch's rows, order and augmentations are a function of the generator's seed alone."""
+    """Batches of `sampler`'s rows as (row, seed) pairs (`seeded`), one seed per batch drawn from `generator` (as
+    the sampler's shuffle is): an epoch's rows, order and augmentations are a function of the generator's seed
+    alone."""
 
     def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool, generator: torch.Generator,
                  rank: int = 0, world_size: int = 1):
@@ -64,7 +67,7 @@ class SeededBatches(Sampler):
         seeds = torch.randint(2**31 - 1, (len(self),), generator=self.generator).tolist()
         for b, seed in enumerate(seeds):
             batch = rows[b * self.batch_size:(b + 1) * self.batch_size]
-            yield SeededBatch(batch[self.rank::self.world_size], (seed + 7919 * self.rank) % 2**31)
+            yield seeded(batch[self.rank::self.world_size], (seed + 7919 * self.rank) % 2**31)
 
 
 class ExtraRowsSampler(Sampler):
@@ -85,20 +88,10 @@ class ExtraRowsSampler(Sampler):
         return iter(rows[torch.randperm(len(rows), generator=self.generator)].tolist())
 
 
-def auto_workers(device: torch.device, processes_per_machine: int = 1) -> int:
-    """runtime.num_workers=auto. GPU: the cores this process may use, less one for the training loop, shared among
-    the machine's processes (DDP ranks). CPU: none. The model's threads already use every core there, and a worker
-    process taking a core stalls all of them at each parallel region's barrier: measured on 2 cores, 0 workers ran
-    at 0.94 of the compute ceiling, 1 worker at 0.87. With the decoded-image cache, loading in-line is cheap."""
-    if device.type != "cuda":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(16, cores // max(processes_per_machine, 1) - 1))
-
-
 def _init_worker(worker_id: int) -> None:
     # One thread per worker: the workers are the parallelism; torch/OpenCV pools inside them would oversubscribe.
     torch.set_num_threads(1)
+    decode_in_this_thread()
 
 
 def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int, train: bool = False,
@@ -106,6 +99,7 @@ def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int, train:
                 generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1) -> DataLoader:
     """train=True: shuffled (or `sampler`'s rows, drawn from `generator`), seeded batches; reseed each epoch
     with `reseed_epoch`. Otherwise rows in order. Workers persist across epochs; pinned memory with a GPU."""
+    decode_in_this_thread()  # without workers, this process decodes beside the model's threads
     if train:
         generator = generator if generator is not None else torch.Generator()
         sampler = sampler if sampler is not None else RandomSampler(dataset, generator=generator)

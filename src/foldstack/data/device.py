@@ -1,4 +1,9 @@
-"""A batch onto the device: uint8 images are normalised there, in the layout the model runs fastest in."""
+"""Normalisation of uint8 images, where the batch is: on the device in training and inference (as timm's
+PrefetchLoader does), in a loader worker before random erasing, inside the exported ONNX graph.
+
+One arithmetic everywhere, albumentations' Normalize in float32: (x - 255 mean) / (255 std), computed as
+(x - shift) * scale (bit-identical to A.Normalize), so a model sees the same numbers in training, `make oof` and
+ONNX Runtime."""
 from functools import lru_cache
 
 import torch
@@ -6,18 +11,32 @@ import torch
 from ..config import Data
 
 
+class Normalize(torch.nn.Module):
+    """uint8 (N, C, H, W) or (C, H, W), 0..255 -> float32 normalised; mean/std live as buffers on the module's
+    device (and in an exported graph as constants)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("shift", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1) * 255)
+        self.register_buffer("scale", 1 / (torch.tensor(std, dtype=torch.float32).view(-1, 1, 1) * 255))
+
+    @classmethod
+    def of(cls, data: Data) -> "Normalize":
+        return cls(data.mean, data.std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float() - self.shift) * self.scale
+
+
 @lru_cache(maxsize=8)
-def _scale_shift(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    # albumentations' Normalize: (x - 255 mean) / (255 std)
-    shift = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255
-    scale = 1 / (torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255)
-    return shift, scale
+def _on_device(mean: tuple, std: tuple, device: torch.device) -> Normalize:  # built once per fold's device
+    return Normalize(mean, std).to(device)
 
 
 def to_device(x: torch.Tensor, device: torch.device, data: Data, channels_last: bool = False) -> torch.Tensor:
-    """Copy (non-blocking from pinned memory), normalise uint8 with data.mean/std, optionally channels_last."""
+    """Copy (non-blocking from pinned memory), normalise uint8 with data.mean/std, optionally channels_last.
+    A float batch was normalised in the worker already (random erasing needs it there)."""
     x = x.to(device, non_blocking=True)
     if x.dtype == torch.uint8:
-        shift, scale = _scale_shift(tuple(data.mean), tuple(data.std), torch.device(device))
-        x = (x.float() - shift) * scale
+        x = _on_device(tuple(data.mean), tuple(data.std), torch.device(device))(x)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

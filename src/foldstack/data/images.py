@@ -2,7 +2,7 @@
 
 An ImageStore reads a row either from the decoded-image cache (a uint8 (N, S, S, 3) memory-mapped array, see
 `data/cache.py`) or by decoding its file and resizing it to S x S with `resize_square`, the very function that
-filled the cache: both give the same pixels. S is `data.cache_size` (`data.cache.cache_side`), img_size by default;
+filled the cache: both give the same pixels. S is `data.cache_size` (`config.training.cache_side`), img_size by default;
 the transforms take the model's img_size from it (a resize, RandomResizedCrop, or resize and centre crop)."""
 import io
 from pathlib import Path
@@ -13,14 +13,22 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import PipelineError
 
-cv2.setNumThreads(0)  # DataLoader workers already parallelise; OpenCV threads would oversubscribe the cores
-
 JPEG_START, PNG_SIGNATURE, GIF_SIGNATURE = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8"
 JPEG_END = b"\xff\xd9"  # EOI marker
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
 JPEG_STANDALONE_MARKERS = {0x00, 0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)}  # markers without a length field
 # data.interpolation -> OpenCV flag: every resize (the cache's, the transforms') uses the configured one.
 CV2_INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+# What PIL raises on a file it cannot read: OSError (UnidentifiedImageError, truncated data, decoder errors),
+# ValueError and SyntaxError (format plugins), DecompressionBombError (a header announcing billions of pixels).
+PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def decode_in_this_thread(worker_id: int | None = None) -> None:
+    """OpenCV without its own thread pool, where a loop decodes and resizes images (a DataLoader's process and its
+    workers: also their worker_init_fn): the workers, or the model's threads beside an in-line loader, already
+    use the cores, and OpenCV's threads would oversubscribe them."""
+    cv2.setNumThreads(0)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -53,7 +61,7 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except UnidentifiedImageError:
         raise PipelineError(f"cannot decode image: {path} (not an image format OpenCV or PIL can read)") from None
-    except Exception as e:  # PIL's decoders raise OSError, ValueError, SyntaxError... on corrupt data
+    except PIL_ERRORS as e:
         reason = " ".join(str(e).split()) or e.__class__.__name__  # one line, whatever the decoder said
         raise PipelineError(f"cannot decode image: {path} ({reason})") from None
 

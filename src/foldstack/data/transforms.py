@@ -1,10 +1,10 @@
 """Image transforms built from the `data` config section.
 
-Both start from the store's S x S images (S = data.cache.cache_side, img_size by default) and end at img_size.
+Both start from the store's S x S images (S = config.training.cache_side, img_size by default) and end at img_size.
 Training: Resize to img_size (or RandomResizedCrop to img_size with `data.rrc`), flips, the `augment` preset, the
 free `extra_augs` list (albumentations, on the uint8 image), then the optional `auto_augment` (timm RandAugment /
-TrivialAugmentWide), ToTensorV2, and with timm RandomErasing (which works on the normalised tensor) Normalize before
-it. Evaluation: Resize to img_size, or with `data.crop_pct` < 1 timm's resize to round(img_size / crop_pct) and
+TrivialAugmentWide), ToTensorV2, and timm RandomErasing (which works on the normalised tensor: data.device.Normalize
+before it). Evaluation: Resize to img_size, or with `data.crop_pct` < 1 timm's resize to round(img_size / crop_pct) and
 centre crop of img_size; ToTensorV2. Every resize uses `data.interpolation`.
 
 Both are called as `t(image=rgb_uint8_hwc)["image"]` -> CHW tensor: uint8, normalised on the device by
@@ -19,16 +19,16 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from ..config import AUGMENT_PRESETS, Data
-from ..errors import PipelineError
+from ..config.training import eval_side
+from ..errors import PipelineError, error_lines
 from .augment import AutoAugment, Erasing, derive_seed
-from .cache import eval_side
+from .device import Normalize
 from .images import CV2_INTERPOLATIONS
 
 REFLECT = cv2.BORDER_REFLECT_101
 
 
 def _light_affine() -> A.Affine:
-    # The pre-preset pipeline's only extra op: keep it bit-identical so default-config results do not change.
     return A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15), border_mode=REFLECT, p=0.5)
 
 
@@ -62,8 +62,8 @@ def preset_ops(name: str) -> list:
 
 
 def _error_text(err: Exception) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and "errors.pydantic.dev" not in ln]
-    return "; ".join(lines) or type(err).__name__
+    """Albumentations validates with pydantic: every complaint on one line, without pydantic's help links."""
+    return "; ".join(ln for ln in error_lines(err) if "errors.pydantic.dev" not in ln) or type(err).__name__
 
 
 def build_extra_aug(entry, where: str):
@@ -90,28 +90,26 @@ def build_extra_aug(entry, where: str):
                                 f"(it takes {', '.join(p for p in params if p != 'self')})")
     try:
         return cls(**kwargs)
-    except Exception as e:
+    except (ValueError, TypeError) as e:  # pydantic's validation (a ValueError), a required argument missing
         raise PipelineError(f"{where}: bad arguments for {name}: {_error_text(e)}") from None
 
 
 class TrainTransform:
     """The training pipeline; see the module docstring for its order."""
 
-    def __init__(self, augment: A.Compose, legacy: list[bool], auto_augment: AutoAugment | None,
-                 finish: A.Compose, erasing: Erasing | None, img_size: int, seed: int = 0):
-        self.augment, self.legacy = augment, legacy
+    def __init__(self, augment: A.Compose, auto_augment: AutoAugment | None, finish: A.Compose,
+                 erasing: Erasing | None, img_size: int, seed: int = 0):
+        self.augment = augment
         self.auto_augment, self.finish, self.erasing, self.img_size = auto_augment, finish, erasing, img_size
         self.set_random_seed(seed)
 
     def set_random_seed(self, seed: int) -> None:
         # A.Compose seeds every child with the same seed, so two ops drawing alike (HorizontalFlip and VerticalFlip:
-        # one draw per call) would fire in lockstep forever. Ops of the original pipeline (Resize, HorizontalFlip,
-        # the light Affine) keep that seed so default-config results do not change; every other op (RandomResizedCrop
-        # included), and the non-albumentations components, get their own derived seed.
+        # one draw per call) would fire in lockstep forever: every op, and every component outside albumentations,
+        # gets its own seed derived from this one.
         self.augment.set_random_seed(seed)
-        for i, (op, keep) in enumerate(zip(self.augment.transforms, self.legacy)):
-            if not keep:
-                op.set_random_seed(derive_seed(seed, 10, i))
+        for i, op in enumerate(self.augment.transforms):
+            op.set_random_seed(derive_seed(seed, 10, i))
         if self.auto_augment is not None:
             self.auto_augment.set_random_seed(derive_seed(seed, 20))
         if self.erasing is not None:
@@ -140,14 +138,12 @@ def _resize(cfg: Data, side: int) -> A.Resize:
     return A.Resize(side, side, interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
 
 
-def _first_train_op(cfg: Data) -> tuple:
-    """(op, keeps the legacy seed): RandomResizedCrop from the S x S image (its own derived seed), else the resize
-    of the original pipeline."""
+def _first_train_op(cfg: Data):
+    """RandomResizedCrop from the S x S image to img_size, else the resize to img_size."""
     if cfg.rrc:
-        crop = A.RandomResizedCrop(size=(cfg.img_size, cfg.img_size), scale=tuple(cfg.rrc_scale),
+        return A.RandomResizedCrop(size=(cfg.img_size, cfg.img_size), scale=tuple(cfg.rrc_scale),
                                    ratio=tuple(cfg.rrc_ratio), interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
-        return crop, False
-    return _resize(cfg, cfg.img_size), True
+    return _resize(cfg, cfg.img_size)
 
 
 def build_transforms(cfg: Data, train: bool):
@@ -158,13 +154,12 @@ def build_transforms(cfg: Data, train: bool):
         return A.Compose([_resize(cfg, side), *crop, ToTensorV2()], seed=0)
     ops = [_first_train_op(cfg)]
     if cfg.hflip:
-        ops.append((A.HorizontalFlip(p=0.5), True))
+        ops.append(A.HorizontalFlip(p=0.5))
     if cfg.vflip:
-        ops.append((A.VerticalFlip(p=0.5), False))
-    ops += [(op, cfg.augment == "light") for op in preset_ops(cfg.augment)]
-    ops += [(build_extra_aug(e, f"data.extra_augs[{i}]"), False) for i, e in enumerate(cfg.extra_augs)]
+        ops.append(A.VerticalFlip(p=0.5))
+    ops += preset_ops(cfg.augment)
+    ops += [build_extra_aug(e, f"data.extra_augs[{i}]") for i, e in enumerate(cfg.extra_augs)]
     auto = AutoAugment(cfg.auto_augment, cfg.img_size, cfg.mean) if cfg.auto_augment else None
-    erasing = Erasing(cfg.random_erasing) if cfg.random_erasing > 0 else None
-    finish = A.Compose(([A.Normalize(mean=cfg.mean, std=cfg.std)] if erasing else []) + [ToTensorV2()], seed=0)
-    return TrainTransform(A.Compose([op for op, _ in ops], seed=0), [keep for _, keep in ops], auto, finish,
-                          erasing, cfg.img_size)
+    erasing = Erasing(cfg.random_erasing, Normalize.of(cfg)) if cfg.random_erasing > 0 else None
+    finish = A.Compose([ToTensorV2()], seed=0)
+    return TrainTransform(A.Compose(ops, seed=0), auto, finish, erasing, cfg.img_size)

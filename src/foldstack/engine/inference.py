@@ -32,9 +32,9 @@ def models_from_weights(cfg: Config, n_outputs: int, states: list, device) -> li
 
 def inference_loader(cfg: Config, images, rows, device):
     """Rows of an ImageStore in order through the evaluation transform (TTA views are made on the device). The
-    store's images are S x S (data.cache.cache_side; `file_store` for files outside the competition), the batches
+    store's images are S x S (config.training.cache_side; `file_store` for files outside the competition), the batches
     img_size x img_size."""
-    from ..data.cache import cache_side
+    from ..config.training import cache_side
     from ..data.dataset import ImageDataset, make_loader
     from ..data.transforms import build_transforms
     from ..errors import PipelineError
@@ -64,8 +64,10 @@ def tta_views(cfg: Config) -> list:
 
 
 @torch.inference_mode()
-def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: str = "predict", plain: bool = False):
-    """Class probabilities (N, K) averaged over models; each model's views merged by predict.tta_merge.
+def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: str = "predict", plain: bool = False,
+                  weights: list | None = None):
+    """Class probabilities (N, K) averaged over models (weighted by `weights` when given: fold_weights.py); each
+    model's views merged by predict.tta_merge.
 
     Several models share one pass over the loader, so test images are decoded once, not once per fold; all
     views of a batch go through a model in one batched call (chunked at runtime.infer_batch images).
@@ -78,17 +80,18 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
         if layout:  # weights in the layout of the batches (a no-op for a model trained here)
             model.to(memory_format=torch.channels_last)
     task, merged_out, plain_out = cfg.competition.task, [], []
+    shares = [1.0] * len(models) if weights is None else list(weights)  # x 1.0 and / n: the plain mean's bytes
     for x, _ in progress(loader, cfg, desc):
         x = to_device(x, device, cfg.data, layout)
         merged = identity = 0
-        for model in models:
+        for model, weight in zip(models, shares):
             with autocast(cfg, device):
                 probs = forward_views(lambda batch: logits_to_probs(model(batch), task), x, views,
                                       cfg.runtime.infer_batch)
-            merged = merged + (probs[0].float() if len(views) == 1 else
-                               merge_views(probs.float(), cfg.predict.tta_merge, task))
-            identity = identity + probs[0].float()
-        merged_out.append(merged.cpu() / len(models))
-        plain_out.append(identity.cpu() / len(models))
+            merged = merged + weight * (probs[0].float() if len(views) == 1 else
+                                        merge_views(probs.float(), cfg.predict.tta_merge, task))
+            identity = identity + weight * probs[0].float()
+        merged_out.append(merged.cpu() / sum(shares))
+        plain_out.append(identity.cpu() / sum(shares))
     merged = torch.cat(merged_out).numpy().astype(np.float64)
     return (merged, torch.cat(plain_out).numpy().astype(np.float64)) if plain else merged

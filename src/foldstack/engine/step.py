@@ -1,6 +1,7 @@
 """One batch through training: onto the device, resized (multiscale) and mixed (mixup), forward and backward
-at 1/accum_steps of its gradient (`micro_step`), then the optimizer update (`optimizer_step`). The one training
-step: the epoch loop, `make lr-find` and `make bench` all run it."""
+at 1/accum_steps of its gradient (`micro_step`), then the optimizer update (`optimizer_step`) and the EMA's
+(`train_step`: all of it). The one training step: the epoch loop, the budget planner's timing, `make lr-find` and
+`make bench` all run it."""
 from contextlib import nullcontext
 
 import torch
@@ -45,3 +46,17 @@ def micro_step(f: Fold, cfg: Config, fold: int, epoch: int, i: int, x, target, s
     if f.mixup is not None:
         x, target = f.mixup(x, target)
     return forward_backward(f, cfg, x, target, 1 / tc.accum_steps, sync=sync)
+
+
+def train_step(f: Fold, cfg: Config, fold: int, epoch: int, i: int, n_batches: int, step: int, x, target
+               ) -> tuple[torch.Tensor, int]:
+    """Batch i of an epoch's n_batches: its micro-step, and when it ends an accumulation group (or the epoch) the
+    optimizer update and the EMA's. Returns (the batch's loss, optimizer updates so far)."""
+    update = (i + 1) % cfg.train.accum_steps == 0 or i + 1 == n_batches
+    loss = micro_step(f, cfg, fold, epoch, i, x, target, sync=update)
+    if update:
+        optimizer_step(f, cfg)
+        step += 1
+        if f.ema is not None:
+            f.ema.update(f.model, step=step)
+    return loss, step

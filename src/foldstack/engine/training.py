@@ -22,7 +22,7 @@ from ..utils.seed import rng_state, set_rng_state
 from .fold import ExtraRows, Fold, build_fold
 from .inference import predict_probs
 from .runtime import progress
-from .step import batch_to_device, micro_step, optimizer_step
+from .step import batch_to_device, train_step
 
 log = logging.getLogger("foldstack")
 
@@ -65,8 +65,8 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
             on_epoch(fold, epoch + 1, dict(rows[-1]))
         if watchdog.fired:
             log.warning(f"fold {fold}: watchdog: train.time_limit={tc.time_limit:.0f}s reached in epoch {epoch + 1} "
-                        f"of {tc.epochs} ({watchdog.elapsed():.0f}s trained): the fold stops here, validated and "
-                        f"saved as usual (the LR schedule did not finish)")
+                        f"of {tc.epochs} ({watchdog.elapsed():.0f}s trained): the fold stops here at its final LR (the "
+                        f"schedule follows the time too), validated and saved as usual")
 
     metrics = fold_metrics(f, cfg, fold, out_dir, rows, y_valid, extra)
     if watchdog.fired:
@@ -84,6 +84,7 @@ class Watchdog:
 
     def __init__(self, limit: float | None, already: float = 0.0):
         self.limit, self.already, self.start, self.fired = limit, already, time.time(), False
+        self.seconds = already  # at the last check, agreed by every rank
 
     def elapsed(self) -> float:
         return self.already + time.time() - self.start
@@ -91,8 +92,13 @@ class Watchdog:
     def check(self, device: torch.device) -> bool:
         """Under torchrun every rank stops at the same update (rank clocks differ: they agree through a max)."""
         if self.limit is not None and not self.fired:
-            self.fired = dist.any_rank(self.elapsed() >= self.limit, device)
+            self.seconds = dist.max_over_ranks(self.elapsed(), device)
+            self.fired = self.seconds >= self.limit
         return self.fired
+
+    def fraction(self) -> float:
+        """The share of the limit spent at the last check: 1 once fired, 0 without a limit."""
+        return 1.0 if self.fired else self.seconds / self.limit if self.limit else 0.0
 
 
 def resume(f: Fold, last_path: Path, fold: int, epochs: int) -> tuple[int, int, list]:
@@ -130,23 +136,20 @@ def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int,
                     watchdog: Watchdog | None = None) -> tuple[float, int]:
     """One pass over the training part (cut short when the watchdog fires); returns (mean loss, optimizer updates
     so far)."""
-    tc, accum = cfg.train, cfg.train.accum_steps
     n_batches, total = len(f.train_loader), torch.zeros((), device=f.device)  # no per-step host sync
-    bar = progress(f.train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
+    bar = progress(f.train_loader, cfg, f"fold {fold} epoch {epoch + 1}/{cfg.train.epochs}")
     for i, (x, target) in enumerate(bar):
-        update = (i + 1) % accum == 0 or i + 1 == n_batches
-        total += micro_step(f, cfg, fold, epoch, i, x, target, sync=update).float()
-        if not update:
+        loss, updated = train_step(f, cfg, fold, epoch, i, n_batches, step, x, target)
+        total += loss.float()
+        if updated == step:
             continue  # gradient accumulation: sum 1/accum of each batch's gradient, then one update
-        optimizer_step(f, cfg)
-        step += 1
-        if f.swa is None or not f.swa.active(epoch):
-            f.schedule.step_update(step)
-        if f.ema is not None:
-            f.ema.update(f.model, step=step)
+        step = updated
+        stop = watchdog is not None and watchdog.check(f.device)
+        if f.swa is None or not f.swa.active(epoch):  # a budgeted fold's LR also follows its time
+            f.schedule.step_update(step, watchdog.fraction() if watchdog is not None else 0.0)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{total.item() / (i + 1):.4f}")
-        if watchdog is not None and watchdog.check(f.device):
+        if stop:
             return total.item() / (i + 1), step
     return total.item() / max(n_batches, 1), step
 

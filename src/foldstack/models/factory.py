@@ -62,21 +62,13 @@ def _backbone(cfg: Model) -> nn.Module:
 
 @torch.no_grad()
 def _feature_map(backbone: nn.Module, cfg: Model) -> tuple[int, bool]:
-    """(channels, NHWC?) of the unpooled output, from one forward of zeros (eval: BN statistics untouched).
-    A small input first (cheap on CPU); fixed-size models (ViT, Swin) only take their default size."""
-    was_training, out = backbone.training, None
+    """(channels, NHWC?) of the unpooled output, from one forward of zeros (eval: BN statistics untouched) at the
+    model's own input size (timm's pretrained cfg): every model takes it, fixed-size ones (ViT, Swin) only it."""
+    was_training = backbone.training
     backbone.eval()
     size = backbone.pretrained_cfg.get("input_size", (3, 224, 224))
-    for hw in ((64, 64), tuple(size[-2:])):
-        try:
-            out = backbone(torch.zeros(1, size[0], *hw))
-            break
-        except Exception as e:
-            error = e
+    out = backbone(torch.zeros(1, *size))
     backbone.train(was_training)
-    if out is None:
-        raise PipelineError(f"model.pool={cfg.pool}: {cfg.name} does not run on a {size} input: "
-                            f"{str(error).splitlines()[0]}")
     if out.ndim != 4:
         raise PipelineError(f"model.pool={cfg.pool} needs a CNN with a 2-D feature map; {cfg.name} gives shape "
                             f"{tuple(out.shape)} (use model.pool=avg)")

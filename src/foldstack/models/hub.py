@@ -2,24 +2,25 @@
 hub's own cache layout (models--<org>--<repo>/blobs, snapshots, refs), so that the folder can be uploaded as a
 Kaggle dataset and read with the network off (HF_HUB_OFFLINE=1).
 
-`find_weights` resolves the model's timm pretrained cfg (a name with or without its tag: `resnet18` is timm's
-default `timm/resnet18.a1_in1k`), looks in the cache for the files timm's `load_state_dict_from_hf` reads
-(`model.safetensors`, then `pytorch_model.bin`) and, when asked to, downloads the first the hub has with
-`hf_hub_download`, as timm does. An unreachable hub costs seconds: a HEAD request with a short timeout and no
-retries decides before any download starts, and its failure is remembered for the rest of the process. Every
-answer, and every file's sha256, is memoised per process: the stages and contexts of one run ask once."""
-import hashlib
+timm decides which file a model loads and downloads it: `timm.create_model(name, pretrained=True, cache_dir=...)`.
+What this module adds: finding that file in the cache (huggingface_hub's `scan_cache_dir`) and its sha256 (the
+models' key hashes it), the offline checks, and one-line reasons. An unreachable hub costs seconds, once per
+process: one request with a short timeout and no retries decides before timm's download (which retries for
+minutes), and its answer is kept."""
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
-from ..errors import PipelineError
+from ..artifacts import stage_root
+from ..errors import PipelineError, first_line
+from ..utils.io import sha256_file
 
 log = logging.getLogger("foldstack")
 
-PROBE_TIMEOUT = 5.0  # seconds: the HEAD request that decides whether the hub is reachable, and hf_hub_download's
-FILES = ("model.safetensors", "pytorch_model.bin")  # what timm reads from a hub repo, in its order
+PROBE_TIMEOUT = 5.0  # seconds: the request that decides whether the hub is reachable
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".npz")  # a snapshot's weights files, safetensors first
 NOT_CACHED = "not in the cache, and only training downloads"
 OFFLINE = "HF_HUB_OFFLINE is set"
 
@@ -39,22 +40,16 @@ class Weights:
 class Lookup:
     """What one model's lookup found: `weights`, or None and `reason` (one phrase). `hub`: false when timm has no
     hub weights for the model (or does not know it); `repo_id`: its hub repo when resolved; `downloaded`: fetched
-    by this process; `tried_download`: the hub was asked (or known unreachable)."""
+    by this process."""
     weights: Weights | None
     reason: str = ""
     hub: bool = True
     repo_id: str | None = None
     downloaded: bool = False
-    tried_download: bool = False
-
-
-_lookups: dict[tuple[str, str], Lookup] = {}
-_hashes: dict[tuple[str, int, int], str] = {}
-_hub_down: list[str] = []  # the first network failure of this process: later lookups do not try again
 
 
 def weights_dir(root: Path) -> Path:
-    return Path(root) / "weights"
+    return stage_root(root, "weights")
 
 
 def _shown(folder: Path) -> str:
@@ -76,13 +71,13 @@ def find_weights(model_cfg, root: Path, download: bool) -> Weights | None:
     return found.weights
 
 
-def scratch_reason(model_cfg, root: Path) -> str | None:
+def scratch_reason(model_cfg, root: Path, download: bool = False) -> str | None:
     """Under `model.pretrained=auto` without weights: the one line saying that the models train from scratch,
-    why, and how to get the weights (logged by the train stage, recorded in each fold's manifest). None
-    otherwise."""
+    why (with `download`, the download's answer: asked once per process), and how to get the weights (logged by
+    the train stage, recorded in each fold's manifest). None otherwise."""
     if model_cfg.pretrained != "auto" or model_cfg.pretrained_path:
         return None
-    found = lookup(model_cfg.name, root, download=False)
+    found = lookup(model_cfg.name, root, download)
     if found.weights is not None:
         return None
     name = model_cfg.name
@@ -102,15 +97,13 @@ def _required_message(name: str, folder: Path, found: Lookup) -> str:
 
 
 def lookup(name: str, root: Path, download: bool) -> Lookup:
-    """The weights of timm model `name` in `root/weights/`, downloaded there first when `download` and not
-    cached. Memoised: a later call with download=False reuses any answer; one with download=True reuses an
-    answer that found weights or already tried the hub."""
+    """The weights of timm model `name` in `root/weights/`; when `download` and not cached, timm downloads them
+    there first (tried once per model and folder per process: a later call gets the same answer)."""
     cache_dir = weights_dir(root).resolve()
-    key = (name, str(cache_dir))
-    known = _lookups.get(key)
-    if known is None or (download and known.weights is None and not known.tried_download and known.hub):
-        known = _lookups[key] = _lookup(name, cache_dir, download)
-    return known
+    found = _in_cache(name, cache_dir)
+    if found.weights is not None or not found.hub or not download:
+        return found
+    return _download(name, found.repo_id, cache_dir)
 
 
 def pretrained_cfg(name: str):
@@ -127,110 +120,92 @@ def pretrained_cfg(name: str):
     return cfg
 
 
+def _in_cache(name: str, cache_dir: Path) -> Lookup:
+    try:
+        pcfg = pretrained_cfg(name)
+    except PipelineError as e:
+        return Lookup(None, str(e), hub=False)
+    hub_id = pcfg.hf_hub_id if pcfg is not None else None
+    if not hub_id:
+        url = pcfg.url if pcfg is not None else None
+        where = f"; timm fetches its weights from {url}" if url else ""
+        return Lookup(None, f"timm has no Hugging Face hub weights for {name} (no hf_hub_id{where})", hub=False)
+    repo_id, _, revision = hub_id.partition("@")
+    cached = _cached_file(cache_dir, repo_id, revision or "main")
+    if cached is None:
+        return Lookup(None, OFFLINE if _offline() else NOT_CACHED, repo_id=repo_id)
+    path, filename = cached
+    return Lookup(Weights(path, sha256_file(path), repo_id, filename, _data_config(pcfg)), repo_id=repo_id)
+
+
+def _cached_file(cache_dir: Path, repo_id: str, revision: str) -> tuple[Path, str] | None:
+    """(snapshot path, file name in the repo) of the weights file in the cache's snapshot of `repo_id` at
+    `revision` (a branch, tag or commit): the one timm downloaded there (safetensors first, should a snapshot hold
+    several). None when there is none."""
+    from huggingface_hub import scan_cache_dir
+
+    if not cache_dir.is_dir():
+        return None
+    for repo in scan_cache_dir(cache_dir).repos:  # a broken repo folder is skipped (listed in its warnings)
+        if repo.repo_type != "model" or repo.repo_id != repo_id:
+            continue
+        for rev in repo.revisions:
+            if revision in rev.refs or rev.commit_hash == revision:
+                files = sorted((WEIGHT_SUFFIXES.index(f.file_path.suffix), f.file_path.relative_to(rev.snapshot_path))
+                               for f in rev.files if f.file_path.suffix in WEIGHT_SUFFIXES)
+                return (rev.snapshot_path / files[0][1], files[0][1].as_posix()) if files else None
+    return None
+
+
+@lru_cache(maxsize=None)
+def _download(name: str, repo_id: str, cache_dir: Path) -> Lookup:
+    """timm's own download of `name`'s pretrained weights into cache_dir (the model it builds is dropped), then
+    the cache lookup. Once per model and folder per process."""
+    import timm
+    # HTTPError: huggingface_hub's name for its HTTP client's transport errors (not OSErrors)
+    from huggingface_hub.errors import HTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    problem = OFFLINE if _offline() else _hub_unreachable()
+    if problem:
+        return Lookup(None, problem, repo_id=repo_id)
+    log.info(f"downloading the weights of {name} ({repo_id}) into {_shown(cache_dir)}")
+    try:
+        timm.create_model(name, pretrained=True, cache_dir=cache_dir)
+    except (RepositoryNotFoundError, RevisionNotFoundError) as e:  # gated repos included
+        return Lookup(None, f"the hub refuses {repo_id}: {first_line(e)}", repo_id=repo_id)
+    except (OSError, HTTPError) as e:  # the hub's errors (no such file...), a dropped connection, disk full
+        return Lookup(None, f"download failed: {first_line(e)}", repo_id=repo_id)
+    found = _in_cache(name, cache_dir)
+    if found.weights is None:
+        return replace(found, reason=f"timm loaded {repo_id} but left no weights file in {_shown(cache_dir)}")
+    return replace(found, downloaded=True)
+
+
+@lru_cache(maxsize=1)
+def _hub_unreachable() -> str:
+    """Empty when the hub answers, else why not: one HEAD request through huggingface_hub's own HTTP client (its
+    proxy and certificate settings) with a short timeout and no retries, once per process."""
+    from huggingface_hub import constants, get_session
+    from huggingface_hub.errors import HTTPError
+
+    try:
+        status = get_session().head(constants.ENDPOINT, timeout=PROBE_TIMEOUT).status_code
+    except HTTPError as e:  # DNS, connection refused, timeout, proxy
+        return f"hub unreachable: {first_line(e, with_type=True)}"
+    return f"hub unreachable: {constants.ENDPOINT} answers HTTP {status}" if status >= 500 else ""
+
+
+def _offline() -> bool:
+    from huggingface_hub import is_offline_mode
+
+    return is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
 def _data_config(pretrained_cfg) -> dict:
     from timm.data import resolve_data_config
 
     out = resolve_data_config({}, pretrained_cfg=pretrained_cfg.to_dict())
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-
-def _filenames(pretrained_cfg) -> list[str]:
-    """The files timm's hub loading tries, in its order: a safetensors alternative first."""
-    given = getattr(pretrained_cfg, "hf_hub_filename", None)
-    if not given:
-        return list(FILES)
-    if given.endswith(".bin"):
-        safe = "open_clip_model.safetensors" if given == "open_clip_pytorch_model.bin" else given[:-4] + ".safetensors"
-        return [safe, given]
-    return [given]
-
-
-def _lookup(name: str, cache_dir: Path, download: bool) -> Lookup:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        pcfg = pretrained_cfg(name)
-    except PipelineError as e:
-        return Lookup(None, str(e), hub=False)
-    hub_id = getattr(pcfg, "hf_hub_id", None) if pcfg is not None else None
-    if not hub_id:
-        url = getattr(pcfg, "url", None) if pcfg is not None else None
-        where = f"; timm fetches its weights from {url}" if url else ""
-        return Lookup(None, f"timm has no Hugging Face hub weights for {name} (no hf_hub_id{where})", hub=False)
-    repo_id, _, revision = hub_id.partition("@")
-    revision = revision or None
-    files = _filenames(pcfg)
-    for filename in files:
-        cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
-        if isinstance(cached, str) and Path(cached).is_file():
-            return Lookup(_weights(Path(cached), repo_id, filename, pcfg), repo_id=repo_id)
-    if not download and not _offline():
-        return Lookup(None, NOT_CACHED, repo_id=repo_id)
-    if _offline():
-        return Lookup(None, OFFLINE, repo_id=repo_id, tried_download=True)
-    if _hub_down:
-        return Lookup(None, _hub_down[0], repo_id=repo_id, tried_download=True)
-    filename, problem = _available(repo_id, revision, files)
-    if filename is None:
-        return Lookup(None, problem, repo_id=repo_id, tried_download=True)
-    from huggingface_hub import hf_hub_download
-
-    log.info(f"downloading {repo_id}/{filename} into {_shown(cache_dir)}")
-    try:
-        path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, etag_timeout=PROBE_TIMEOUT)
-    except Exception as e:  # the connection dropped mid-file, a full disk, ...
-        return Lookup(None, f"download failed: {_first_line(e)}", repo_id=repo_id, tried_download=True)
-    return Lookup(_weights(Path(path), repo_id, filename, pcfg), repo_id=repo_id, downloaded=True,
-                  tried_download=True)
-
-
-def _available(repo_id: str, revision: str | None, files: list[str]) -> tuple[str | None, str]:
-    """(the first of `files` the hub has, "") or (None, why not): one HEAD request per file, a short timeout
-    and no retries. A network failure is remembered for the process."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
-    for filename in files:
-        try:
-            get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), timeout=PROBE_TIMEOUT)
-            return filename, ""
-        except RemoteEntryNotFoundError:
-            continue
-        except (RepositoryNotFoundError, RevisionNotFoundError) as e:  # gated repos included
-            return None, f"the hub refuses {repo_id}: {_first_line(e)}"
-        except Exception as e:  # DNS, connection refused, timeout, proxy, 5xx
-            _hub_down.append(f"hub unreachable: {_first_line(e)}")
-            return None, _hub_down[0]
-    return None, f"the hub has none of {', '.join(files)} in {repo_id}"
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
-def _weights(path: Path, repo_id: str, filename: str, pretrained_cfg) -> Weights:
-    return Weights(path, sha256(path), repo_id, filename, _data_config(pretrained_cfg))
-
-
-def sha256(path: Path) -> str:
-    """The file's sha256 (hex), memoised per process by its resolved path, size and mtime."""
-    real = Path(path).resolve()
-    st = real.stat()
-    key = (str(real), st.st_size, st.st_mtime_ns)
-    if key not in _hashes:
-        digest = hashlib.sha256()
-        with open(real, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _hashes[key] = digest.hexdigest()
-    return _hashes[key]
 
 
 INTERPOLATIONS = {"bilinear": "bilinear", "bicubic": "bicubic", "area": "area", "box": "area"}

@@ -2,7 +2,7 @@
 weights/, or a checkpoint this pipeline wrote for another competition. Only the backbone is loaded; the head is
 always new (new competition, other classes). Errors name the key that gave the file (`what`)."""
 import logging
-import sys
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..errors import PipelineError
+from ..errors import PipelineError, first_line
 
 log = logging.getLogger("foldstack")
 
@@ -18,15 +18,22 @@ MIN_COVERAGE = 0.9  # share of the backbone's tensors the file must provide: les
 STRIP = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
 
 
+# What torch.load raises on a file it cannot read: a pickled full model (weights_only refuses it), a cut zip, an
+# empty file, bytes that are no torch file at all.
+TORCH_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError)
+
+
 def read_state_dict(path: Path, what: str = "model.pretrained_path") -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
             obj = load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a pickled full model, a corrupt file, ...
-        raise PipelineError(f"{what}: cannot read {path}: {str(e).splitlines()[0]}") from None
+    except (SafetensorError, *TORCH_LOAD_ERRORS) as e:
+        raise PipelineError(f"{what}: cannot read {path}: {first_line(e)}") from None
     # Our last.pt: {"model", "ema" (None when off), ...}, predictions use the EMA so prefer it; best.pt/swa.pt:
     # {"model"}; timm's train.py: {"state_dict"}; plain weights files are the state dict itself.
     for key in ("ema", "model", "state_dict"):
@@ -71,6 +78,19 @@ def coverage(state: dict, own: dict, path: Path) -> dict:
                 first_missing=missing[:5], unused=len([k for k in state if k not in own]))
 
 
+def _converted(path: Path, name: str) -> dict | None:
+    """The file's tensors as timm's own pretrained loading of `name` reads them: through the architecture's
+    converter, for original (non-timm) releases, e.g. ConvNeXt or Swin from their authors. Loaded strictly into
+    the whole model, classifier included; None when they do not fit it (another architecture)."""
+    import timm
+
+    try:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    except (RuntimeError, KeyError, ValueError):  # missing, unexpected or misshapen tensors, in the load or converter
+        return None
+    return model.state_dict()
+
+
 def load_backbone_weights(backbone: nn.Module, path: Path, name: str, what: str = "model.pretrained_path") -> dict:
     """Load the backbone from `path`; returns its `coverage` (logged when partial, kept in the fold manifest).
     Refused when under MIN_COVERAGE of the tensors fit: that is another architecture, not a partial match."""
@@ -78,13 +98,7 @@ def load_backbone_weights(backbone: nn.Module, path: Path, name: str, what: str 
     state = _clean(read_state_dict(path, what), own)
     problem = _misfit(state, own)
     if problem:
-        # Original (non-timm) releases, e.g. ConvNeXt or Swin from their authors: timm's converter for the
-        # architecture renames the keys, as timm's own pretrained loading would.
-        convert = getattr(sys.modules.get(type(backbone).__module__), "checkpoint_filter_fn", None)
-        try:
-            converted = convert(dict(state), backbone) if convert else None
-        except Exception:
-            converted = None
+        converted = _converted(path, name)
         if converted is None or _misfit(converted, own):
             raise PipelineError(f"{what}: {path} does not fit {name}: {problem}")
         state = converted

@@ -1,5 +1,8 @@
 """One schedule interface over timm's schedulers (stepped per optimizer update), plateau (per epoch, on the
-validation metric, torch's ReduceLROnPlateau) and torch's OneCycleLR. Every group's LR is the schedule's value times its `lr_scale`."""
+validation metric, torch's ReduceLROnPlateau) and torch's OneCycleLR. Every group's LR is the schedule's value times its `lr_scale`.
+
+A budgeted fold (train.time_limit) follows its time as well as its updates: timm's schedule is stepped to the
+update count of `budget_progress`, so a fold the watchdog stops has already decayed to its final LR."""
 import math
 
 import torch
@@ -41,9 +44,16 @@ class Plateau:
         self.impl.load_state_dict(state)
 
 
+def budget_progress(updates: int, total_updates: int, time_fraction: float) -> float:
+    """How far through its schedule a fold is: the larger of its updates and its time spent (each a fraction of
+    the planned ones), at most 1."""
+    return min(1.0, max(updates / max(total_updates, 1), time_fraction))
+
+
 class Schedule:
     def __init__(self, optimizer: torch.optim.Optimizer, tc: Train, updates_per_epoch: int, maximize: bool):
         self.name, self.per_epoch = tc.scheduler, tc.scheduler == "plateau"
+        self.total_updates = tc.epochs * updates_per_epoch
         if tc.scheduler == "plateau":
             self.impl = Plateau(optimizer, tc, updates_per_epoch, maximize)
             return
@@ -67,10 +77,14 @@ class Schedule:
             updates_per_epoch=updates_per_epoch)
         self.impl.step_update(0)  # the first update already uses the scheduled (and lr_scale'd) LR
 
-    def step_update(self, step: int) -> None:
-        """After optimizer update number `step` (1-based)."""
+    def step_update(self, step: int, time_fraction: float = 0.0) -> None:
+        """After optimizer update number `step` (1-based); time_fraction: the share of the fold's time limit spent
+        (timm's schedules only: OneCycleLR steps one update at a time, plateau's decay is per epoch)."""
         if self.name == "onecycle":
             self.impl.step()
+        elif time_fraction > 0 and not self.per_epoch:
+            self.impl.step_update(max(step, round(budget_progress(step, self.total_updates, time_fraction)
+                                                  * self.total_updates)))
         else:
             self.impl.step_update(step)
 

@@ -1,7 +1,7 @@
 """`make report`: a static HTML view of what is on disk for a competition (reports/<comp>/index.html).
 
 collect      every prediction folder, stack and pseudo-label set on disk, the models behind them, and the level
-             `make submit` would submit (stages/lineage.py)
+             `make submit` would submit (lineage.py)
 leaderboard  one row per experiment, TTA variant, blend, stacker, pseudo round and student (stacking/report.py)
 experiment   per-experiment analysis of the OOF rows: confusion matrix, per-class (per-tag) scores, calibration,
              class distribution, worst mistakes

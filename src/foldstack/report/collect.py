@@ -1,6 +1,6 @@
 """What a report is built from: the competition's artifacts on disk, read through their manifests.
 
-Shown: for each experiment and pseudo-label round, its latest prediction folder (as stages/lineage.py picks an
+Shown: for each experiment and pseudo-label round, its latest prediction folder (as lineage.py picks an
 experiment's predictions); every stack built on those folders; every pseudo-label set. Folders left out (older
 versions, predictions made for other train/test rows) are counted in `notes`. No torch."""
 import re

@@ -5,20 +5,13 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..utils.io import pid_alive, remove_tree, reporting_write_errors
-
-
-def _hidden(final: Path, what: str, pid: int) -> Path:
-    return final.parent / f".{final.name}.{what}-{pid}"
+from ..utils.io import dead_staging, remove_tree, reporting_write_errors, staging_name
 
 
 def remove_leftovers(final: Path) -> None:
     """What a killed run left beside `final`: its temporary folder, and the previous report it had moved out of
     the way (put back when no report took its place)."""
-    for leftover in sorted(final.parent.glob(f".{final.name}.*-*")):
-        what, _, pid = leftover.name[len(final.name) + 2:].rpartition("-")
-        if what not in ("tmp", "old") or not pid.isdigit() or pid_alive(int(pid)):
-            continue
+    for leftover, what in dead_staging(final.parent, final.name):
         if what == "old" and not final.exists():
             os.rename(leftover, final)
         else:
@@ -33,7 +26,7 @@ def rebuilt(final: Path):
     with reporting_write_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(final)
-        tmp, old = _hidden(final, "tmp", os.getpid()), _hidden(final, "old", os.getpid())
+        tmp, old = final.parent / staging_name(final.name), final.parent / staging_name(final.name, "old")
         remove_tree(tmp)
         tmp.mkdir()
     try:

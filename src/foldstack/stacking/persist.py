@@ -1,7 +1,8 @@
 """A fitted level 2 (blend.BlendModel, meta.MetaModel) as files, and back, without pickle: level2.json describes
 it (method, weights, per fold and unit: prevalence, or the classes and where its parameters are), level2.npz holds
-the logistic regressions' fitted arrays (allow_pickle=False), and each XGBoost unit is a booster JSON file
-(save_model). What is loaded predicts bit for bit what was saved (tests/test_bundle.py checks it)."""
+the logistic regressions' arrays (allow_pickle=False; predicted with numpy: LogisticModel), and each XGBoost unit
+is a booster JSON file (save_model). `make stack` saves its output level into its folder (LEVEL_DIR); `make
+bundle` copies it. What is loaded predicts what was saved (tests/test_stacking.py, tests/test_bundle.py)."""
 import json
 import tempfile
 from pathlib import Path
@@ -13,49 +14,46 @@ from ..utils.io import atomic_write_bytes, atomic_write_json, atomic_writer
 from .blend import BlendModel
 from .meta import XGB_THREADS, FittedUnit, MetaModel, PrevalenceUnit
 
-LEVEL_FILE, ARRAYS_FILE = "level2.json", "level2.npz"
-FORMAT = 1
+LEVEL_DIR, LEVEL_FILE, ARRAYS_FILE = "level2", "level2.json", "level2.npz"
+FORMAT = 2  # 2: logistic regressions as their arrays (LogisticModel)
+MAX_DIFF = 1e-6  # what the saved level 2, loaded back, may differ from the test predictions it was fitted to give
 
 
-def _sklearn_classes() -> dict:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+class LogisticModel:
+    """A fitted StandardScaler + LogisticRegression pipeline (meta.fit_logreg) as its arrays, predicting as
+    sklearn's predict_proba does, operation for operation (tests/test_stacking.py compares them): scale in the
+    input's float dtype, then the logistic of the one score (two classes) or the softmax of the scores."""
+    ARRAYS = ("mean", "scale", "coef", "intercept")
 
-    return {"StandardScaler": StandardScaler, "LogisticRegression": LogisticRegression}
+    def __init__(self, mean, scale, coef, intercept):
+        self.mean, self.scale = np.asarray(mean), np.asarray(scale)
+        self.coef, self.intercept = np.asarray(coef), np.asarray(intercept)
 
+    @classmethod
+    def from_pipeline(cls, pipeline) -> "LogisticModel":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
 
-def _fitted_state(estimator, prefix: str, arrays: dict) -> dict:
-    """An sklearn estimator as {class, params, scalars}: its constructor parameters and every fitted attribute
-    (name ending in `_`), arrays stored in `arrays` under prefix + name."""
-    name = type(estimator).__name__
-    if name not in _sklearn_classes():
-        raise PipelineError(f"level 2: cannot save a {name} without pickle")
-    scalars = {}
-    for attr, value in vars(estimator).items():
-        if not attr.endswith("_") or attr.startswith("_"):
-            continue
-        if isinstance(value, np.ndarray):
-            arrays[prefix + attr] = value
-        elif isinstance(value, (int, float, np.integer, np.floating)):
-            scalars[attr] = value.item() if isinstance(value, np.generic) else value
-        else:
-            raise PipelineError(f"level 2: {name}.{attr} ({type(value).__name__}) cannot be saved without pickle")
-    state = {"class": name, "params": estimator.get_params(), "scalars": scalars}
-    try:
-        json.dumps(state)
-    except TypeError as e:
-        raise PipelineError(f"level 2: {name} has a parameter JSON cannot hold ({e})") from None
-    return state
+        scaler, logreg = (step for _, step in pipeline.steps)
+        if not (isinstance(scaler, StandardScaler) and isinstance(logreg, LogisticRegression)
+                and scaler.with_mean and scaler.with_std):
+            raise PipelineError(f"level 2: cannot save {pipeline} as arrays (StandardScaler + LogisticRegression)")
+        return cls(scaler.mean_, scaler.scale_, logreg.coef_, logreg.intercept_)
 
+    def predict_proba(self, x) -> np.ndarray:
+        from scipy.special import expit
 
-def _restored(state: dict, prefix: str, arrays) -> object:
-    estimator = _sklearn_classes()[state["class"]](**state["params"])
-    for attr, value in state["scalars"].items():
-        setattr(estimator, attr, value)
-    for key in arrays.files:
-        if key.startswith(prefix):
-            setattr(estimator, key[len(prefix):], arrays[key])
-    return estimator
+        x = np.array(x, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
+        x -= self.mean.astype(x.dtype)
+        x /= self.scale.astype(x.dtype)
+        scores = x @ self.coef.T + self.intercept
+        if scores.shape[1] == 1:
+            p = expit(scores[:, 0])
+            return np.stack([1 - p, p], axis=1)
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
 
 
 def _unit_record(unit, name: str, folder: Path, arrays: dict) -> dict:
@@ -67,8 +65,9 @@ def _unit_record(unit, name: str, folder: Path, arrays: dict) -> dict:
             unit.model.save_model(Path(tmp) / "booster.json")
             atomic_write_bytes(folder / f"{name}.json", (Path(tmp) / "booster.json").read_bytes())
         return {**record, "type": "xgboost", "booster": f"{name}.json"}
-    steps = [_fitted_state(step, f"{name}.{i}.", arrays) for i, (_, step) in enumerate(unit.model.steps)]
-    return {**record, "type": "sklearn", "steps": steps}
+    model = unit.model if isinstance(unit.model, LogisticModel) else LogisticModel.from_pipeline(unit.model)
+    arrays.update({f"{name}.{a}": getattr(model, a) for a in LogisticModel.ARRAYS})
+    return {**record, "type": "logreg"}
 
 
 def _unit(record: dict, name: str, folder: Path, arrays):
@@ -81,9 +80,7 @@ def _unit(record: dict, name: str, folder: Path, arrays):
         model.load_model(folder / record["booster"])
         model.set_params(n_jobs=XGB_THREADS)
     else:
-        from sklearn.pipeline import make_pipeline
-
-        model = make_pipeline(*(_restored(s, f"{name}.{i}.", arrays) for i, s in enumerate(record["steps"])))
+        model = LogisticModel(*(arrays[f"{name}.{a}"] for a in LogisticModel.ARRAYS))
     return FittedUnit(model, np.asarray(record["classes"], np.int64), int(record["n_out"]))
 
 
@@ -110,6 +107,19 @@ def save_level(folder: Path, model) -> list[str]:
     atomic_write_json(folder / LEVEL_FILE, record)
     boosters = [u["booster"] for units in folds for u in units if u["type"] == "xgboost"]
     return written + boosters
+
+
+def save_checked(folder: Path, model, tests: list, meta, expected: np.ndarray) -> dict:
+    """Save a fitted level 2 into the new folder `folder` and check that, loaded back, it predicts `expected`
+    (its test predictions) from the level-1 `tests` (and image `meta` features) within MAX_DIFF: the bundle's
+    kernel predicts with what is loaded. Returns what the stack's manifest records of it."""
+    Path(folder).mkdir()
+    files = save_level(folder, model)
+    diff = float(np.abs(load_level(folder).predict(tests, meta) - expected).max())
+    if not diff <= MAX_DIFF:
+        raise PipelineError(f"{folder}: the saved level 2, loaded back, differs from the fitted one by {diff:.3g} "
+                            f"(allowed {MAX_DIFF})")
+    return {"files": files, "max_abs_diff": diff}
 
 
 def load_level(folder: Path):

@@ -15,8 +15,8 @@ artifact, that no validation row leaked:
 
 Prints a line per check and artifact and writes the same as audit/<comp>/audit.json. Exit 1 when a check fails."""
 import logging
-from pathlib import Path
 
+from ..artifacts import stage_root
 from ..audit.auditor import MALFORMED, Auditor
 from ..audit.duplicate_checks import check_duplicates
 from ..audit.levels import check_pseudo, check_stack
@@ -72,7 +72,7 @@ def audit(ctx) -> Report:
 def run(ctx):
     report = audit(ctx)
     print("\n".join(report.lines()), flush=True)
-    out = Path(ctx.root) / "audit" / ctx.comp / "audit.json"
+    out = stage_root(ctx.root, "audit", ctx.comp, "audit.json")
     atomic_write_json(out, report.to_json())
     log.info(f"audit report -> {out}")
     failures = report.failures()

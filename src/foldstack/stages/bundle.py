@@ -7,9 +7,8 @@ the bundle holds exactly what submissions/<comp>/<hash>/submission.csv was made 
   snapshots, as make oof averages them) and its resolved config (model, data, TTA). Each experiment's config must
   resolve to the very prediction folder the source was built from (same key), else it is refused: the config
   files changed since;
-- for a stack, its fitted level 2 (make stack does not keep it): refitted on the stack's own inputs and
-  checked to give the stack's oof.npy and, once saved and loaded back, its test.npy within MAX_DIFF (else
-  refused); the multilabel thresholds the submission uses;
+- for a stack, its fitted level 2, copied from the stack's folder (make stack saved it and checked that it
+  loads back predicting the stack's test.npy); the multilabel thresholds the submission uses;
 - the project as a wheel and the pinned wheels inference needs (bundle/wheels.py), torch and torchvision
   excepted: they come from Kaggle's image, at the versions recorded in bundle.json.
 
@@ -23,20 +22,17 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..artifacts import input_ref, is_complete, read_manifest, staging, write_manifest
+from ..artifacts import artifact_path, input_ref, is_complete, read_manifest, stage_root, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
 from ..errors import PipelineError
+from ..lineage import predict_dir, submission_source, with_round
 from ..predictions import load_predictions
 from ..stacking import level_thresholds
-from ..utils.io import atomic_write_json, atomic_write_text, stable_hash
-from .lineage import predict_dir, submission_source, with_round
+from ..utils.io import atomic_copy, atomic_write_json, atomic_write_text, stable_hash
 
 log = logging.getLogger("foldstack")
 
-MAX_DIFF = 1e-6  # the refitted level 2 against the stack's stored predictions (float32)
 FORMAT = 1
 
 
@@ -63,40 +59,20 @@ def experiment_folds(ctx, name: str, n: int, path: Path):
     return ctx_e.cfg, target.trained.dirs
 
 
-def check_level2(ctx, source: Path, fit, model, tests: list, test_meta) -> float:
-    """The largest |difference| of the refitted level 2's OOF and of `model` (saved and loaded back) applied to
-    the inputs' test predictions, from the stack's stored oof.npy / test.npy; refused over MAX_DIFF."""
-    stored = load_predictions(source, ctx.train.ids, ctx.test.ids, fit.oof.shape[1])
-    diff = max(float(np.abs(fit.oof.astype(np.float32) - stored.oof).max()),
-               float(np.abs(model.predict(tests, test_meta).astype(np.float32) - stored.test).max()))
-    if not diff <= MAX_DIFF:
-        raise PipelineError(f"the level 2 refitted for the bundle differs from {source.relative_to(ctx.root)}'s "
-                            f"oof.npy/test.npy by {diff:.3g} (allowed {MAX_DIFF}): not bundling it")
-    return diff
-
-
-def write_level2(ctx, source: Path, inputs: dict, folder: Path) -> dict:
-    """Refit the stack's output level on its inputs, save it into `folder`, check it; returns what bundle.json
+def copy_level2(ctx, source: Path, folder: Path) -> dict:
+    """The stack's fitted level 2 (saved and checked by `make stack`) into `folder`; returns what its manifest
     records of it."""
-    from ..data.meta_features import image_meta_features
-    from ..stacking import fit_level, uses_meta_features
-    from ..stacking.persist import load_level, save_level
+    from ..stacking.persist import LEVEL_DIR
 
-    st, comp, n_out = ctx.cfg.stack, ctx.cfg.competition, len(output_names(ctx.cfg.competition))
-    preds = [load_predictions(p, ctx.train.ids, ctx.test.ids, n_out) for p in inputs.values()]
-    meta = uses_meta_features(st.method, st)
-    oof_meta = image_meta_features(ctx.train.paths, st.meta_features) if meta else None
-    test_meta = image_meta_features(ctx.test.paths, st.meta_features) if meta else None
-    tests = [p.test for p in preds]
-    fit = fit_level(st.method, [p.oof for p in preds], tests, ctx.targets, preds[0].folds, comp, st, oof_meta,
-                    test_meta)
+    level2 = read_manifest(source).get("level2")
+    if level2 is None:
+        raise PipelineError(f"{source.relative_to(ctx.root)} holds no fitted level 2 ({LEVEL_DIR}/): rebuild it "
+                            f"with `make stack COMP={ctx.comp}`")
     folder.mkdir(parents=True)
-    files = save_level(folder, fit.model)
-    diff = check_level2(ctx, source, fit, load_level(folder), tests, test_meta)
-    log.info(f"level 2 {st.method}: refitted, saved ({', '.join(files)}) and checked against "
-             f"{source.relative_to(ctx.root)} (max |diff| {diff:.1e})")
-    return {"method": st.method, "files": files, "max_abs_diff": diff,
-            "meta_features": list(st.meta_features) if meta else []}
+    for name in level2["files"]:
+        atomic_copy(source / LEVEL_DIR / name, folder / name)
+    log.info(f"level 2 {level2['method']}: {', '.join(level2['files'])} from {source.relative_to(ctx.root)}")
+    return level2
 
 
 def write_weights(cfg, fold_dirs: list, folder: Path) -> tuple[list[str], int]:
@@ -133,7 +109,7 @@ class Plan:
     ref: dict                   # its input_ref
     inputs: dict                # {experiment: its prediction folder}
     experiments: dict           # {experiment: (its config, its trained fold folders)}
-    level2: bool                # the source is a stack: its level 2 is refitted and bundled
+    level2: bool                # the source is a stack: its fitted level 2 is bundled
     target: object              # bundle.wheels.Target
     pins: dict                  # {dependency: version}
     versions: dict              # python, torch, torchvision, foldstack
@@ -166,7 +142,7 @@ def plan(ctx) -> Plan:
 
 
 def write_dataset(ctx, p: Plan, dataset: Path, wheel_cache: Path) -> tuple:
-    """The dataset folder: level 2 first (its check may refuse the bundle), weights, configs, then the wheels;
+    """The dataset folder: level 2, weights, configs, then the wheels;
     returns (its BundleSpec, what was recorded of the level 2)."""
     from ..bundle import layout
     from ..bundle.metadata import DATASET_METADATA, dataset_metadata
@@ -175,7 +151,7 @@ def write_dataset(ctx, p: Plan, dataset: Path, wheel_cache: Path) -> tuple:
     cfg, names = ctx.cfg, output_names(ctx.cfg.competition)
     preds = load_predictions(p.source, ctx.train.ids, ctx.test.ids, len(names))
     thresholds = level_thresholds(cfg.competition, cfg.stack, ctx.targets, p.source, names, preds.oof)
-    level2 = write_level2(ctx, p.source, p.inputs, dataset / layout.LEVEL2) if p.level2 else None
+    level2 = copy_level2(ctx, p.source, dataset / layout.LEVEL2) if p.level2 else None
     records = []
     for name, (exp_cfg, dirs) in p.experiments.items():
         folder = dataset / layout.EXPERIMENTS / name
@@ -217,7 +193,7 @@ def write_kernel(p: Plan, kernel: Path, gpu: bool) -> None:
 
 def run(ctx) -> Path:
     p = plan(ctx)
-    final = ctx.root / "bundle" / ctx.comp / p.key
+    final = artifact_path(ctx.root, "bundle", ctx.comp, p.key)
     if is_complete(final):
         log.info(f"bundle up to date: {final} ({folder_bytes(final) / 1e6:.1f} MB)")
         print(final)
@@ -225,7 +201,7 @@ def run(ctx) -> Path:
     args = ctx.args
     with staging(final) as tmp:
         spec, level2 = write_dataset(ctx, p, tmp / "dataset",
-                                     Path(args.wheel_cache) if args.wheel_cache else ctx.root / "bundle" / ".wheels")
+                                     Path(args.wheel_cache) if args.wheel_cache else stage_root(ctx.root, "bundle", ".wheels"))
         write_kernel(p, tmp / "kernel", bool(args.gpu))
         size = folder_bytes(tmp / "dataset")
         write_manifest(tmp, "bundle", p.key, sections(ctx.cfg, ["competition", "stack", "submit"]),

@@ -15,8 +15,8 @@ from ..config import sections
 from ..data.splits import assign_folds, metric_requirements, resolve_method
 from ..data.table import stratify_labels
 from ..errors import PipelineError
+from ..lineage import folds_dir
 from ..utils.io import atomic_write_csv, stable_hash
-from .lineage import folds_dir
 
 log = logging.getLogger("foldstack")
 

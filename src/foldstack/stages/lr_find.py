@@ -6,8 +6,8 @@ import pandas as pd
 
 from ..artifacts import artifact_path, is_complete, read_manifest, staging, write_manifest
 from ..config import sections
+from ..lineage import TRAIN_SECTIONS, load_folds, models_key_parts
 from ..utils.io import atomic_write_csv, stable_hash
-from .lineage import TRAIN_SECTIONS, load_folds
 
 log = logging.getLogger("foldstack")
 
@@ -27,18 +27,15 @@ def run(ctx):
     cfg = ctx.cfg
     split = load_folds(ctx)
     fold_key = split.key
-    parts = {"folds": fold_key, **sections(cfg, TRAIN_SECTIONS + ["lr_find"])}
-    parts["model"].pop("pretrained", None)  # as in the models' key (lineage.train_dir): the weights' hash instead
     w = ctx.weights
-    if w is not None:
-        parts["weights"] = w.sha256
-    path = artifact_path(ctx.root, "lr_find", ctx.comp, stable_hash(parts), ctx.exp)
+    path = artifact_path(ctx.root, "lr_find", ctx.comp, stable_hash(models_key_parts(ctx, fold_key, ("lr_find",))),
+                         ctx.exp)
     if is_complete(path):
         log.info(f"LR range test up to date: {path} (suggested lr {read_manifest(path)['metrics']['suggested_lr']})")
         return path
     lf = cfg.lr_find
     with staging(path) as tmp:
-        scratch = scratch_reason(cfg.model, ctx.root)
+        scratch = scratch_reason(cfg.model, ctx.root, ctx.download)
         if scratch:
             log.info(scratch)
         f = build_fold(cfg, ctx.images, ctx.targets, split.folds, 0, tmp, weights=w.path if w is not None else None)

@@ -10,9 +10,10 @@ from ..artifacts import is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
 from ..errors import PipelineError
+from ..fold_weights import cv_table_note, fold_weights, outlier_folds
+from ..lineage import predict_dir
 from ..metrics import comp_score, fold_scores
 from ..predictions import Predictions, rows_record, write_predictions
-from .lineage import predict_dir
 
 log = logging.getLogger("foldstack")
 
@@ -37,31 +38,38 @@ def run(ctx):
 
     log.info(f"TTA: {len(views)} view(s) ({', '.join(v.name for v in views)}), merged by {cfg.predict.tta_merge}")
     oof, oof_plain = np.full(y.shape, np.nan), np.full(y.shape, np.nan)
-    models, t0 = [], time.time()
+    models, fold_of_model, t0 = [], [], time.time()
     for k, fold_dir in enumerate(dirs):
         fold_models = load_fold_models(ctx.cfg, ctx.targets.shape[1], fold_dir, device)
         models += fold_models
+        fold_of_model += [k] * len(fold_models)
         valid = np.flatnonzero(folds == k)
         oof[valid], oof_plain[valid] = predict_probs(fold_models, loader(valid), cfg, device, views,
                                                      desc=f"oof fold {k}", plain=True)
         log.info(f"fold {k}: OOF {comp.metric} {comp_score(comp, y[valid], oof[valid]):.4f}")
+    if np.isnan(oof).any():  # every row is in exactly one fold, so every row gets exactly one prediction
+        raise PipelineError(f"OOF left {int(np.isnan(oof).any(1).sum())} train rows unpredicted")
+    scores, rule = fold_scores(comp, y, oof, folds), cfg.predict
+    weights = fold_weights(scores, comp.metric, rule.fold_outlier, rule.fold_outlier_gap)  # `refuse`: stops here
+    per_model = None if weights is None else [weights[k] / fold_of_model.count(k) for k in fold_of_model]
     test_rows = ctx.images.test_rows(np.arange(len(ctx.test.ids)))
     test, test_plain = predict_probs(models, loader(test_rows), cfg, device, views,
-                                     desc=f"test ({len(models)} models)", plain=True)
+                                     desc=f"test ({len(models)} models)", plain=True, weights=per_model)
     seconds = time.time() - t0
     per_fold = len(models) // len(dirs)  # images through a model: each train row by its fold's, test by all
     images = (len(y) * per_fold + len(ctx.test.ids) * len(models)) * len(views)
-    if np.isnan(oof).any():  # every row is in exactly one fold, so every row gets exactly one prediction
-        raise PipelineError(f"OOF left {int(np.isnan(oof).any(1).sum())} train rows unpredicted")
     tta = len(views) > 1
-    metrics = {comp.metric: comp_score(comp, y, oof), "fold_scores": fold_scores(comp, y, oof, folds),
+    metrics = {comp.metric: comp_score(comp, y, oof), "fold_scores": scores,
                "params": sum(p.numel() for p in models[0].parameters()), "images_per_s": images / seconds}
+    outliers = outlier_folds(scores, comp.metric, rule.fold_outlier_gap)
+    metrics.update({"fold_outliers": outliers} if outliers else {}, **({"fold_weights": weights} if weights else {}))
     if tta:
         metrics.update(no_tta=comp_score(comp, y, oof_plain), no_tta_fold_scores=fold_scores(comp, y, oof_plain, folds))
     log.info(f"OOF CV {comp.metric}: {metrics[comp.metric]:.5f} (folds: "
              f"{', '.join(f'{s:.4f}' for s in metrics['fold_scores'])})"
              + (f"; without TTA {metrics['no_tta']:.5f}" if tta else "")
-             + f" [{seconds:.0f}s, {metrics['images_per_s']:.0f} images/s, {metrics['params'] / 1e6:.2f}M params]")
+             + f" [{seconds:.0f}s, {metrics['images_per_s']:.0f} images/s, {metrics['params'] / 1e6:.2f}M params]"
+             + cv_table_note(scores, comp.metric, rule.fold_outlier_gap, weights))
     with staging(path) as tmp:
         write_predictions(tmp, ctx.train.ids, ctx.test.ids, output_names(comp),
                           Predictions(oof, test, folds, oof_plain if tta else None, test_plain if tta else None))

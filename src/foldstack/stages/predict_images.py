@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..artifacts import stage_root
 from ..discover import IMAGE_EXTS
 from ..errors import PipelineError
+from ..lineage import fold_dirs
 from ..predictions import CSV_MAX_OUTPUTS
 from ..utils.io import atomic_write_csv
-from .lineage import fold_dirs
 
 log = logging.getLogger("foldstack")
 
@@ -67,7 +68,7 @@ def top_k_frame(names: list[str], probs: np.ndarray, classes: list[str], k: int)
 
 def default_out(ctx, images: Path) -> Path:
     name = images.stem if images.is_file() else images.resolve().name
-    return ctx.root / "predictions" / ctx.comp / ctx.exp / f"{name}.csv"
+    return stage_root(ctx.root, "predict_images", ctx.comp, ctx.exp, f"{name}.csv")
 
 
 def run(ctx):

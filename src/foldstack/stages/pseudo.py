@@ -9,14 +9,14 @@ import logging
 
 import pandas as pd
 
+from .. import pipeline
 from ..artifacts import input_ref, is_complete, read_manifest, staging, write_manifest
 from ..data.table import output_names
 from ..errors import PipelineError
+from ..lineage import load_folds, models_round, pseudo_set_dir, source_dir, stack_dir, with_round
 from ..predictions import load_predictions
 from ..pseudo import select_pseudo
 from ..utils.io import atomic_save_npy, atomic_write_csv
-from . import predict, stack, train
-from .lineage import load_folds, models_round, pseudo_set_dir, source_dir, stack_dir, with_round
 
 log = logging.getLogger("foldstack")
 
@@ -76,10 +76,9 @@ def run_round(ctx, n: int):
             run_round(ctx, n - 1)
     set_path = select(ctx, n)
     for exp_ctx in round_experiments(ctx, n):
-        train.run(exp_ctx)
-        predict.run(exp_ctx)
+        pipeline.run(exp_ctx, ["train", "oof"])
     here = with_round(ctx, n)
-    stack.run(here)
+    pipeline.run(here, ["stack"])
     level, before = stack_cv(prev)
     _, after = stack_cv(here)
     print(f"round {n} ({read_manifest(set_path)['metrics']['rows']} pseudo rows): {level} OOF CV "

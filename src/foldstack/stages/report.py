@@ -13,12 +13,13 @@ Built from the manifests (src/foldstack/report/), the level to submit resolved a
 whole on every run, in a temporary folder swapped in when complete. Prints the index path last."""
 import logging
 
+from ..artifacts import stage_root
 from ..errors import PipelineError
+from ..lineage import models_round, submission_source
 from ..report.collect import collect
 from ..report.leaderboard import leaderboard
 from ..report.pages import write_report
 from ..report.publish import rebuilt
-from .lineage import models_round, submission_source
 
 log = logging.getLogger("foldstack")
 
@@ -45,7 +46,7 @@ def run(ctx):
     disk = collect(ctx, lambda path: round_of(ctx, path), submitted, why_not)
     baseline = ctx if ctx.exp == "baseline" else ctx.derive(exp="baseline")
     board = leaderboard(disk, ctx, baseline.cfg)
-    final = ctx.root / "reports" / ctx.comp
+    final = stage_root(ctx.root, "report", ctx.comp)
     with rebuilt(final) as tmp:
         write_report(tmp, ctx, disk, board)
     log.info(f"report: {len(board)} level(s), {len(disk.experiments)} experiment page(s), {len(disk.stacks)} "

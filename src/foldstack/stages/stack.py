@@ -1,8 +1,9 @@
 """Stage 05: level 2 on the level-1 folds. Blends (mean, rank, weighted, geometric) and meta-models (xgboost,
 logreg) are all fitted fold by fold on the same split as level 1, so every CV in the report is out-of-fold.
 
-Writes stacks/<comp>/<hash>/: the output level's oof/test predictions, report.csv (+ report.png), every
-level's test predictions (levels_test.npz) and, for multilabel, the thresholds searched on OOF."""
+Writes stacks/<comp>/<hash>/: the output level's oof/test predictions and its fitted model (level2/, what `make
+bundle` ships), report.csv (+ report.png), every level's test predictions (levels_test.npz) and, for multilabel,
+the thresholds searched on OOF."""
 import logging
 
 import numpy as np
@@ -13,13 +14,14 @@ from ..config import sections
 from ..data.meta_features import image_meta_features
 from ..data.table import output_names
 from ..errors import PipelineError
+from ..lineage import stack_dir, with_round
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
 from ..stacking import fit_level, thresholds_for, uses_meta_features, write_thresholds
 from ..stacking.blend import BLENDS
+from ..stacking.persist import LEVEL_DIR, save_checked
 from ..stacking.report import format_report, level_report
 from ..utils.io import atomic_write_csv, atomic_writer
 from ..utils.plots import plot_levels
-from .lineage import stack_dir, with_round
 
 log = logging.getLogger("foldstack")
 
@@ -28,9 +30,10 @@ def level_name(method: str) -> str:
     return f"{'blend' if method in BLENDS else 'stack'}:{method}"
 
 
-def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict]:
+def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict, tuple]:
     """({level name: (kind, oof, test)} for every level-1 input and every method in stack.compare + method,
-    {level name: what was fitted (blend weights per fold, XGBoost trees per fold)})."""
+    {level name: what was fitted (blend weights per fold, XGBoost trees per fold)}, (the output level's fitted
+    model, the level-1 test predictions and image features it predicts from))."""
     st, comp, y = ctx.cfg.stack, ctx.cfg.competition, ctx.targets
     levels, fitted = {}, {}
     for name, p in preds.items():
@@ -47,10 +50,12 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict]:
         fit = fit_level(method, oofs, tests, y, folds, comp, st, oof_meta, test_meta)
         kind = "blend" if method in BLENDS else f"stack on {len(oofs)} experiment(s)"
         levels[level_name(method)] = (kind, fit.oof, fit.test)
+        if method == st.method:
+            output = (fit.model, tests, test_meta if uses_meta_features(method, st) else None)
         if fit.info:
             fitted[level_name(method)] = fit.info
             log.info(f"{level_name(method)} fitted: {fit.info}")
-    return levels, fitted
+    return levels, fitted, output
 
 
 def reference_levels(ctx, inputs: dict) -> tuple[dict, dict]:
@@ -97,7 +102,7 @@ def run(ctx):
     folds = next(iter(preds.values())).folds
     if any(not np.array_equal(p.folds, folds) for p in preds.values()):
         raise PipelineError(f"stack inputs share fold key {fold_key} but assign rows to folds differently")
-    levels, fitted = level_two(ctx, preds, folds)
+    levels, fitted, (model, tests, test_meta) = level_two(ctx, preds, folds)
     output = level_name(ctx.cfg.stack.method)
     _, oof, test = levels[output]
     thresholds = thresholds_for(comp, ctx.cfg.stack, ctx.targets, oof)
@@ -113,9 +118,12 @@ def run(ctx):
             np.savez(f, **{name: t.astype(np.float32) for name, (_, _, t) in levels.items()})
         if thresholds is not None:
             write_thresholds(tmp, names, thresholds)
+        level2 = save_checked(tmp / LEVEL_DIR, model, tests, test_meta, test)
+        meta = list(ctx.cfg.stack.meta_features) if test_meta is not None else []
         write_manifest(tmp, "stack", path.name, sections(ctx.cfg, ["stack"]), fold_key=fold_key, inputs=refs,
                        metrics={row.level: row.cv for row in report.itertuples()}, metric=comp.metric,
                        output=output, fitted=fitted, rows=rows_record(ctx.train.ids, ctx.test.ids),
+                       level2=dict(level2, method=ctx.cfg.stack.method, meta_features=meta),
                        pseudo_round=ctx.cfg.pseudo.round)
     log.info(f"wrote {output} of {len(inputs)} experiment(s) + report.csv -> {path}")
     return path

@@ -6,11 +6,11 @@ import logging
 from ..artifacts import input_ref, is_complete, staging, write_manifest
 from ..config import sections
 from ..data.table import output_names
+from ..lineage import submission_source, submit_dir
 from ..predictions import load_predictions
 from ..stacking import level_thresholds
 from ..submission import build_submission, validate_submission
 from ..utils.io import atomic_copy, atomic_write_csv
-from .lineage import submission_source, submit_dir
 
 log = logging.getLogger("foldstack")
 

@@ -1,7 +1,7 @@
 """`make sweep COMP=<name> SWEEP=<name>`: the trials of configs/sweep/<name>.yaml, a grid or a search, each an
 ordinary experiment (configs/exp/<sweep>-<hash>.yaml; its artifacts the usual content-hashed folders), run on
-Ray (sweep/runner.py), then the leaderboard: make stack's table with a row per trial, the best N named, and the
-`make stack` command that blends them.
+Ray (sweep/runner.py, sweep/search.py), then the leaderboard: make stack's table with a row per trial, the best
+N named, and the `make stack` command that blends them.
 
   grid    every combination; the folds every trial lacks, as (trial, fold) tasks, then each trial's OOF
           predictions (objective `fold0`: fold 0 of every trial first, then the other folds of the best N)
@@ -14,19 +14,22 @@ A trial's folds and predictions are artifacts like any, found by their keys: a r
 why ASHA stopped a trial, is in sweeps/<comp>/<sweep>/results.json (sweep/results.py)."""
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .. import pipeline
 from ..artifacts import is_complete, read_manifest
 from ..config import read_yaml, resolve
+from ..config.files import competition_file
 from ..errors import PipelineError
+from ..lineage import load_folds, predict_dir, train_dir
 from ..metrics import HIGHER_IS_BETTER
 from ..stacking.report import format_report
-from ..sweep import leaderboard as board
+from ..sweep import cluster, leaderboard as board
 from ..sweep.results import SweepRecord, sweep_folder
 from ..sweep.spec import SweepSpec, load_spec
 from ..sweep.trials import Trial, base_layer, describe, grid_trials, make_trial, write_trial
-from .lineage import load_folds, predict_dir, train_dir
+from ..sweep.worker import StageCalls
 
 log = logging.getLogger("foldstack")
 
@@ -37,14 +40,18 @@ def add_arguments(p) -> None:
                    help="CPUs of the local Ray (default: all of this machine's); not with SWEEP_ADDRESS/RAY_ADDRESS")
 
 
-def ray_runner():
-    """sweep.runner, which imports Ray and Optuna: only a sweep needs them (the `sweep` extra)."""
+def connect_ray(cpus: int | None, spec: SweepSpec):
+    """Ray connected (cluster.connect sets Ray's settings before it imports Ray), then (train_and_predict,
+    search_fold0) of the modules that import Ray and Optuna, handed the pipeline's calls (sweep/ does not import
+    the stages) and the slot a task asks for."""
     try:
-        from ..sweep import runner
+        resources = cluster.connect(cpus)
+        from ..sweep import runner, search
     except ImportError as e:
-        raise PipelineError(f"make sweep needs Ray Tune and Optuna ({e.name} is missing): "
-                            f"pip install -c constraints.txt -e '.[sweep]'") from None
-    return runner
+        raise cluster.missing_extra(e.name) from None
+    slot = cluster.slot(spec.resources, resources)
+    calls = StageCalls(context=pipeline.context, run=pipeline.run, train=pipeline.stage_function("train"))
+    return partial(runner.train_and_predict, calls, slot), partial(search.search, calls, slot)
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def progress(ctx) -> Progress:
 def trial_contexts(ctx, sweep: str, spec: SweepSpec, trials: list[Trial]) -> dict:
     """{trial: its Context}: every trial's whole config checked (the competition's file, then the trial's layer)
     before any file is written, then each written to configs/exp/<trial>.yaml."""
-    comp_path = ctx.root / "configs" / f"{ctx.comp}.yaml"
+    comp_path = competition_file(ctx.root, ctx.comp)
     for t in trials:
         source = f"configs/sweep/{sweep}.yaml: {describe(t.values)}"
         resolve([(str(comp_path), read_yaml(comp_path)), (source, t.layer)])
@@ -109,7 +116,7 @@ def search_trials(sweep: str, spec: SweepSpec, start: dict, record) -> list[Tria
     return out
 
 
-def run_search(ctx, base, sweep: str, spec: SweepSpec, start: dict, record, runner, slot) -> dict:
+def run_search(ctx, base, sweep: str, spec: SweepSpec, start: dict, record, search_fold0) -> dict:
     """Fold 0 of every trial of the search; a resumed search tells the sampler the trials done (fold 0 trained, or
     stopped by ASHA), reruns those a kill interrupted, and draws only the rest. Returns {trial: Context}."""
     evaluated, pending, done = [], [], []
@@ -135,8 +142,8 @@ def run_search(ctx, base, sweep: str, spec: SweepSpec, start: dict, record, runn
         epochs = spec.search.space.get("train.epochs")
         max_epochs = max(epochs.examples()) if epochs is not None else base.cfg.train.epochs
         base.images  # noqa: B018  (decoded once here; trials at other sizes decode theirs)
-        runner.search(ctx.root, ctx.comp, sweep, spec, start, record, slot, metric,
-                      "max" if HIGHER_IS_BETTER[metric] else "min", max_epochs, evaluated, pending, new)
+        search_fold0(ctx.root, ctx.comp, sweep, spec, start, record, metric,
+                     "max" if HIGHER_IS_BETTER[metric] else "min", max_epochs, evaluated, pending, new)
     known = search_trials(sweep, spec, start, record)
     return trial_contexts(ctx, sweep, spec, known)
 
@@ -170,7 +177,7 @@ def run(ctx):
     sweep = ctx.args.sweep
     spec_file, spec = load_spec(ctx.root, sweep)
     start = base_layer(ctx.root, spec)
-    runner = ray_runner()
+    cluster.check_installed()
     base = pipeline.context(ctx.comp, spec.base, overrides=spec.overrides, root=ctx.root)
     metric = base.cfg.competition.metric
     record = SweepRecord(ctx.root, ctx.comp, sweep, str(spec_file.relative_to(ctx.root)), spec)
@@ -183,19 +190,19 @@ def run(ctx):
         log.info(f"sweep: {sweep}: a grid of {len(trials)} trial(s) over {', '.join(spec.grid)}; objective "
                  f"{spec.objective} ({metric})")
     pipeline.run(base, ["folds"])  # the one split every trial trains on (a trial cannot change folds.*)
-    slot = runner.slot(spec.resources, runner.connect(ctx.args.cpus))
+    train_and_predict, search_fold0 = connect_ray(ctx.args.cpus, spec)
     errors = {}
     if spec.grid is None:
-        contexts = run_search(ctx, base, sweep, spec, start, record, runner, slot)
+        contexts = run_search(ctx, base, sweep, spec, start, record, search_fold0)
     elif spec.objective == "fold0":
         plan = plan_folds(contexts, list(contexts), record, folds=[0])
-        errors.update(runner.train_and_predict(ctx.root, ctx.comp, plan, record, slot, predict=False))
+        errors.update(train_and_predict(ctx.root, ctx.comp, plan, record, predict=False))
     if spec.grid is not None and spec.objective == "oof":
         finishing = list(contexts)
     else:  # the best N by fold 0, or (a search for OOF) every trial whose fold 0 ran to the end, best first
         finishing = best_by_fold0(contexts, record, metric, spec.best if spec.objective == "fold0" else len(contexts))
     log.info(f"sweep: {len(finishing)} trial(s) to predict out of fold: {', '.join(finishing) or 'none'}")
-    errors.update(runner.train_and_predict(ctx.root, ctx.comp, plan_folds(contexts, finishing, record), record, slot))
+    errors.update(train_and_predict(ctx.root, ctx.comp, plan_folds(contexts, finishing, record), record))
     summarize(ctx, base, sweep, spec, contexts, record, errors)
 
 

@@ -11,16 +11,17 @@ With hub weights (model.pretrained, Context.weights) every fold's backbone start
 records what was loaded under metrics.pretrained (repo, file, sha256, tensors covered); under `auto` without
 them, the stage says once that it trains from scratch, and the manifest records that and why."""
 import logging
+import time
 
 import numpy as np
 
 from ..artifacts import is_complete, resumable_staging, write_manifest
 from ..config import sections
 from ..errors import PipelineError
+from ..lineage import TRAIN_SECTIONS, load_folds, train_dir
 from ..predictions import load_predictions
 from ..pseudo import hard_targets
 from ..utils.io import load_npy, read_csv
-from .lineage import TRAIN_SECTIONS, load_folds, train_dir
 
 log = logging.getLogger("foldstack")
 
@@ -72,7 +73,7 @@ def pretrained_record(ctx) -> tuple:
     if w is not None:
         log.info(f"{ctx.exp}: pretrained weights {w.repo_id}/{w.filename} (sha256 {w.sha256[:12]}...)")
         return w.path, dict(source="hub", repo_id=w.repo_id, filename=w.filename, sha256=w.sha256)
-    reason = scratch_reason(ctx.cfg.model, ctx.root)
+    reason = scratch_reason(ctx.cfg.model, ctx.root, ctx.download)
     if reason is None:
         return None, None
     log.info(reason)
@@ -85,8 +86,9 @@ def add_arguments(p) -> None:
                         "`make train -j DEVICES=...` runs them in parallel")
 
 
-def run(ctx, on_epoch=None):
-    """on_epoch: engine.training.train_fold's per-epoch hook, for every fold trained here (a sweep's ASHA)."""
+def run(ctx, on_epoch=None, budget=None):
+    """on_epoch: engine.training.train_fold's per-epoch hook, for every fold trained here (a sweep's ASHA).
+    budget: a budget.tracking.FoldBudget (`make all BUDGET=...`): each fold gets the epochs that fit what is left."""
     split = load_folds(ctx)
     fold_key, folds = split.key, split.folds
     target = train_dir(ctx, fold_key)
@@ -113,7 +115,7 @@ def run(ctx, on_epoch=None):
     if extra is not None:
         log.info(f"{ctx.exp}: + {len(extra.rows)} test rows in every fold's training part "
                  f"({'pseudo-label round ' + str(ctx.cfg.pseudo.round) if 'pseudo' in inputs else 'teacher-labelled'})")
-    for k in todo:
+    for j, k in enumerate(todo):
         final = path / f"fold{k}"
         # torchrun: every rank trains in the work folder (and resumes from its last.pt); rank 0 alone writes the
         # manifest and renames it, and the others wait for that before going on. A fold that fails before its
@@ -121,8 +123,13 @@ def run(ctx, on_epoch=None):
         resumable = lambda work: (work / "last.pt").is_file()  # noqa: E731
         with resumable_staging(final, main=dist.is_main(), resumable=resumable) as out:
             log.info(f"{ctx.exp}: training fold {k} of {n} -> {final} (in {out.name} until done)")
-            metrics = train_fold(ctx.cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher, weights,
+            cfg, share = (ctx.cfg, None) if budget is None else budget.configure(ctx.cfg, k, out, len(todo) - j)
+            t0 = time.time()
+            metrics = train_fold(cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher, weights,
                                  on_epoch=on_epoch)
+            if share is not None:
+                budget.record(k, time.time() - t0, metrics["epochs"])
+                metrics["budget"] = share
             if pretrained is not None:
                 metrics["pretrained"] = {**pretrained, **metrics.get("pretrained", {})}
             if dist.is_main():

@@ -6,7 +6,10 @@ model.pretrained is not false and that set no pretrained_path. Needs no competit
 import logging
 from pathlib import Path
 
-from ..config import parse_overrides, read_yaml, resolve
+from ..artifacts import stage_root
+from ..config import resolve
+from ..config.files import experiment_names
+from ..context import config_layers
 from ..errors import PipelineError
 
 log = logging.getLogger("foldstack")
@@ -14,17 +17,10 @@ log = logging.getLogger("foldstack")
 
 def configured_models(root: Path, comp: str, overrides: list[str]) -> list[str]:
     """The distinct model names of the experiments that may load hub weights, in experiment order."""
-    root = Path(root)
-    comp_path = root / "configs" / f"{comp}.yaml"
-    base = [(str(comp_path), read_yaml(comp_path))] if comp_path.is_file() else []
-    tail = [("overrides", parse_overrides(overrides))] if overrides else []
-    exp_dir = root / "configs" / "exp"
-    names = sorted(p.stem for p in exp_dir.glob("*.yaml")) if exp_dir.is_dir() else []
+    names = ["baseline"] + [n for n in experiment_names(root) if n != "baseline"]
     models = []
-    for exp in ["baseline"] + [n for n in names if n != "baseline"]:
-        path = exp_dir / f"{exp}.yaml"
-        layers = base + ([(str(path), read_yaml(path))] if path.is_file() else []) + tail
-        model = resolve(layers).model
+    for exp in names:
+        model = resolve(config_layers(root, comp, exp, overrides, infer=False)).model
         if model.pretrained is not False and not model.pretrained_path and model.name not in models:
             models.append(model.name)
     return models
@@ -60,5 +56,5 @@ def run(root: Path, comp: str, overrides: list[str], model: str | None) -> list[
     if not names:
         raise PipelineError(f"no experiment of {comp} loads pretrained weights (every one sets model.pretrained=false "
                             f"or a pretrained_path): name one with MODEL=<timm name>")
-    log.info(f"weights for {', '.join(names)} -> {Path(root) / 'weights'}/")
+    log.info(f"weights for {', '.join(names)} -> {stage_root(root, 'weights')}/")
     return fetch(root, names)

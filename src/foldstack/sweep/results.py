@@ -6,13 +6,14 @@ import json
 import time
 from pathlib import Path
 
+from ..artifacts import stage_root
 from ..utils.io import atomic_write_json
 from .spec import SweepSpec
 from .trials import Trial
 
 
 def sweep_folder(root: Path, comp: str, sweep: str) -> Path:
-    return Path(root) / "sweeps" / comp / sweep
+    return stage_root(root, "sweep", comp, sweep)
 
 
 class SweepRecord:

@@ -7,11 +7,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..config import deep_merge, nested, parse_overrides, read_yaml
+from ..config.files import experiment_file, write_experiment
 from ..errors import PipelineError
-from ..utils.io import atomic_write_text, stable_hash
+from ..utils.io import stable_hash
 from .spec import SweepSpec
 
 
@@ -29,7 +28,7 @@ def plain(value):
 
 def base_layer(root: Path, spec: SweepSpec) -> dict:
     """The base experiment's layer with the shared overrides applied: what every trial starts from."""
-    path = Path(root) / "configs" / "exp" / f"{spec.base}.yaml"
+    path = experiment_file(root, spec.base)
     if not path.is_file() and spec.base != "baseline":
         raise PipelineError(f"base experiment not found: {path}")
     layer = read_yaml(path) if path.is_file() else {}
@@ -57,20 +56,11 @@ def describe(values: dict) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in values.items())
 
 
-def trial_file(root: Path, trial: Trial) -> Path:
-    return Path(root) / "configs" / "exp" / f"{trial.name}.yaml"
-
-
 def write_trial(root: Path, sweep: str, spec: SweepSpec, trial: Trial) -> Path:
     """configs/exp/<trial>.yaml (written only when its content changes: the header has no date), so the trial
     reruns, stacks and reports like any experiment (EXP=<trial>)."""
-    path = trial_file(root, trial)
     header = [f"Sweep trial of configs/sweep/{sweep}.yaml, written by `make sweep SWEEP={sweep}` (the name hashes "
               f"this layer); rerun it alone with `make oof EXP={trial.name}`.",
               f"Experiment {spec.base}, then the sweep's overrides: {' '.join(spec.overrides) or 'none'}",
               f"This trial: {describe(trial.values)}"]
-    text = "".join(f"# {line}\n" for line in header) + yaml.safe_dump(trial.layer, sort_keys=False)
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
-    return path
+    return write_experiment(root, trial.name, trial.layer, header)

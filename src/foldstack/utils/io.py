@@ -3,9 +3,11 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,22 @@ def stable_hash(obj, length: int = 12) -> str:
     """Hash of a JSON-able object, independent of dict order."""
     blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def sha256_file(path) -> str:
+    """The file's sha256 (hex), memoised per process by its resolved path, size and mtime (weights are GBs)."""
+    real = Path(path).resolve()
+    st = real.stat()
+    return _sha256_of(str(real), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # A write the file system refused: one line naming the file instead of a traceback (a full disk mid-epoch).
@@ -60,45 +78,51 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _tmp_owner(name: str, target: str | None = None) -> int | None:
-    """For an atomic_writer temporary name `.<target>.<pid>-<random>.tmp`: the pid; -1 for a temporary name
-    without one (written before names carried it); None for any other name."""
-    if not (name.startswith(".") and name.endswith(".tmp") and len(name) > 5):
-        return None
-    rest = name[1:-4]
-    if target is not None:
-        if not rest.startswith(target + "."):
-            return None
-        rest = rest[len(target) + 1:]
-    pid = rest.rsplit(".", 1)[-1].split("-", 1)[0]
-    return int(pid) if pid.isdigit() else -1
+# The one staging protocol: a file or folder being built for `<name>` is the hidden `.<name>.<what>-<pid>` beside
+# it (`-<random>` after the pid for files), `what` being "tmp" (being built) or "old" (a replaced folder on its
+# way out); whatever a dead process left is removed by the next writer of `<name>` (remove_dead_staging).
+STAGING = re.compile(r"\.(?P<target>.+)\.(?P<what>tmp|old)-(?P<pid>\d+)(?:-\w+)?")
 
 
-def remove_dead_tmp_files(folder: Path, target: str | None = None, unowned: bool = False) -> None:
-    """Temporary files that a killed writer (kill -9 skips the clean-up) left in `folder`: those of `target`
-    only, or all of them; a live process's are kept, and those without a pid too unless `unowned`."""
+def staging_name(target: str, what: str = "tmp") -> str:
+    """The hidden name under which this process builds `target` (a folder; atomic_writer adds a random part)."""
+    return f".{target}.{what}-{os.getpid()}"
+
+
+def dead_staging(folder: Path, target: str | None = None) -> list[tuple[Path, str]]:
+    """[(path, what)] of the staging entries in `folder` (of `target` only, or of any name) whose process is
+    dead: a killed run's leftovers (kill -9 skips every clean-up)."""
     try:
-        entries = list(os.scandir(folder))
+        names = sorted(os.listdir(folder))
     except OSError:
-        return
-    for entry in entries:
-        pid = _tmp_owner(entry.name, target)
-        if pid is None or pid == os.getpid() or (pid == -1 and not unowned) or (pid > 0 and pid_alive(pid)):
-            continue
-        if entry.is_file(follow_symlinks=False):
-            Path(entry.path).unlink(missing_ok=True)
+        return []
+    found = []
+    for name in names:
+        m = STAGING.fullmatch(name)
+        if m and (target is None or m["target"] == target) and not pid_alive(int(m["pid"])):
+            found.append((Path(folder) / name, m["what"]))
+    return found
+
+
+def remove_dead_staging(folder: Path, target: str | None = None) -> None:
+    """Remove what dead processes left staged in `folder` (files and folders), for `target` or any name."""
+    for path, _ in dead_staging(folder, target):
+        if path.is_dir() and not path.is_symlink():
+            remove_tree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_writer(path: Path):
     """A binary file that appears at `path` complete or not at all (tmp file in the same folder + os.replace).
-    The tmp name carries the writer's pid, so the next write of `path` removes what a killed writer left; a
+    The tmp name is a staging name (its pid), so the next write of `path` removes what a killed writer left; a
     full disk or a read-only folder is one PipelineError line naming `path`, with the tmp file removed."""
     path = Path(path)
     with reporting_write_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_tmp_files(path.parent, path.name)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
+        remove_dead_staging(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_name(path.name) + "-")
     with reporting_write_errors(path):
         try:
             with os.fdopen(fd, "wb") as f:

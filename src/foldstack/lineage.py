@@ -9,20 +9,19 @@ was built from, and a round's models name the set, hence the source and the mode
 Manifests only: no torch.
 
 The layering rule: a stage module (stages/<name>.py) imports library modules (everything outside stages/) and
-this module, never another stage's functions. What several stages share lives here (which folder, built from
-what: the folds included) or below it in a library module (the split itself: data/splits.py; the audit's
-checks: audit/). The one call across stages is the pseudo stage running whole stages (their `run`), as make
-would."""
+this module, never another stage. What several stages share lives here (which folder, built from what: the folds
+included) or below it in a library module (the split itself: data/splits.py; the audit's checks: audit/). The
+stages that chain whole stages (pseudo-label rounds, the budgeted `make all`, sweep trials) run them through
+foldstack.pipeline, the layer above the stages, as make would."""
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import artifact_path, input_ref, is_complete, latest, read_manifest
-from ..config import sections
-from ..data.splits import resolve_method
-from ..errors import PipelineError
-from ..utils.io import read_csv, stable_hash
+from .artifacts import FORMAT, artifact_path, input_ref, is_complete, latest, read_manifest
+from .config import sections
+from .errors import PipelineError
+from .utils.io import read_csv, stable_hash
 
 TRAIN_SECTIONS = ["competition", "model", "data", "mixup", "train", "loss"]
 
@@ -73,19 +72,10 @@ class StackDir:
     inputs: dict
 
 
-def _split_marker(cfg) -> dict:
-    """Extra key parts for splits whose algorithm changed under an unchanged config: multilabel `auto` was
-    KFold and is iterative stratification now, so those splits get new folders instead of reusing old ones."""
-    comp = cfg.competition
-    if comp.task == "multilabel" and resolve_method(cfg.folds.method, "multilabel", bool(comp.group_col),
-                                                    False) == "multilabel_stratified":
-        return {"splitter": "multilabel_stratified"}
-    return {}
-
-
 def folds_dir(ctx) -> Path:
+    """The split's folder; its key holds the artifact format, so every key built on it changes with it."""
     key = stable_hash({**sections(ctx.cfg, ["competition", "folds"]), "train": ctx.train.fingerprint(),
-                       **_split_marker(ctx.cfg)})
+                       "format": FORMAT})
     return artifact_path(ctx.root, "folds", ctx.comp, key)
 
 
@@ -147,16 +137,23 @@ def teacher_predictions(ctx, fold_key: str):
     return path
 
 
+def models_key_parts(ctx, fold_key: str, extra_sections: tuple = ()) -> dict:
+    """What a model trained on `fold_key` is keyed by: the training sections (+ `extra_sections`), with
+    model.pretrained replaced by the sha256 of the hub weights loaded (train_dir, lr_find)."""
+    parts = {"folds": fold_key, **sections(ctx.cfg, TRAIN_SECTIONS + list(extra_sections))}
+    parts["model"].pop("pretrained", None)
+    if ctx.weights is not None:
+        parts["weights"] = ctx.weights.sha256
+    return parts
+
+
 def train_dir(ctx, fold_key: str) -> TrainDir:
     """This config's models: the pseudo-label set and the teacher, when used, are inputs, so a round's or a
     student's models never share a folder with plain ones. model.pretrained is not hashed; the sha256 of the
     hub weights loaded is (`weights`), so models from scratch keep their key whatever the setting, and models
     with weights never share a folder with models without (or with other weights)."""
     cfg = ctx.cfg
-    parts, inputs = {"folds": fold_key, **sections(cfg, TRAIN_SECTIONS)}, {"folds": dict(key=fold_key)}
-    parts["model"].pop("pretrained", None)
-    if ctx.weights is not None:
-        parts["weights"] = ctx.weights.sha256
+    parts, inputs = models_key_parts(ctx, fold_key), {"folds": dict(key=fold_key)}
     if cfg.pseudo.round:
         set_path = pseudo_set_dir(ctx, cfg.pseudo.round, fold_key).path
         if not is_complete(set_path):

@@ -1,0 +1,78 @@
+"""Planning policy: what `make plan` measures (the ladder of candidates, cheapest first), where a plan is written,
+and the recipe a plan trains (the experiment layer it writes). The arithmetic is planner.py's; the speeds,
+speed.py's."""
+from pathlib import Path
+
+import numpy as np
+
+from ..config.files import experiment_file
+from ..errors import PipelineError
+from ..utils.tables import format_table
+from .planner import Candidate, Policy, budget_name
+
+# Relative cost per pixel of each ladder model (2-core CPU training, measured: docs/measured.md), to order the
+# ladder cheapest first; the plan uses measured speeds, this only decides what is measured first.
+MODEL_COST = {"resnet10t": 1.0, "resnet18": 1.4, "resnet34": 2.8, "efficientnet_b0": 6.3}
+SIZES = (32, 48, 64, 96, 128, 160, 192, 224)
+
+
+def plan_paths(root: Path, comp: str, budget: str) -> tuple[str, Path, Path]:
+    """(experiment name, its YAML, the numbers beside it)."""
+    exp = f"{comp}-budget-{budget_name(budget)}"
+    path = experiment_file(root, exp)
+    return exp, path, path.with_suffix(".plan.json")
+
+
+def ladder(native: int, gpu: bool, n_train: int, models=None, sizes=None, pretrained=frozenset()) -> list[Candidate]:
+    """Model x image size, cheapest first: sizes from the images' own side (or 32) up to twice it (at least 64),
+    224 at most; batch 128 (64 under 5,000 train rows: enough updates per epoch), 256 on a GPU. `models` / `sizes`
+    replace the defaults (PLAN_MODELS, PLAN_SIZES); the models in `pretrained` (their weights are in weights/)
+    are fine-tuned from them."""
+    import timm
+
+    models = list(models or MODEL_COST)
+    unknown = [m for m in models if not timm.is_model(m)]
+    if unknown:
+        raise PipelineError(f"PLAN_MODELS: unknown timm model {unknown[0]!r}")
+    sizes = list(sizes or [s for s in SIZES if min(native, 32) <= s <= max(64, 2 * native)])
+    batch = 256 if gpu else (64 if n_train < 5000 else 128)
+    out = [Candidate(m, s, batch, m in pretrained) for m in models for s in sizes]
+    return sorted(out, key=lambda c: MODEL_COST.get(c.model, 1.0) * c.img_size ** 2)
+
+
+def recipe(plan, base_cfg, n_train: int) -> dict:
+    """The experiment layer of a plan: the candidate, epochs, folds and TTA, with the schedule a budget wants (linear
+    decay to zero at the last planned update; an EMA of the weights over the last ~10% of the updates) and the
+    watchdog at policy.watchdog_slack x the fold's planned seconds."""
+    c = plan.candidate
+    updates = plan.epochs * -(-int(n_train * (plan.folds - 1) / plan.folds) // c.batch_size)
+    layer = dict(
+        model=dict(name=c.model, pretrained=c.pretrained),
+        data=dict(img_size=c.img_size, batch_size=c.batch_size),
+        folds=dict(n_splits=plan.folds),
+        train=dict(epochs=plan.epochs, scheduler="linear", min_lr=0.0, warmup_epochs=1,
+                   lr=5e-4 if c.pretrained else 2e-3, ema=True,
+                   ema_decay=float(np.clip(1 - 10 / max(updates, 1), 0.9, 0.9999).round(4)),
+                   time_limit=round(plan.fold_s * Policy.watchdog_slack, 1)),
+        predict=dict(tta=list(plan.tta)),
+    )
+    if base_cfg.competition.task == "multiclass":
+        layer["loss"] = dict(label_smoothing=0.1)
+    return layer
+
+
+def describe(plan_data: dict) -> list[str]:
+    """The plan as lines (the YAML's header and what `make plan` prints)."""
+    c, est = plan_data["candidate"], plan_data["estimate"]
+    lines = [f"{c['model']} at {c['img_size']}px{' (pretrained)' if c['pretrained'] else ''}, batch "
+             f"{c['batch_size']}, {plan_data['epochs']} epochs x {plan_data['folds']} folds, TTA "
+             f"{plan_data['tta'] or 'none'}",
+             f"estimated {plan_data['total_s']:.0f}s of the {plan_data['budget_s']:.0f}s budget: "
+             + ", ".join(f"{k} {v:.0f}s" for k, v in est.items()),
+             "candidates (train / eval images per second, epochs that would fit):"]
+    rows = [[row["model"], f"{row['img_size']}px", f"{row['train_ips']:.0f}", f"{row['eval_ips']:.0f}",
+             str(row["epochs"]), "<- chosen" if (row["model"], row["img_size"]) == (c["model"], c["img_size"]) else ""]
+            for row in plan_data["considered"]]
+    table = format_table(["model", "size", "train/s", "eval/s", "epochs", ""], rows)
+    lines += ["  " + line.rstrip() for line in table.splitlines()]
+    return lines

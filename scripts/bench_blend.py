@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from foldstack.artifacts import write_manifest
-from foldstack.config import Competition
+from foldstack.config.competition import Competition
 from foldstack.metrics import comp_score
 from foldstack.predictions import Predictions, load_predictions, rows_record, write_predictions
-from foldstack.stacking import blend_cv
+from foldstack.stacking.blend import blend_cv
 
 
 def timed(label: str, fn):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from foldstack.config import Data, Mixup
+from foldstack.config.training import Data, Mixup
 from foldstack.data.augment import derive_seed
 from foldstack.data.mixup import TargetMixup, create_mixup
 from foldstack.data.multiscale import multiscale_size, resize_batch

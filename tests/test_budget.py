@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from conftest import TINY, make_competition, run_make, run_script
 from foldstack.budget.planner import (Candidate, Facts, Policy, Speed, affordable_epochs, estimate, make_plan,
                                       parse_budget, views)
-from foldstack.config import Train
+from foldstack.config.training import Train
 from foldstack.errors import PipelineError
 from foldstack.optim.schedule import create_schedule
 

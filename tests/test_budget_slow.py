@@ -11,7 +11,8 @@ import torch
 from conftest import make_competition
 from foldstack import pipeline
 from foldstack.budget.tracking import FoldBudget
-from foldstack.config import Competition, Train
+from foldstack.config.competition import Competition
+from foldstack.config.training import Train
 from foldstack.errors import PipelineError
 from foldstack.fold_weights import cv_table_note, fold_weights, outlier_folds
 from foldstack.metrics import fold_scores

@@ -25,9 +25,10 @@ from foldstack import pipeline
 from foldstack.bundle.metadata import kaggle_ids
 from foldstack.bundle.push import kernel_command, status_command, upload_command
 from foldstack.bundle.wheels import IMAGE_PROVIDES, NOT_FOR_INFERENCE, Target, closure, inference_pins
-from foldstack.config import Competition, Stack, XGBoost
+from foldstack.config.competition import Competition
+from foldstack.config.levels import Stack, XGBoost
 from foldstack.errors import PipelineError
-from foldstack.stacking import fit_level
+from foldstack.stacking.level import fit_level
 from foldstack.stacking.persist import load_level, save_level
 
 STACK = ["stack.experiments=[baseline,flip]", "stack.method=logreg", "stack.meta_features=[file_size]",

@@ -11,7 +11,9 @@ import pytest
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from foldstack.config import Config, Data, resolve
+from foldstack.config.loading import resolve
+from foldstack.config.schema import Config
+from foldstack.config.training import Data
 from foldstack.config.training import cache_side, eval_side
 from foldstack.context import Context
 from foldstack.data.cache import FORMAT, cache_key, file_store, image_store

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from foldstack.config import Competition, Stack
-from foldstack.stacking import read_thresholds, write_thresholds
+from foldstack.config.competition import Competition
+from foldstack.config.levels import Stack
+from foldstack.stacking.thresholds import read_thresholds, write_thresholds
 from foldstack.submission import build_submission, validate_submission
 
 from conftest import TINY, make_competition, make_project, run_here, run_make

@@ -1,6 +1,7 @@
 import pytest
 
-from foldstack.config import Config, parse_overrides, resolve
+from foldstack.config.loading import parse_overrides, resolve
+from foldstack.config.schema import Config
 from foldstack.context import load_config
 from foldstack.errors import PipelineError
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from foldstack.config import Data
+from foldstack.config.training import Data
 from foldstack.data.images import read_image
 from foldstack.data.transforms import build_transforms
 from foldstack.errors import PipelineError

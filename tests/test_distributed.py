@@ -26,7 +26,7 @@ def free_port() -> int:
 def one_step(folder: str) -> tuple[dict, int]:
     """Fold 0's first batch through the engine's real step (build_fold, forward_backward, optimizer_step): the
     weights after it and the number of images this process saw."""
-    from foldstack.config import Config
+    from foldstack.config.schema import Config
     from foldstack.data.dataset import reseed_epoch
     from foldstack.data.images import ImageStore
     from foldstack.engine.fold import build_fold
@@ -66,8 +66,8 @@ def test_a_ddp_step_on_two_processes_equals_one_step_on_the_combined_batch(tmp_p
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in single)  # the ranks agree bit for bit
     assert all(torch.allclose(ranks[0][k], single[k], atol=1e-6, rtol=1e-5) for k in single)
 
-    from foldstack.config import Config
-    from foldstack.models import create_model
+    from foldstack.config.schema import Config
+    from foldstack.models.factory import create_model
     from foldstack.utils.seed import seed_everything
 
     cfg = Config.model_validate(NO_BN)

@@ -4,7 +4,9 @@ docs/ pages name exists. Cheap checks (no training) except the last, which runs 
 tiny generated competition."""
 import re
 
-from foldstack.config import Config, Section, parse_overrides, resolve
+from foldstack.config.base import Section
+from foldstack.config.loading import parse_overrides, resolve
+from foldstack.config.schema import Config
 from foldstack.config.reference import main, render, schema_fields, schema_sections
 
 from conftest import REPO, TINY, make_competition, make_project, run_make

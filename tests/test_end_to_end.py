@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from foldstack.config import Competition
+from foldstack.config.competition import Competition
 from foldstack.submission import validate_submission
 
 from conftest import (TINY, copy_project, make_competition, run_here, run_make, run_script,

@@ -41,24 +41,18 @@ def test_missing_column(tmp_path):
     assert_one_line_error(proc, "train.csv", "missing column(s) 'label'")
 
 
-def test_label_not_in_classes(tmp_path):
-    folder = make_competition(tmp_path, "c")
+@pytest.mark.parametrize("column, row, value, ids_with_ext, expected", [
+    ("label", 4, "horse", False, ("train.csv row 6", "'horse' is not a known class")),
+    ("id", 2, "../test/test_000.png", True, ("train.csv row 4", "points outside")),
+])
+def test_a_bad_cell_in_train_csv(tmp_path, column, row, value, ids_with_ext, expected):
+    folder = make_competition(tmp_path, "c", ids_with_ext=ids_with_ext)
     run_here(tmp_path, "01_folds.py", "c")  # writes configs/c.yaml with the three classes
     frame = pd.read_csv(folder / "train.csv")
-    frame.loc[4, "label"] = "horse"
+    frame.loc[row, column] = value
     frame.to_csv(folder / "train.csv", index=False)
-    proc = run_here(tmp_path, "01_folds.py", "c", "folds.seed=3", check=False)
-    assert_one_line_error(proc, "train.csv row 6", "'horse' is not a known class")
-
-
-def test_id_escaping_the_image_folder(tmp_path):
-    folder = make_competition(tmp_path, "c", ids_with_ext=True)
-    run_here(tmp_path, "01_folds.py", "c")
-    frame = pd.read_csv(folder / "train.csv")
-    frame.loc[2, "id"] = "../test/test_000.png"
-    frame.to_csv(folder / "train.csv", index=False)
-    proc = run_here(tmp_path, "01_folds.py", "c", "folds.seed=5", check=False)
-    assert_one_line_error(proc, "train.csv row 4", "points outside")
+    proc = run_here(tmp_path, "01_folds.py", "c", "folds.seed=3", check=False)  # a new split: the folds rerun
+    assert_one_line_error(proc, *expected)
 
 
 def test_missing_image(tmp_path):

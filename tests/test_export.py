@@ -161,7 +161,7 @@ def test_one_normalisation_for_training_inference_and_export():
     import torch
     from albumentations.pytorch import ToTensorV2
 
-    from foldstack.config import Data
+    from foldstack.config.training import Data
     from foldstack.data.device import Normalize, to_device
     from foldstack.engine.export import ExportNet
 

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foldstack.config import Config, Folds, sections
+from foldstack.config.competition import Folds
+from foldstack.config.loading import sections
+from foldstack.config.schema import Config
 from foldstack.context import load_config
 from foldstack.data.splits import assign_folds, metric_requirements
 from foldstack.errors import PipelineError

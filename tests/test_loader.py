@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from foldstack.config import Config
+from foldstack.config.schema import Config
 from foldstack.data.cache import image_store
 from foldstack.data.dataset import ImageDataset, SeededBatches, make_loader, reseed_epoch, seeded
 from foldstack.engine.runtime import auto_workers

@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
 
-from foldstack.config import LOSSES, Loss
+from foldstack.config.training import LOSSES, Loss
 from foldstack.errors import PipelineError
-from foldstack.loss import class_weights_from_targets, create_loss
+from foldstack.loss.factory import create_loss
+from foldstack.loss.weighted import class_weights_from_targets
 
 torch.manual_seed(0)
 LOGITS = torch.randn(6, 4)
@@ -177,7 +178,7 @@ def test_ohem_over_focal_is_the_mean_of_the_hardest_focal_losses():
 
 
 def test_distillation_loss_reduces_to_its_parts():
-    from foldstack.loss import DistillLoss, soften
+    from foldstack.loss.distill import DistillLoss, soften
 
     teacher = torch.softmax(torch.randn(6, 4), 1)
     base = create_loss(Loss(), "multiclass")

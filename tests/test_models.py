@@ -5,11 +5,13 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from foldstack.config import Model
+from foldstack.config.training import Model
 from foldstack.errors import PipelineError
 from foldstack.metrics import is_better, score
 from foldstack.checkpoints import load_checkpoint
-from foldstack.models import GeM, create_model, set_backbone_trainable
+from foldstack.models.factory import create_model
+from foldstack.models.net import set_backbone_trainable
+from foldstack.models.pooling import GeM
 
 TINY = "test_resnet"  # timm's tiny ResNet: 96 features, builds in milliseconds
 

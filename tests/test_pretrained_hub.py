@@ -17,10 +17,11 @@ import torch
 from safetensors.torch import save
 
 from foldstack.cli import run_stage
-from foldstack.config import Model, sections
+from foldstack.config.loading import sections
+from foldstack.config.training import Model
 from foldstack.context import Context, load_config
 from foldstack.errors import PipelineError
-from foldstack.models import create_model
+from foldstack.models.factory import create_model
 from foldstack.models.hub import find_weights, scratch_reason
 from foldstack.stages import folds
 from foldstack.lineage import TRAIN_SECTIONS, train_dir

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from foldstack.config import Competition
+from foldstack.config.competition import Competition
 from foldstack.data.table import encode_targets, load_test, load_train
 from foldstack.errors import PipelineError
 from foldstack.discover import write_competition_config

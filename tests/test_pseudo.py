@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from foldstack.errors import PipelineError
-from foldstack.pseudo import confidence, select_pseudo
+from foldstack.pseudo.select import confidence, select_pseudo
 
 
 def test_threshold_picks_exactly_the_confident_rows():
@@ -79,7 +79,7 @@ def test_extra_rows_sampler_takes_every_real_row_once_and_a_fresh_share_of_the_e
 def test_a_fold_trains_on_its_part_plus_the_extra_rows_and_validates_on_real_rows_only(tmp_path):
     """Pseudo rows never reach a validation fold; distillation targets of train rows are the teacher's OOF rows."""
     from conftest import write_png
-    from foldstack.config import Config
+    from foldstack.config.schema import Config
     from foldstack.data.images import ImageStore
     from foldstack.engine.fold import ExtraRows, build_fold
 

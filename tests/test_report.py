@@ -329,7 +329,7 @@ def test_binary_analysis_equals_sklearn():
     """Binary predictions have one column (the positive class): both classes in the tables."""
     from sklearn.metrics import precision_recall_fscore_support
 
-    from foldstack.config import Competition
+    from foldstack.config.competition import Competition
     from foldstack.report import experiment as analysis
 
     rng = np.random.default_rng(0)

@@ -9,11 +9,13 @@ from scipy.special import expit
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from foldstack.config import Competition, Stack, XGBoost
+from foldstack.config.competition import Competition
+from foldstack.config.levels import Stack, XGBoost
 from foldstack.errors import PipelineError
 from foldstack.metrics import HIGHER_IS_BETTER, comp_score, fold_scores, score
-from foldstack.stacking import (blend, blend_cv, fit_weights, geometric_blend, rank_blend, search_thresholds,
-                                stack_cv)
+from foldstack.stacking.blend import blend, blend_cv, fit_weights, geometric_blend, rank_blend
+from foldstack.stacking.meta import stack_cv
+from foldstack.stacking.thresholds import search_thresholds
 
 BINARY_AUC = Competition(task="binary", metric="roc_auc", classes=["0", "1"])
 FAST = Stack(xgboost=XGBoost(n_estimators=60, learning_rate=0.1, early_stopping_rounds=10), seed=3)
@@ -253,7 +255,7 @@ def test_the_saved_logistic_regression_predicts_as_sklearn(n_classes, dtype):
 
 def test_a_level2_that_does_not_load_back_as_fitted_is_refused(tmp_path):
     """save_checked: the loaded model must predict the test predictions it was fitted to give (within 1e-6)."""
-    from foldstack.stacking import fit_level
+    from foldstack.stacking.level import fit_level
     from foldstack.stacking.persist import LEVEL_FILE, save_checked
 
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from foldstack.config import Competition
+from foldstack.config.competition import Competition
 from foldstack.errors import PipelineError
 from foldstack.submission import build_submission, score_submission, validate_submission
 

@@ -6,9 +6,9 @@ import torch
 from conftest import TINY, make_competition, run_script
 from torch import nn
 
-from foldstack.config import parse_overrides, resolve
+from foldstack.config.loading import parse_overrides, resolve
 from foldstack.engine.profile import count_flops, count_parameters, summarize
-from foldstack.models import create_model
+from foldstack.models.factory import create_model
 
 
 def tiny_cfg(*overrides):

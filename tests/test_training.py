@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from foldstack.averaging import SWA, EarlyStopping, Snapshots
-from foldstack.config import Config, Train
+from foldstack.config.schema import Config
+from foldstack.config.training import Train
 from foldstack.engine.training import train_one_epoch
 from foldstack.errors import PipelineError
-from foldstack.optim import create_optimizer, create_schedule, param_groups
+from foldstack.optim.factory import create_optimizer, param_groups
+from foldstack.optim.schedule import create_schedule
 from foldstack.optim.lr_find import lr_at, range_test, suggest_lr
 
 UPDATES = 10  # updates per epoch in the schedule tests

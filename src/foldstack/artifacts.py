@@ -1,10 +1,8 @@
 """Versioned stage outputs: <stage dir>/<comp>/[<exp>/]<content hash>/ with a manifest.json written last.
 
-A folder with a manifest is complete and never written again; a changed config or input gives a new hash and
-so a new folder beside the old ones. Folders are built under a temporary name and renamed into place, so a
-folder without a dot in front of its name is complete the moment it is visible: `staging` for work done in one
-go, `resumable_staging` for work that resumes after a kill (a training fold). Names starting with a dot are the
-staging area: never read as artifacts, removed once their process is dead."""
+A folder with a manifest is complete and never written again; a changed config or input gives a new hash, so a
+new folder. Folders are built under a hidden (dot) name and renamed into place (`staging`; `resumable_staging`
+for work that resumes after a kill); hidden names are never read as artifacts and go once their process dies."""
 import errno
 import fcntl
 import json
@@ -133,9 +131,8 @@ def _remove_if_empty(folders) -> None:
 
 
 def _enter_partial(final: Path, work: Path, main: bool) -> list[Path]:
-    """Make `work` (in final's parent, which may not exist yet). A missing parent appears already holding the
-    work folder (built under a hidden name, renamed), never empty. Returns the folders created above it.
-    Safe for several processes at once (torchrun ranks, make -j folds): each step is one atomic call."""
+    """Make `work` in final's parent; a missing parent is built hidden and renamed in already holding it, never
+    empty. Returns the folders created above it. Safe for several processes at once (each step is atomic)."""
     parent, created = final.parent, []
     for _ in range(10):
         if parent.is_dir():
@@ -160,10 +157,9 @@ def _enter_partial(final: Path, work: Path, main: bool) -> list[Path]:
 @contextmanager
 def resumable_staging(final: Path, main: bool = True, resumable=lambda work: any(Path(work).iterdir())):
     """Yield the hidden work folder `.<name>.partial` beside `final`, for work that resumes after a kill (a
-    training fold: last.pt every epoch). A killed run's work folder is picked up by the next one; when the body
-    returns (having written the manifest into it) it becomes `final` in one rename, so `final` is complete
-    whenever it exists. On an error the work folder stays if `resumable(work)` (something to resume from),
-    else it goes, with the folders made for it if they are left empty: a failed run leaves nothing visible.
+    training fold); a killed run's folder is picked up by the next one. When the body returns (having written the
+    manifest) it becomes `final` in one rename. On an error it stays if `resumable(work)`, else it goes, with the
+    folders made for it if left empty: a failed run leaves nothing visible.
 
     Under torchrun every rank enters the same folder (`main=False` on all ranks but 0); only the main process
     locks it (a second process building the same artifact is refused), cleans up and renames."""

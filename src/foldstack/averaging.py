@@ -1,13 +1,12 @@
-"""Weight averaging beyond EMA: SWA (torch.optim.swa_utils) and snapshot ensembles. Each is a stateful piece
-with state_dict/load_state_dict, so a resumed fold continues them exactly (the bugs where SWA or EMA state is
-lost on resume cannot happen: their state lives in last.pt with the model's)."""
+"""Weight averaging beyond EMA: SWA (torch.optim.swa_utils) and snapshot ensembles, and early stopping. Each has
+state_dict/load_state_dict: its state lives in last.pt with the model's, so a resumed fold continues it exactly."""
 import warnings
 from pathlib import Path
 
 import torch
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from .config import Train
+from .config.training import Train
 
 
 class SWA:
@@ -95,10 +94,9 @@ class EarlyStopping:
     def update(self, value: float) -> bool:
         """Record one epoch's metric; True when it is the best so far."""
         improved = self.is_better(value, self.best)
+        self.bad_epochs = 0 if improved else self.bad_epochs + 1
         if improved:
-            self.best, self.bad_epochs = value, 0
-        else:
-            self.bad_epochs += 1
+            self.best = value
         self.stopped = self.patience is not None and self.bad_epochs >= self.patience
         return improved
 

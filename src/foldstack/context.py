@@ -3,12 +3,13 @@ import argparse
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 
 from .artifacts import stage_root
-from .config import Config, deep_merge, parse_overrides, read_yaml, resolve, validate
 from .config.files import competition_file, experiment_file
-from .config.loading import check_across_sections
+from .config.loading import check_across_sections, deep_merge, parse_overrides, read_yaml, resolve, validate
+from .config.schema import Config
 from .data.table import Table, encode_targets, load_test, load_train
 from .discover import write_competition_config
 from .errors import PipelineError
@@ -17,8 +18,8 @@ log = logging.getLogger("foldstack")
 
 
 def config_layers(root: Path, comp: str, exp: str, overrides: list[str], infer: bool = True) -> list[tuple[str, dict]]:
-    """[(source, layer)]: configs/<comp>.yaml (inferred from input/<comp>/ on first use; without `infer`, left
-    out when missing), configs/exp/<exp>.yaml, the overrides. Resolved over the defaults by config.resolve."""
+    """[(source, layer)]: configs/<comp>.yaml (inferred from input/<comp>/ on first use unless not `infer`),
+    configs/exp/<exp>.yaml, the overrides."""
     root = Path(root)
     comp_path, exp_path = competition_file(root, comp), experiment_file(root, exp)
     if not exp_path.is_file() and exp != "baseline":
@@ -48,9 +49,8 @@ def load_config(root: Path, comp: str, exp: str, overrides: list[str], download:
 
 
 def with_pretrained_data(cfg: Config, layers: list[tuple[str, dict]], root: Path, download: bool) -> Config:
-    """cfg with the weights' data config (models.hub.data_defaults: img_size, mean, std, interpolation, crop_pct)
-    as the value of each of those `data` keys that no layer set, re-validated and re-checked like any merged
-    config. Unchanged without hub weights."""
+    """cfg with the hub weights' data config (models.hub.data_defaults) for each `data` key no layer set,
+    validated and checked like any merged config."""
     if not hub_lookup_needed(cfg.model, root, download):
         return cfg
     from .models.hub import data_defaults, find_weights
@@ -66,18 +66,15 @@ def with_pretrained_data(cfg: Config, layers: list[tuple[str, dict]], root: Path
     unset = {k: v for k, v in data_defaults(weights.data_config).items() if k not in cfg.data.model_fields_set}
     if not unset:
         return cfg
-    merged: dict = {}
-    for _, data in layers:
-        merged = deep_merge(merged, data)
-    cfg = validate(deep_merge(merged, {"data": unset}), f"the data config of {weights.repo_id} (model.pretrained)")
+    merged = reduce(deep_merge, [data for _, data in layers] + [{"data": unset}], {})
+    cfg = validate(merged, f"the data config of {weights.repo_id} (model.pretrained)")
     check_across_sections(cfg)
     return cfg
 
 
 def hub_lookup_needed(model, root: Path, download: bool) -> bool:
-    """Whether finding the hub weights needs models.hub at all (importing it imports torch and timm: seconds that
-    stages without a model should not pay): not for model.pretrained=false or a pretrained_path, nor under `auto`
-    with no model in weights/ and nothing to download (not a training stage, or HF_HUB_OFFLINE set)."""
+    """Whether finding the hub weights needs models.hub (torch and timm: seconds a stage without a model should not
+    pay): not for pretrained=false or a pretrained_path, nor `auto` with weights/ empty and nothing to download."""
     if model.pretrained is False or model.pretrained_path:
         return False
     folder = stage_root(root, "weights")
@@ -143,8 +140,7 @@ class Context:
 
     def shared_with(self, cfg: Config) -> tuple[str, ...]:
         """What a context of `cfg` may take from this one without reading it again: the tables under the same
-        competition section, and the images too when the store's pixels agree: its side S (config.training.cache_side,
-        from img_size, cache_size and crop_pct), the resampling and the cache setting."""
+        competition section, and the images too when the store's side, resampling and cache setting agree."""
         from .config.training import cache_side
 
         if cfg.competition != self.cfg.competition:

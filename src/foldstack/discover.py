@@ -48,13 +48,10 @@ def image_ext_for(folder: Path, ids) -> str:
     raise PipelineError(f"{folder}: no image file for id {probe[0]!r} (tried no suffix and {', '.join(IMAGE_EXTS)})")
 
 
-def _is_numeric(values) -> bool:
-    return pd.to_numeric(pd.Series(list(values)), errors="coerce").notna().all()
-
-
 def sort_classes(values) -> list[str]:
     values = sorted(set(values))
-    return sorted(values, key=float) if _is_numeric(values) else values
+    numeric = pd.to_numeric(pd.Series(values), errors="coerce").notna().all()
+    return sorted(values, key=float) if numeric else values
 
 
 def _looks_like_tags(values: pd.Series) -> bool:
@@ -80,14 +77,11 @@ def blank_rows(frame: pd.DataFrame, cols: list[str]) -> pd.Index:
     return frame.index[frame[cols].apply(lambda c: c.str.strip() == "").any(axis=1)]
 
 
-def row_list(index, limit: int = 5) -> str:
-    """'rows 3, 7, 12 (40 in all)': CSV line numbers (header = 1) of frame index labels."""
-    shown = ", ".join(str(i + 2) for i in index[:limit])
-    return f"row{'s' if len(index) > 1 else ''} {shown}" + (f" ({len(index)} in all)" if len(index) > limit else "")
-
-
 def unlabeled_error(path, index, cols) -> PipelineError:
-    return PipelineError(f"{path} {row_list(index)}: empty {'/'.join(cols)}; fill them, or train without them "
+    """index: frame index labels, named as CSV line numbers (header = 1): 'rows 3, 7, 12 (40 in all)'."""
+    rows = f"row{'s' if len(index) > 1 else ''} " + ", ".join(str(i + 2) for i in index[:5])
+    rows += f" ({len(index)} in all)" if len(index) > 5 else ""
+    return PipelineError(f"{path} {rows}: empty {'/'.join(cols)}; fill them, or train without them "
                          f"with OVERRIDES=\"competition.drop_unlabeled=true\"")
 
 

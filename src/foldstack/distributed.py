@@ -1,8 +1,6 @@
-"""Data-parallel training of one fold under torchrun (`make train FOLD=0 GPUS=4`): one process per device.
-
-torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them everything here is a no-op (world of one). Every rank
-draws the same global batch (data.batch_size rows, same seed) and trains on its slice of it; DDP averages the
-gradients, so a step equals the single-process step on the whole batch. Rank 0 alone writes files."""
+"""Data-parallel training of one fold under torchrun (`make train FOLD=0 GPUS=4`), one process per device; without
+torchrun's RANK / WORLD_SIZE everything here is a no-op. Every rank draws the same global batch and trains on its
+slice (DDP averages the gradients: the single-process step on the whole batch). Rank 0 alone writes files."""
 import os
 
 import numpy as np
@@ -54,18 +52,13 @@ def wrap(model: torch.nn.Module, device: torch.device, find_unused: bool = False
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     # find_unused: a frozen backbone (train.freeze_epochs) gets no gradients for a while
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                                     find_unused_parameters=find_unused)
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
 
 
 def barrier() -> None:
     if active():
         dist.barrier()
-
-
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """True on every rank when it is true on one (a decision all ranks must take together, e.g. stopping)."""
-    return bool(max_over_ranks(float(flag), device))
 
 
 def max_over_ranks(value: float, device: torch.device) -> float:

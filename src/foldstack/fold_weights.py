@@ -1,7 +1,6 @@
-"""How the folds' models are averaged into the test predictions (predict.fold_outlier): all alike (`keep`), each by
-its validation score (`weight`), or not at all when a fold ended far below the others (`refuse`: one line naming
-it). A fold is far below when its score is worse than the median of the other folds' by more than
-predict.fold_outlier_gap, in the metric's units: a fold a slowed-down machine cut short, not a harder fold."""
+"""How the folds' models are averaged into the test predictions (predict.fold_outlier): alike (`keep`), by validation
+score (`weight`), or not at all when a fold is far below the others (`refuse`): worse than the others' median by more
+than predict.fold_outlier_gap, in the metric's units (a fold a slowed-down machine cut short, not a harder one)."""
 import numpy as np
 
 from .errors import PipelineError

@@ -78,10 +78,6 @@ def run_cli(command: list[str], hint: str) -> str:
     return proc.stdout
 
 
-def run_download(command: list[str]) -> None:
-    run_cli(command, "no network, or the competition's rules not accepted on its Kaggle page?")
-
-
 def _safe_members(archive: zipfile.ZipFile, zip_path: Path, dest: Path) -> list[zipfile.ZipInfo]:
     """Every member, refused if it would land outside `dest` (zip slip: '../x', an absolute path)."""
     base = os.path.normpath(os.path.abspath(dest))
@@ -93,8 +89,7 @@ def _safe_members(archive: zipfile.ZipFile, zip_path: Path, dest: Path) -> list[
 
 
 def unpack(folder: Path) -> list[Path]:
-    """Unzip every .zip under `folder` where it lies, zips inside zips too, and remove each once unpacked (a
-    rerun after a failure unpacks it again). Returns the zips unpacked, in order."""
+    """Unzip every .zip under `folder` in place, nested ones too, removing each once unpacked; returns them."""
     done = []
     while True:
         zips = sorted(p for p in Path(folder).rglob("*.zip") if p.is_file())
@@ -123,7 +118,7 @@ def download(slug: str, root: Path) -> Path:
     command = download_command(slug, dest, kaggle_executable())
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        run_download(command)
+        run_cli(command, "no network, or the competition's rules not accepted on its Kaggle page?")
         unpack(dest)
     except BaseException:
         if not any(p.suffix != ".zip" for p in dest.iterdir()):

@@ -1,25 +1,20 @@
 """Which artifact folder a config reads or writes, resolved down the chain it is built on:
 
     folds -> train [+ round n's pseudo-label set] [+ a distillation teacher's predictions] -> predict -> stack
-          -> round n+1's pseudo-label set (from the stack, or an experiment, built on round n's models) -> ...
-          -> submit (from the stack or an experiment, of a round)
+          -> round n+1's pseudo-label set (from the stack or an experiment of round n) -> ... -> submit
 
 Every key hashes the config sections a stage reads and the keys of its inputs, so a folder names exactly what it
-was built from, and a round's models name the set, hence the source and the models, of the round before.
-Manifests only: no torch.
+was built from. Manifests only: no torch.
 
-The layering rule: a stage module (stages/<name>.py) imports library modules (everything outside stages/) and
-this module, never another stage. What several stages share lives here (which folder, built from what: the folds
-included) or below it in a library module (the split itself: data/splits.py; the audit's checks: audit/). The
-stages that chain whole stages (pseudo-label rounds, the budgeted `make all`, sweep trials) run them through
-foldstack.pipeline, the layer above the stages, as make would."""
+Layering: a stage module (stages/<name>.py) imports library modules and this one, never another stage; stages
+that chain whole stages (pseudo rounds, `make all`, sweeps) run them through foldstack.pipeline."""
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .artifacts import FORMAT, artifact_path, input_ref, is_complete, latest, read_manifest
-from .config import sections
+from .config.loading import sections
 from .errors import PipelineError
 from .utils.io import read_csv, stable_hash
 
@@ -36,8 +31,7 @@ class FoldSplit:
 
 @dataclass(frozen=True)
 class TrainDir:
-    """A config's models folder (complete or not) and its inputs {name: ref}: the folds, and the pseudo-label
-    set and the distillation teacher when used."""
+    """A config's models folder (complete or not) and its inputs {name: ref}: folds, pseudo set, teacher."""
     path: Path
     inputs: dict
 
@@ -149,9 +143,7 @@ def models_key_parts(ctx, fold_key: str, extra_sections: tuple = ()) -> dict:
 
 def train_dir(ctx, fold_key: str) -> TrainDir:
     """This config's models: the pseudo-label set and the teacher, when used, are inputs, so a round's or a
-    student's models never share a folder with plain ones. model.pretrained is not hashed; the sha256 of the
-    hub weights loaded is (`weights`), so models from scratch keep their key whatever the setting, and models
-    with weights never share a folder with models without (or with other weights)."""
+    student's models never share a folder with plain ones (the weights: see models_key_parts)."""
     cfg = ctx.cfg
     parts, inputs = models_key_parts(ctx, fold_key), {"folds": dict(key=fold_key)}
     if cfg.pseudo.round:

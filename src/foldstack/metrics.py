@@ -68,10 +68,8 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
     hard = hard_predictions(p, task, threshold)
     if metric == "accuracy":
         return float((hard == y.astype(np.int64)).all(1).mean())
-    if metric == "micro_f1":
-        return float(f1_score(y.astype(np.int64), hard, average="micro", zero_division=0))
-    if metric == "macro_f1":  # multilabel: per-column F1, averaged
-        return float(f1_score(y.astype(np.int64), hard, average="macro", zero_division=0))
+    if metric in ("micro_f1", "macro_f1"):  # multilabel macro: per-column F1, averaged
+        return float(f1_score(y.astype(np.int64), hard, average=metric[:5], zero_division=0))
     if metric == "f_beta":  # multilabel: F-beta per row, averaged over rows (Planet Amazon)
         return float(fbeta_score(y.astype(np.int64), hard, beta=beta, average="samples", zero_division=0))
     raise ValueError(f"unknown metric {metric}")

@@ -28,10 +28,9 @@ def stage_function(name: str):
 
 def context(comp: str, exp: str = "baseline", overrides: list[str] | tuple = (), root: Path | str = ".",
             fold: int | None = None, download: bool = False, **args) -> Context:
-    """The Context of `--comp comp --exp exp --set overrides`, built here only (cli.run_stage too); `args`
-    become ctx.args attributes (e.g. budget='10m'). download: pretrained weights missing from weights/ may be fetched
-    (as `make train` does). The sample submission is checked now, as every script does, so a changed download
-    stops the first stage, not `make oof` hours later."""
+    """The Context of `--comp comp --exp exp --set overrides` (cli.run_stage uses it too); `args` become ctx.args
+    attributes. download: as `make train`. The sample submission is checked now, so a changed download stops the
+    first stage, not `make oof` hours later."""
     import argparse
 
     root = Path(root).resolve()

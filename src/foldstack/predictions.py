@@ -36,9 +36,8 @@ def write_predictions(folder: Path, train_ids, test_ids, names: list[str], p: Pr
     folder = Path(folder)
     atomic_save_npy(folder / "folds.npy", np.asarray(p.folds, np.int32))
     for stem, array in (("oof", p.oof), ("test", p.test), ("oof_plain", p.oof_plain), ("test_plain", p.test_plain)):
-        if array is None:
-            continue
-        atomic_save_npy(folder / f"{stem}.npy", np.asarray(array, np.float32))
+        if array is not None:
+            atomic_save_npy(folder / f"{stem}.npy", np.asarray(array, np.float32))
     if len(names) <= CSV_MAX_OUTPUTS:
         atomic_write_csv(folder / "oof.csv", pd.concat([pd.DataFrame({"id": list(train_ids), "fold": p.folds}),
                                                         pd.DataFrame(p.oof, columns=names)], axis=1))

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import Competition
+from .config.competition import Competition
 from .data.table import Table, encode_targets
 from .errors import PipelineError
 from .metrics import comp_score, hard_predictions
@@ -74,8 +74,7 @@ def submission_probs(sub: pd.DataFrame, comp: Competition) -> np.ndarray:
 
 
 def score_file(root: Path, submission: str, labels: str, sample: pd.DataFrame, comp: Competition) -> float:
-    """The competition's metric of the CSV `submission` (validated against `sample`) against the CSV `labels`,
-    both relative to `root` (make score, make all BUDGET=... LABELS=...)."""
+    """The metric of the CSV `submission` (validated against `sample`) against the CSV `labels`, both under root."""
     sub = read_csv(Path(root) / submission, "submission")
     validate_submission(sub, sample, comp, source=submission)
     return score_submission(sub, read_csv(Path(root) / labels, "labels file"), comp, labels)

@@ -1,7 +1,6 @@
-"""Test-time augmentation on a batched, normalised image tensor (B, C, S, S) already on the device.
-
-A View maps the batch to another batch; views of equal output size are concatenated so that all of them go
-through the model in as few forward calls as runtime.infer_batch allows (see forward_views)."""
+"""Test-time augmentation on a batched, normalised image tensor (B, C, S, S) already on the device. A View maps the
+batch to another batch; views of equal output size go through the model together, in as few forward calls as
+runtime.infer_batch allows (forward_views)."""
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -9,7 +8,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
-from .config import TTA_MERGES, TTA_VIEWS
+from .config.levels import TTA_MERGES, TTA_VIEWS
 
 
 @dataclass(frozen=True)
@@ -24,14 +23,10 @@ def _rot(k: int) -> Callable[[Tensor], Tensor]:
     return lambda x: torch.rot90(x, k, (2, 3))
 
 
-def _identity(x: Tensor) -> Tensor:
-    return x
-
-
 # The dihedral group of the square; each element is its own inverse except the two quarter turns. Only these
 # are exactly invertible, so only they get an `undo` (e.g. to map a predicted mask back).
 _DIHEDRAL = {
-    "identity": (_identity, _identity),
+    "identity": (lambda x: x, lambda x: x),
     "rot90": (_rot(1), _rot(-1)),
     "rot180": (_rot(2), _rot(2)),
     "rot270": (_rot(-1), _rot(1)),
@@ -41,11 +36,6 @@ _DIHEDRAL = {
     "antitranspose": (lambda x: x.flip(2, 3).transpose(2, 3), lambda x: x.flip(2, 3).transpose(2, 3)),
 }
 _CORNERS = ("tl", "tr", "bl", "br", "c")  # the order of torchvision's five_crop
-
-
-def _dihedral(name: str) -> View:
-    apply, undo = _DIHEDRAL[name]
-    return View(name, apply, undo)
 
 
 def _crop(i: int, big: int, size: int, flip: bool) -> View:
@@ -63,14 +53,14 @@ def _scale(s: int) -> View:
 def build_views(tta: list[str], scales: list[int], crop_fraction: float, size: int) -> list[View]:
     """Identity first, then the views of `tta` in order, de-duplicated by name, then one per extra scale."""
     views: dict[str, View] = {}  # by name: a view asked for twice (hflip and d4) runs once
-    candidates = [_dihedral("identity")]
+    candidates = [View("identity", *_DIHEDRAL["identity"])]
     for t in tta:
         if t not in TTA_VIEWS:
             raise ValueError(f"predict.tta: unknown view {t!r} (choose from {', '.join(TTA_VIEWS)})")
         if t in ("hflip", "vflip"):
-            candidates.append(_dihedral(t))
+            candidates.append(View(t, *_DIHEDRAL[t]))
         elif t == "d4":
-            candidates += [_dihedral(n) for n in _DIHEDRAL]
+            candidates += [View(n, *fns) for n, fns in _DIHEDRAL.items()]
         else:
             big = round(size / crop_fraction)
             if big == size:  # also when crop_fraction < 1 rounds away at this size
@@ -99,10 +89,8 @@ def merge_views(probs: Tensor, how: str, task: str) -> Tensor:
 
 
 def forward_views(predict: Callable[[Tensor], Tensor], x: Tensor, views: list[View], max_batch: int) -> Tensor:
-    """(V, B, K) probabilities of `predict` on every view of x, in the order of `views`.
-
-    Views with the same output size are concatenated along the batch dim and chunked by rows into calls of at
-    most max_batch images: fewer, fuller forward calls than one per view."""
+    """(V, B, K) probabilities of `predict` on every view of x, in the order of `views`. Views of the same output size
+    are concatenated along the batch dim and chunked into calls of at most max_batch images: fewer, fuller calls."""
     n = x.shape[0]
     groups: dict[Optional[int], list[int]] = {}
     for i, v in enumerate(views):

@@ -16,9 +16,7 @@ def check_duplicates(a: Auditor) -> None:
     test_h = content_hashes(ctx.test.paths, cache, progress, "hashing test images")
     a.hashes = (train_h, test_h)
     train_ids, test_ids = ctx.train.ids, ctx.test.ids
-    first_train = {}
-    for i, h in enumerate(train_h):
-        first_train.setdefault(h, i)
+    first_train = {h: i for i, h in reversed(list(enumerate(train_h)))}  # each hash's first train row
     cross = [(train_ids[first_train[h]], test_ids[j]) for j, h in enumerate(test_h) if h in first_train]
     test_set = set(test_h)
     n_train_twins = sum(1 for h in train_h if h in test_set)

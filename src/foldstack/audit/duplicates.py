@@ -28,12 +28,10 @@ def content_hashes(paths, cache_dir: Path | None = None, progress: bool = True, 
     """SHA-1 of every file, in order. With cache_dir, hashes of files whose path, size and mtime are unchanged
     come from cache_dir/file_hashes.json (rewritten atomically when something new was hashed)."""
     cache_file = Path(cache_dir) / CACHE_NAME if cache_dir is not None else None
-    cache = {}
-    if cache_file is not None and cache_file.is_file():
-        try:
-            cache = json.loads(cache_file.read_text())
-        except (OSError, ValueError):
-            cache = {}  # a damaged cache is only slower
+    try:
+        cache = json.loads(cache_file.read_text()) if cache_file is not None and cache_file.is_file() else {}
+    except (OSError, ValueError):
+        cache = {}  # a damaged cache is only slower
     stats = [os.stat(p) for p in paths]
     out, todo = [None] * len(stats), []
     for i, (p, st) in enumerate(zip(paths, stats)):

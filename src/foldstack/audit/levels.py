@@ -102,9 +102,7 @@ def pseudo_duplicates(a: Auditor, rel: str, ids: list) -> None:
     if a.hashes is None:
         return
     train_h, test_h = a.hashes
-    train_of = {}
-    for i, h in enumerate(train_h):
-        train_of.setdefault(h, i)
+    train_of = {h: i for i, h in reversed(list(enumerate(train_h)))}  # each hash's first train row
     test_row = {t: r for r, t in enumerate(a.ctx.test.ids)}
     pairs = [(i, a.ctx.train.ids[train_of[test_h[test_row[i]]]]) for i in ids
              if i in test_row and test_h[test_row[i]] in train_of]

@@ -4,16 +4,14 @@ An existing plan is reused, never redone: delete the file to plan again."""
 import dataclasses
 import json
 import logging
-import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..config import read_yaml
 from ..config.files import experiment_file, write_experiment
-from ..config.loading import deep_merge
+from ..config.loading import deep_merge, read_yaml
 from ..errors import PipelineError
 from ..utils.io import atomic_write_text
 from .planner import Candidate, Facts, Policy, make_plan, parse_budget
@@ -45,8 +43,7 @@ def reused_plan(ctx, yaml_path: Path, json_path: Path) -> bool:
 
 
 def candidates(ctx, native: int, gpu: bool) -> list[Candidate]:
-    """The ladder of this run: PLAN_MODELS / PLAN_SIZES or the defaults; models whose weights are in weights/
-    are fine-tuned."""
+    """The ladder: PLAN_MODELS / PLAN_SIZES or the defaults; models whose weights are in weights/ are fine-tuned."""
     from ..models.hub import lookup
 
     try:
@@ -60,12 +57,11 @@ def candidates(ctx, native: int, gpu: bool) -> list[Candidate]:
 
 def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
     """Plan (or reuse the plan) for ctx.args.budget; returns (experiment name, its YAML)."""
-    budget = ctx.args.budget
-    budget_s = parse_budget(budget)
+    budget, budget_s = ctx.args.budget, parse_budget(ctx.args.budget)
     exp, yaml_path, json_path = plan_paths(ctx.root, ctx.comp, budget)
     if reused_plan(ctx, yaml_path, json_path):
         return exp, yaml_path
-    from ..engine.runtime import resolve_device  # torch: only when planning
+    from ..engine.runtime import resolve_device, usable_cores  # torch: only when planning
     from .speed import measure_ladder, sample_images
 
     t0 = time.time()
@@ -78,7 +74,7 @@ def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
     plan = make_plan(budget_s, facts, speeds, list(ctx.cfg.predict.tta), policy)
     data = dict(plan.to_dict(), comp=ctx.comp, budget=budget, base_experiment=ctx.exp, native_size=native,
                 planned_at=time.strftime("%Y-%m-%d %H:%M:%S"),
-                machine=dict(device="cuda" if gpu else "cpu", cores=os.cpu_count(), cpu=platform.processor()))
+                machine=dict(device="cuda" if gpu else "cpu", cores=usable_cores(), cpu=platform.processor()))
     for row in data["considered"]:
         speed = speeds[Candidate(row["model"], row["img_size"], row["batch_size"], row["pretrained"])]
         row.update(train_ips=round(1 / speed.train_s, 1), eval_ips=round(1 / speed.eval_s, 1))

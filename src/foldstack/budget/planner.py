@@ -1,14 +1,8 @@
-"""The budget planner: from a time budget and this machine's measured speeds, the run that fits.
-
-Pure arithmetic (no torch): `make_plan(budget_s, facts, speeds, policy)` picks a candidate (model x image size x
-batch) and the epochs, folds and TTA views such that the estimated time of the whole `make all` (decode the
-cache, train every fold with validation each epoch, OOF + test predictions with TTA, stack, submit) is at most
-`policy.fill` of the budget. The estimate is `estimate(...)`, a sum of measured seconds-per-image times images.
-
-The choice follows what transfers from the fastest known recipes (airbench: a small net trained for enough
-epochs with a decaying LR and an EMA beats a big one trained for few; "Budgeted Training", Li et al. 2020: decay
-the LR linearly to zero at the last planned step): the largest candidate that still gets `min_epochs` (from
-scratch) or `min_epochs_pretrained` epochs, trained for as many epochs as fit, up to `max_epochs`."""
+"""The budget planner, pure arithmetic (no torch): `make_plan` picks a candidate (model x image size x batch), epochs,
+folds and TTA views whose estimated `make all` time (measured seconds per image times images, stage by stage) is at
+most `policy.fill` of the budget. As the fastest recipes suggest (airbench; "Budgeted Training", Li et al. 2020: a
+small net for enough epochs, LR decayed linearly to zero), it takes the largest candidate that still gets its
+minimum epochs, trained for as many epochs as fit."""
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -53,9 +47,8 @@ class Speed:
 
 @dataclass(frozen=True)
 class Facts:
-    """What the run's size depends on: rows, the cache build (seconds per image, all decoders together) and the
-    fixed costs (seconds per run and per fold: model and loader set-up, folds, stack, submit), and the seconds
-the planning itself took."""
+    """What the run's size depends on: rows, the cache build (seconds per image, all decoders together), fixed costs
+    (seconds per run and per fold: set-up, folds, stack, submit) and the seconds the planning itself took."""
     n_train: int
     n_test: int
     decode_s: float = 0.0
@@ -107,10 +100,7 @@ class Plan:
 
 def views(tta: list) -> int:
     """Evaluation views of a predict.tta list (hflip, vflip, d4, five_crop, ten_crop; scales not counted)."""
-    n = 1
-    for name in tta:
-        n *= {"hflip": 2, "vflip": 2, "d4": 8, "five_crop": 6, "ten_crop": 11}.get(name, 1)
-    return n
+    return math.prod({"hflip": 2, "vflip": 2, "d4": 8, "five_crop": 6, "ten_crop": 11}.get(name, 1) for name in tta)
 
 
 def estimate(c: Candidate, speed: Speed, facts: Facts, epochs: int, folds: int, tta: list) -> dict:

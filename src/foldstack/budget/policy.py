@@ -1,6 +1,5 @@
-"""Planning policy: what `make plan` measures (the ladder of candidates, cheapest first), where a plan is written,
-and the recipe a plan trains (the experiment layer it writes). The arithmetic is planner.py's; the speeds,
-speed.py's."""
+"""Planning policy: the ladder of candidates `make plan` measures (cheapest first), where a plan is written and the
+recipe it trains (the experiment layer it writes); the arithmetic is planner.py's, the speeds speed.py's."""
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,9 @@ def plan_paths(root: Path, comp: str, budget: str) -> tuple[str, Path, Path]:
 
 
 def ladder(native: int, gpu: bool, n_train: int, models=None, sizes=None, pretrained=frozenset()) -> list[Candidate]:
-    """Model x image size, cheapest first: sizes from the images' own side (or 32) up to twice it (at least 64),
-    224 at most; batch 128 (64 under 5,000 train rows: enough updates per epoch), 256 on a GPU. `models` / `sizes`
-    replace the defaults (PLAN_MODELS, PLAN_SIZES); the models in `pretrained` (their weights are in weights/)
-    are fine-tuned from them."""
+    """Model x image size, cheapest first: sizes from the images' side (or 32) up to twice it (at least 64, 224 at
+    most); batch 128 (64 under 5,000 train rows), 256 on a GPU. `models` / `sizes` replace the defaults (PLAN_MODELS,
+    PLAN_SIZES); the models in `pretrained` (weights in weights/) are fine-tuned."""
     import timm
 
     models = list(models or MODEL_COST)

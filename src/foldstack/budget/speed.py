@@ -1,11 +1,7 @@
-"""This machine's speed on the competition's own images: what the planner's arithmetic multiplies.
-
-For each candidate (cheapest first), the fold the run would train, built as the run builds it (`engine.fold`'s
-`build_fold`: the loader and its workers, the configured optimizer, loss, precision, scaler, clipping,
-accumulation, mixup and multiscale, and the EMA every plan keeps) on a sample of real images, and a few batches of
-the run's own step (`engine.step.train_step`: fetching the augmented batch included), then its validation pass.
-Decoding speed is measured on the same files, for the cache. Measuring stops after the first candidate that cannot
-get its minimum epochs: every later one costs more."""
+"""This machine's speed on the competition's own images: what the planner's arithmetic multiplies. Each candidate
+(cheapest first) builds its fold as the run does (`build_fold`, with the EMA every plan keeps) on a sample of real
+images and times a few batches of the run's own `train_step`, then its validation pass; decoding is timed on the
+same files. Measuring stops at the first candidate that cannot get its minimum epochs: every later one costs more."""
 import logging
 import tempfile
 import time
@@ -13,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config
+from ..config.schema import Config
 from ..config.training import cache_side
 from ..data.images import ImageStore, read_image, resize_square
 from ..engine.fold import build_fold
@@ -34,10 +30,9 @@ def decode_seconds(paths: list, size: int, workers: int) -> tuple[float, list]:
     """(seconds per image for the cache build with `workers` decoders, the decoded images at full size)."""
     t0 = time.perf_counter()
     images = [read_image(p) for p in paths]
-    resized = [resize_square(img, size) for img in images]
-    per_image = (time.perf_counter() - t0) / max(len(paths), 1)
-    del resized
-    return per_image / max(workers, 1), images
+    for img in images:
+        resize_square(img, size)  # timed with the decode: the cache holds resized squares
+    return (time.perf_counter() - t0) / max(len(paths), 1) / max(workers, 1), images
 
 
 def sample_images(ctx) -> tuple[list, float]:
@@ -46,13 +41,6 @@ def sample_images(ctx) -> tuple[list, float]:
     workers = max(decode_workers(ctx.cfg), 1)
     decode_s, images = decode_seconds([ctx.train.paths[r] for r in rows], ctx.cfg.data.img_size, workers)
     return images, decode_s
-
-
-def candidate_config(cfg: Config, c: Candidate) -> Config:
-    """The run's config with the candidate's model, size and batch, and the EMA every plan keeps."""
-    data = cfg.data.model_copy(update=dict(img_size=c.img_size, batch_size=c.batch_size))
-    return cfg.model_copy(update=dict(data=data, model=cfg.model.model_copy(update=dict(name=c.model)),
-                                      train=cfg.train.model_copy(update=dict(ema=True))))
 
 
 def sample_store(images: list, cfg: Config, n_rows: int, folder: Path) -> ImageStore:
@@ -66,7 +54,9 @@ def sample_store(images: list, cfg: Config, n_rows: int, folder: Path) -> ImageS
 def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray) -> Speed:
     """Seconds per training image (the step with its batch's augmentation) and per evaluation image (one view)
     of candidate c, from a fold of the sample built as the run builds its folds."""
-    cfg = candidate_config(cfg, c)
+    data = cfg.data.model_copy(update=dict(img_size=c.img_size, batch_size=c.batch_size))
+    cfg = cfg.model_copy(update=dict(data=data, model=cfg.model.model_copy(update=dict(name=c.model)),
+                                     train=cfg.train.model_copy(update=dict(ema=True))))  # the EMA every plan keeps
     n_train, n_valid = c.batch_size * (WARMUP + TIMED), c.batch_size * 2  # one validation batch
     folds = np.r_[np.ones(n_train, dtype=int), np.zeros(n_valid, dtype=int)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,9 +72,8 @@ def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray) -> Speed:
                 times.append(now - t0)
             t0 = now
         model = f.ema.module if f.ema is not None else f.model  # what validation predicts with
-        # the first pass (untimed): the evaluation kernels chosen
         eval_s = median_seconds(lambda: predict_probs([model], f.valid_loader, cfg, f.device), repeats=TIMED,
-                                warmup=1, device=f.device)
+                                warmup=1, device=f.device)  # the untimed first pass: evaluation kernels chosen
         del f  # its loader's workers end with it
     return Speed(train_s=float(np.mean(times)) / c.batch_size, eval_s=eval_s / n_valid)
 
@@ -94,8 +83,7 @@ def measure_ladder(ctx, images: list, candidates: list, facts: Facts, budget_s: 
     speeds = {}
     for c in candidates:
         t0 = time.perf_counter()
-        speed = measure(ctx.cfg, c, images, ctx.targets)
-        speeds[c] = speed
+        speeds[c] = speed = measure(ctx.cfg, c, images, ctx.targets)
         e = affordable_epochs(c, speed, facts, min(policy.folds), [], policy.fill * budget_s)
         log.info(f"plan: {c.model} at {c.img_size}px: {1 / speed.train_s:.0f} train / {1 / speed.eval_s:.0f} eval "
                  f"images/s, {e} epochs would fit ({time.perf_counter() - t0:.1f}s to measure)")

@@ -1,6 +1,5 @@
-"""A budgeted run against its plan: after each fold the plan is re-checked against the folds' measured speed and
-the folds left get the epochs that fit what is left of the training time (`FoldBudget`); at the end, planned
-against actual seconds per stage (`report`)."""
+"""A budgeted run against its plan: each fold gets the epochs that fit what is left of the training time at the
+folds' measured speed (`FoldBudget`); at the end, planned against actual seconds per stage (`report`)."""
 import json
 import logging
 import math
@@ -44,16 +43,12 @@ class FoldShare:
     epoch_s: float               # the seconds an epoch was taken to cost
     basis: str                   # "plan", or the measured fold it was taken from ("fold 1": the slowest so far)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class FoldBudget:
-    """The training time of a budgeted run: every fold must have trained by `deadline` (time.time()). A fold's
-    epoch costs what the plan says until a fold has been measured, then what the slowest fold so far took (its
-    wall seconds over its epochs, set-up included): on a machine that slowed down, the folds left get fewer
-    epochs instead of being cut by the watchdog mid-schedule."""
+    """The training time of a budgeted run: every fold must have trained by `deadline` (time.time()). An epoch costs
+    what the plan says, then what the slowest measured fold took (set-up included): on a machine that slowed down,
+    the folds left get fewer epochs instead of being cut by the watchdog mid-schedule."""
     deadline: float
     epochs: int                  # the plan's epochs per fold
     time_limit: float            # the plan's watchdog (train.time_limit)
@@ -84,16 +79,15 @@ class FoldBudget:
         self.measured[fold] = seconds / max(epochs_run, 1)
 
     def configure(self, cfg, fold: int, work: Path, folds_left: int) -> tuple:
-        """(the config fold trains with, its share as its manifest records it): the epochs and watchdog of its
-        share of the time left, decided once (budget.json in its work folder: a resumed fold keeps them). The
-        models' key stays the plan's: the stage writes the manifest with its own config."""
+        """(the config fold trains with: epochs and watchdog of its share of the time left, the share for its manifest),
+        decided once (budget.json in the work folder: a resume keeps it); the models' key stays the plan's."""
         decided = work / "budget.json"
         if decided.is_file():
             share = json.loads(decided.read_text())
         else:
             fold_share = self.share(folds_left, time.time())
             log.info(self.describe(fold, fold_share))
-            share = fold_share.to_dict()
+            share = asdict(fold_share)
             atomic_write_json(decided, share)
         train = cfg.train.model_copy(update=dict(epochs=share["epochs"], time_limit=share["time_limit"]))
         return cfg.model_copy(update=dict(train=train)), share

@@ -1,10 +1,8 @@
 """foldstack bundle kernel: writes submission.csv for a Kaggle competition from a bundle made by `make bundle`.
 
-It runs with the internet off. Standard library only until foldstack is installed: it checks the image's torch and
-torchvision against the versions the bundle was made with, installs foldstack and its pinned dependencies from
-the bundle's dataset (pip install --no-index --no-deps --find-links <dataset>/wheels -r requirements.txt; torch
-and torchvision stay the image's), then predicts the test images with the library's own inference code
-(foldstack.bundle.kernel).
+It runs offline, standard library only until foldstack is installed: it checks the image's torch and torchvision
+against the bundle's, installs foldstack and its pinned wheels from the bundle's dataset (pip --no-index
+--no-deps), then predicts with the library's own code (foldstack.bundle.kernel).
 
     python inference.py                                   # on Kaggle: /kaggle/input/... -> /kaggle/working
     python inference.py --input input/<comp> --output out # anywhere else (--dataset: the bundle's dataset/)
@@ -36,8 +34,8 @@ def script_dir():
 
 
 def find_dataset(given):
-    """--dataset; else the bundle's dataset/ beside this kernel/ folder (a local run); else the dataset attached
-    on Kaggle: /kaggle/input/<slug>, or any /kaggle/input folder whose bundle.json has this bundle's key."""
+    """--dataset; else the dataset/ beside this kernel/ folder (a local run); else the one attached on Kaggle
+    (/kaggle/input/<slug>, or any folder there whose bundle.json has this bundle's key)."""
     if given:
         return Path(given)
     here = script_dir()

@@ -1,14 +1,7 @@
-"""What a bundle's kernel runs once foldstack is installed: the competition's test images predicted as the
-pipeline predicted them, then submission.csv, with the library's own code at every step:
-
-- each experiment: its fold models (models_from_weights on the bundled state dicts), every test image decoded and
-  resized as the image cache does, the evaluation transform, the configured TTA, the models averaged
-  (engine.inference.predict_files), rounded to float32 as make oof stores test.npy;
-- the stack's fitted level 2 applied to those predictions (and the image meta features when it was fitted
-  with them), rounded to float32 as make stack stores test.npy;
-- submission.build_submission with the stack's thresholds, validate_submission against the sample submission.
-
-So on the CPU the file is byte for byte make submit's (tests/test_bundle.py runs it in a fresh offline venv)."""
+"""What a bundle's kernel runs once foldstack is installed, with the library's own code at every step: each
+experiment's test predictions (engine.inference.predict_files, float32 as make oof stores them), the stack's
+fitted level 2 on them, then submission.csv built with the stack's thresholds and validated. So on the CPU the
+file is byte for byte make submit's (tests/test_bundle.py runs it in a fresh offline venv)."""
 import logging
 import time
 from pathlib import Path

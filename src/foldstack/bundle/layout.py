@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from ..config import Config, validate
+from ..config.loading import validate
+from ..config.schema import Config
 from ..errors import PipelineError
 
 BUNDLE_FILE, CONFIG_FILE = "bundle.json", "config.yaml"
@@ -65,9 +66,8 @@ def write_config(path: Path, cfg: Config) -> None:
 
 
 def read_config(path: Path, **updates: dict) -> Config:
-    """A bundled config, with `updates` ({section: {key: value}}) laid over it (the kernel's input folder and
-    device)."""
-    from ..config import deep_merge, read_yaml
+    """A bundled config, with `updates` ({section: {key: value}}: the kernel's input folder, device) over it."""
+    from ..config.loading import deep_merge, read_yaml
 
     return validate(deep_merge(read_yaml(path), updates), str(path))
 

@@ -1,11 +1,8 @@
-"""The Kaggle side of a bundle: the dataset's and the kernel's ids, their metadata files as the kaggle CLI reads
-them (dataset-metadata.json, kernel-metadata.json), the kernel script filled in from its template, and the
-notebook made from it.
+"""The Kaggle side of a bundle: the dataset's and kernel's ids, their metadata files for the kaggle CLI, the kernel
+script filled in from its template, and its notebook.
 
-Ids are <user>/<slug>: the user from the Kaggle credentials (or --kaggle-user), the slugs made from the
-competition's name and the bundle's content hash (or --dataset-id / --kernel-id). The kernel runs with the
-internet off, with the dataset and the competition as its inputs; its title is its slug, so that Kaggle's
-slug of the title is the id's."""
+Ids are <user>/<slug>: the user from the credentials (or --kaggle-user), the slugs from the competition's name
+and the bundle's hash (or --dataset-id / --kernel-id). A kernel's title is its slug, so Kaggle keeps the id."""
 import json
 import re
 from dataclasses import dataclass

@@ -1,12 +1,9 @@
 """The wheels a bundle carries: the project as a wheel, and every pinned dependency that inference needs and that
-Kaggle's image does not already provide. torch and torchvision (and what they require) come from the image.
+Kaggle's image (torch, torchvision and their requirements) does not provide.
 
-Which: the closure of foldstack's runtime requirements, read from the installed distributions' metadata
-(importlib.metadata; markers evaluated for the target Python, extras not taken), minus the closure of torch and
-torchvision, minus what inference never imports (NOT_FOR_INFERENCE: xgboost only when the bundled level 2 is
-XGBoost), each at the version installed here (the one constraints.txt pins). They are fetched with
-`pip download --no-deps --only-binary=:all:` for the target interpreter into a wheel cache (bundle/.wheels/),
-so a second bundle downloads nothing."""
+Which: the closure of foldstack's runtime requirements (importlib.metadata, markers for the target Python) minus
+torch's and torchvision's closure and NOT_FOR_INFERENCE, at the versions installed here. They are fetched with
+`pip download --no-deps --only-binary=:all:` into a wheel cache (bundle/.wheels/) shared by later bundles."""
 import hashlib
 import importlib.metadata
 import os

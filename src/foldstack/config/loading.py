@@ -12,9 +12,7 @@ from .training import cache_side, eval_side
 def _validation_message(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
+    msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
     got = first.get("input")
     got = "" if isinstance(got, dict) or first["type"] == "missing" else f" (got {got!r})"
     return f"config error in {source}: {key}: {msg}{got}"

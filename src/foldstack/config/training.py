@@ -91,9 +91,8 @@ class Data(Section):
 
 
 def cache_side(data: Data) -> int:
-    """S, the side of the cached squares: data.cache_size in pixels (an int), or times img_size (a float); unset,
-    img_size / crop_pct when crop_pct < 1 (evaluation's resize is then the identity and its centre crop takes real
-    pixels), else img_size."""
+    """S, the side of the cached squares: data.cache_size in pixels (an int) or times img_size (a float); unset,
+    eval_side (so evaluation's resize is the identity)."""
     size = data.cache_size
     if size is None:
         return eval_side(data)

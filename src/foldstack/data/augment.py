@@ -1,11 +1,9 @@
 """Per-image augmentations outside albumentations: timm RandAugment / torchvision TrivialAugmentWide on the uint8
 image and timm RandomErasing on the normalised tensor, each on its own seedable random streams.
 
-timm's and torchvision's ops draw from the process-global RNGs (Python's `random`, numpy's, torch's). `PrivateRNG`
-swaps a private copy of those three states in around each call and swaps the caller's back afterwards, so each
-component is a pure function of (its seed, the images it has seen) and never perturbs, or is perturbed by, the
-global streams (the training loop's shuffling, dropout, mixup...).
-"""
+timm's and torchvision's ops draw from the process-global RNGs (Python's, numpy's, torch's): `PrivateRNG` swaps
+private states in around each call, so each component is a pure function of (its seed, the images it has seen)
+and never perturbs, or is perturbed by, the global streams (shuffling, dropout, mixup...)."""
 import random
 import re
 from contextlib import contextmanager

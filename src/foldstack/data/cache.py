@@ -1,14 +1,11 @@
 """The decoded-image cache: every train and test image decoded and resized once into one uint8 array on disk.
 
-cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, 3) uint8, read through a memory map, so memory stays
-flat as the data grows and forked workers share the pages. S is `cache_side(data)` (config/training.py):
-data.img_size unless data.cache_size (or a crop_pct < 1) keeps more pixels, so that RandomResizedCrop and
-evaluation's resize and centre crop work from real pixels. The key hashes both tables' fingerprints (ids, labels, file names and sizes), S and
-data.interpolation: new data, another side or resampling is another folder, never a rewrite.
-It is built on first use by whichever stage needs images (decoding in parallel on every core), and
-`runtime.cache=false` reads the files and resizes them to S the same way instead: results are identical (see
-`data/images.py`). This module imports no OpenCV at load. The size arithmetic (`cache_side`, `eval_side`) is the
-data section's own, in config/training.py, where the config checks use it."""
+cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, 3) uint8, read through a memory map (memory stays flat,
+forked workers share the pages). S is config.training.cache_side(data): data.img_size unless data.cache_size (or a
+crop_pct < 1) keeps more pixels for RandomResizedCrop and evaluation's centre crop. The key hashes both tables'
+fingerprints, S and data.interpolation: other data, side or resampling is another folder, never a rewrite. Built
+on first use by whichever stage needs images; `runtime.cache=false` reads the files and resizes them the same way
+instead, with identical results (data/images.py). No OpenCV import at load."""
 import logging
 import os
 import time
@@ -55,22 +52,19 @@ def _fill(array: np.ndarray, paths: list, size: int, interpolation: str, workers
 
 
 def cache_key(fingerprints: list[str], size: int, interpolation: str) -> str:
-    """The tables, S and the resampling."""
     return stable_hash(dict(tables=fingerprints, size=size, interpolation=interpolation, format=FORMAT), 16)
 
 
 def file_store(paths: list, n_train: int, data):
-    """An ImageStore that decodes the files and resizes them to S as the cache would have (runtime.cache=false,
-    images outside the competition)."""
+    """An ImageStore of the files, resized to S as the cache would be (runtime.cache=false, outside images)."""
     from .images import ImageStore
 
     return ImageStore(paths, n_train, size=cache_side(data), interpolation=data.interpolation)
 
 
 def image_store(ctx, workers: int = 0):
-    """Train then test images of the competition (a data.images.ImageStore of S x S images), from the cache
-    (built now if missing) unless runtime.cache is off: then decoded from the files and resized to S on each read.
-    Parallel `make -j` folds may build it at once: the first rename wins, the others use it. `workers`: decoding
+    """Train then test images (an ImageStore of S x S images) from the cache, built now if missing, or from the
+    files when runtime.cache is off. Parallel folds may build it at once: the first rename wins. `workers`: decoding
     processes (engine.runtime.decode_workers; 0: this one)."""
     from .images import ImageStore
 

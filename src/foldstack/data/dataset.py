@@ -71,9 +71,8 @@ class SeededBatches(Sampler):
 
 
 class ExtraRowsSampler(Sampler):
-    """One epoch = every one of the first n_real rows once plus a fresh random `fraction` of the n_extra rows
-    after them (pseudo-labelled test rows), shuffled together. fraction < 1 down-weights the extra rows; the
-    draws come from `generator`, so an epoch's rows are a function of its seed."""
+    """One epoch: each of the first n_real rows once plus a fresh random `fraction` of the n_extra (pseudo-labelled)
+    rows after them, shuffled together, drawn from `generator`: an epoch's rows are a function of its seed."""
 
     def __init__(self, n_real: int, n_extra: int, fraction: float, generator: torch.Generator):
         self.n_real, self.n_extra, self.generator = n_real, n_extra, generator

@@ -1,14 +1,12 @@
-"""Normalisation of uint8 images, where the batch is: on the device in training and inference (as timm's
-PrefetchLoader does), in a loader worker before random erasing, inside the exported ONNX graph.
-
-One arithmetic everywhere, albumentations' Normalize in float32: (x - 255 mean) / (255 std), computed as
-(x - shift) * scale (bit-identical to A.Normalize), so a model sees the same numbers in training, `make oof` and
-ONNX Runtime."""
+"""Normalisation of uint8 images where the batch is: on the device in training and inference (as timm's
+PrefetchLoader does), in a loader worker before random erasing, inside the exported ONNX graph. One arithmetic
+everywhere, (x - shift) * scale, bit-identical to albumentations' Normalize in float32, so a model sees the same
+numbers in training, `make oof` and ONNX Runtime."""
 from functools import lru_cache
 
 import torch
 
-from ..config import Data
+from ..config.training import Data
 
 
 class Normalize(torch.nn.Module):

@@ -1,9 +1,8 @@
 """Where a stage's images come from: every train row, then every test row, by row number.
 
-An ImageStore reads a row either from the decoded-image cache (a uint8 (N, S, S, 3) memory-mapped array, see
-`data/cache.py`) or by decoding its file and resizing it to S x S with `resize_square`, the very function that
-filled the cache: both give the same pixels. S is `data.cache_size` (`config.training.cache_side`), img_size by default;
-the transforms take the model's img_size from it (a resize, RandomResizedCrop, or resize and centre crop)."""
+An ImageStore reads a row from the decoded-image cache (data/cache.py) or decodes its file and resizes it to S x S
+with `resize_square`, the function that filled the cache: both give the same pixels. S is
+config.training.cache_side (img_size by default); the transforms take the model's img_size from it."""
 import io
 from pathlib import Path
 
@@ -34,12 +33,10 @@ def decode_in_this_thread(worker_id: int | None = None) -> None:
 def read_image(path: Path) -> np.ndarray:
     """RGB uint8 HxWx3 from any common format, or a PipelineError naming the file: never partly decoded pixels.
 
-    The file is read once; OpenCV decodes it from memory. What OpenCV gets right, checked pixel by pixel in
-    tests/test_image_formats.py: EXIF orientation (as PIL's ImageOps.exif_transpose), 16-bit PNG scaled to 8 bits
-    (not clipped), grayscale to 3 equal channels, Adobe CMYK JPEG, palette PNG. Alpha is dropped, pixels keep their
-    stored colour (PIL's convert("RGB")), not composited on a background. GIF goes to PIL: OpenCV paints transparent
-    GIF pixels with the background colour instead of their own palette colour. PIL also takes what OpenCV cannot
-    decode, and says why a file is unreadable."""
+    The file is read once; OpenCV decodes it from memory (EXIF orientation, 16-bit PNG scaled, grayscale, CMYK
+    JPEG, palette PNG: checked pixel by pixel in tests/test_image_formats.py). Alpha is dropped, not composited.
+    GIF goes to PIL (OpenCV paints transparent GIF pixels with the background colour), as does what OpenCV cannot
+    decode: PIL says why a file is unreadable."""
     try:
         with open(path, "rb", buffering=0) as file:  # unbuffered: one read of the whole file, no copy
             data = file.read()
@@ -67,8 +64,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def _jpeg_truncated(data: bytes) -> bool:
-    """No EOI marker (FF D9) after the image's first scan: the file was cut. Entropy-coded data never holds FF D9
-    (an FF byte in it is followed by 00 or a restart marker), so a cut inside the scans leaves no EOI after them.
+    """No EOI marker (FF D9) after the image's first scan: the file was cut (entropy-coded data never holds FF D9).
     A few microseconds, where a second decode with PIL would double the cost; and PIL's own check is gone wherever
     user code sets the global ImageFile.LOAD_TRUNCATED_IMAGES."""
     if data.endswith(JPEG_END):  # the usual file, in 0.1 us: ending in FF D9, it was not cut inside its scans
@@ -129,8 +125,7 @@ class ImageStore:
             if self.size is None:
                 return [read_image(self.paths[r]) for r in rows]
             return [resize_square(read_image(self.paths[r]), self.size, self.interpolation) for r in rows]
-        block = self.array[np.asarray(rows, dtype=np.int64)]  # one gather from the memory map per batch
-        return list(block)
+        return list(self.array[np.asarray(rows, dtype=np.int64)])  # one gather from the memory map per batch
 
     def __getstate__(self):
         return {**self.__dict__, "_array": None}

@@ -2,7 +2,7 @@
 import torch
 from timm.data import Mixup
 
-from ..config import Mixup as MixupConfig
+from ..config.training import Mixup as MixupConfig
 
 
 class TargetMixup(Mixup):
@@ -27,12 +27,7 @@ class TargetMixup(Mixup):
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.mixup_enabled or len(x) % 2:  # timm pairs sample i with N-1-i: an odd batch stays unmixed
             return x, target
-        if self.mode == "elem":
-            lam = self._mix_elem(x)
-        elif self.mode == "pair":
-            lam = self._mix_pair(x)
-        else:
-            lam = self._mix_batch(x)
+        lam = {"elem": self._mix_elem, "pair": self._mix_pair}.get(self.mode, self._mix_batch)(x)
         if isinstance(lam, torch.Tensor):  # (N, 1) column
             lam = lam.to(device=target.device, dtype=target.dtype)
             if target.ndim == 1:

@@ -97,12 +97,10 @@ def metric_requirements(y: np.ndarray, task: str, metric: str, classes: list[str
 
 def _merge(*lists) -> list:
     """Requirements once each (the same class asked for by stratification and by the metric)."""
-    seen, out = set(), []
+    out = {}
     for r in (r for rs in lists for r in rs):
-        if (r.what, r.negative) not in seen:
-            seen.add((r.what, r.negative))
-            out.append(r)
-    return out
+        out.setdefault((r.what, r.negative), r)
+    return list(out.values())
 
 
 def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",

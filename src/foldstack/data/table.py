@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Competition
+from ..config.competition import Competition
 from ..errors import PipelineError
 from ..discover import IMAGE_EXTS, blank_rows, unlabeled_error
 from ..utils.io import read_csv, require_columns, stable_hash
@@ -112,15 +112,6 @@ def output_names(comp: Competition) -> list[str]:
     return [comp.classes[1]] if comp.task == "binary" else list(comp.classes)
 
 
-def _class_index(values: pd.Series, classes: list[str], source: str, col: str) -> np.ndarray:
-    lookup = {c: i for i, c in enumerate(classes)}
-    idx = values.map(lookup)
-    bad = idx.index[idx.isna()]
-    if len(bad):
-        raise PipelineError(f"{source} row {bad[0] + 2}: {col}={values[bad[0]]!r} is not a known class {classes}")
-    return idx.to_numpy(dtype=np.int64)
-
-
 def encode_targets(table: Table, comp: Competition) -> np.ndarray:
     """Targets as a float32 (N, n_outputs) matrix: one-hot / multi-hot / positive-class column.
 
@@ -131,24 +122,25 @@ def encode_targets(table: Table, comp: Competition) -> np.ndarray:
     if len(classes) < 2:
         raise PipelineError(f"competition.classes: need at least 2 classes, got {classes}")
     if len(comp.target_cols) > 1:  # one 0/1 column per class
-        cols = comp.target_cols
-        values = frame[cols].apply(pd.to_numeric, errors="coerce")
+        values = frame[comp.target_cols].apply(pd.to_numeric, errors="coerce")
         bad = values.index[values.isna().any(axis=1) | ~values.isin([0, 1]).all(axis=1)]
         if len(bad):
             raise PipelineError(f"{src} row {bad[0] + 2}: class columns must be 0 or 1")
         return values.to_numpy(np.float32)
-    col = comp.target_cols[0]
+    col, lookup = comp.target_cols[0], {c: i for i, c in enumerate(classes)}
     y = np.zeros((len(table), len(classes)), np.float32)
     if comp.task == "multilabel":
-        lookup = {c: i for i, c in enumerate(classes)}
         for row, (line, value) in enumerate(frame[col].items()):
             for tag in value.split():
                 if tag not in lookup:
                     raise PipelineError(f"{src} row {line + 2}: tag {tag!r} is not a known class")
                 y[row, lookup[tag]] = 1
         return y
-    idx = _class_index(frame[col], classes, src, col)
-    y[np.arange(len(idx)), idx] = 1
+    idx = frame[col].map(lookup)
+    bad = idx.index[idx.isna()]
+    if len(bad):
+        raise PipelineError(f"{src} row {bad[0] + 2}: {col}={frame[col][bad[0]]!r} is not a known class {classes}")
+    y[np.arange(len(idx)), idx.to_numpy(dtype=np.int64)] = 1
     return y[:, 1:] if comp.task == "binary" else y
 
 

@@ -1,15 +1,13 @@
-"""Image transforms built from the `data` config section.
+"""Image transforms built from the `data` config section, from the store's S x S images to img_size.
 
-Both start from the store's S x S images (S = config.training.cache_side, img_size by default) and end at img_size.
-Training: Resize to img_size (or RandomResizedCrop to img_size with `data.rrc`), flips, the `augment` preset, the
-free `extra_augs` list (albumentations, on the uint8 image), then the optional `auto_augment` (timm RandAugment /
-TrivialAugmentWide), ToTensorV2, and timm RandomErasing (which works on the normalised tensor: data.device.Normalize
-before it). Evaluation: Resize to img_size, or with `data.crop_pct` < 1 timm's resize to round(img_size / crop_pct) and
-centre crop of img_size; ToTensorV2. Every resize uses `data.interpolation`.
+Training: Resize (or RandomResizedCrop with `data.rrc`), flips, the `augment` preset, `extra_augs` (albumentations,
+uint8), the optional `auto_augment` (timm RandAugment / TrivialAugmentWide), ToTensorV2, then timm RandomErasing
+on the normalised tensor. Evaluation: Resize, or with `data.crop_pct` < 1 timm's resize to round(img_size /
+crop_pct) and centre crop; ToTensorV2. Every resize uses `data.interpolation`.
 
-Both are called as `t(image=rgb_uint8_hwc)["image"]` -> CHW tensor: uint8, normalised on the device by
-`data.device.to_device` (a quarter of the bytes to copy, no float work in the workers), or float when erasing
-needed it here. `t.set_random_seed(seed)` makes the pipeline a pure function of (seed, the images it sees).
+Called as `t(image=rgb_uint8_hwc)["image"]` -> CHW tensor: uint8, normalised on the device by data.device.to_device
+(a quarter of the bytes to copy), or float when erasing needed it here. `t.set_random_seed(seed)` makes the
+pipeline a pure function of (seed, the images it sees).
 """
 import inspect
 
@@ -18,8 +16,7 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-from ..config import AUGMENT_PRESETS, Data
-from ..config.training import eval_side
+from ..config.training import AUGMENT_PRESETS, Data, eval_side
 from ..errors import PipelineError, error_lines
 from .augment import AutoAugment, Erasing, derive_seed
 from .device import Normalize
@@ -99,8 +96,8 @@ class TrainTransform:
 
     def __init__(self, augment: A.Compose, auto_augment: AutoAugment | None, finish: A.Compose,
                  erasing: Erasing | None, img_size: int, seed: int = 0):
-        self.augment = augment
-        self.auto_augment, self.finish, self.erasing, self.img_size = auto_augment, finish, erasing, img_size
+        self.augment, self.auto_augment, self.finish = augment, auto_augment, finish
+        self.erasing, self.img_size = erasing, img_size
         self.set_random_seed(seed)
 
     def set_random_seed(self, seed: int) -> None:
@@ -138,21 +135,15 @@ def _resize(cfg: Data, side: int) -> A.Resize:
     return A.Resize(side, side, interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
 
 
-def _first_train_op(cfg: Data):
-    """RandomResizedCrop from the S x S image to img_size, else the resize to img_size."""
-    if cfg.rrc:
-        return A.RandomResizedCrop(size=(cfg.img_size, cfg.img_size), scale=tuple(cfg.rrc_scale),
-                                   ratio=tuple(cfg.rrc_ratio), interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
-    return _resize(cfg, cfg.img_size)
-
-
 def build_transforms(cfg: Data, train: bool):
     """Training or evaluation transform: `t(image=rgb_uint8_hwc)["image"]`, `t.set_random_seed(seed)`."""
     if not train:
         side = eval_side(cfg)
         crop = [A.CenterCrop(cfg.img_size, cfg.img_size)] if side != cfg.img_size else []
         return A.Compose([_resize(cfg, side), *crop, ToTensorV2()], seed=0)
-    ops = [_first_train_op(cfg)]
+    ops = [A.RandomResizedCrop(size=(cfg.img_size, cfg.img_size), scale=tuple(cfg.rrc_scale),
+                               ratio=tuple(cfg.rrc_ratio), interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
+           if cfg.rrc else _resize(cfg, cfg.img_size)]
     if cfg.hflip:
         ops.append(A.HorizontalFlip(p=0.5))
     if cfg.vflip:

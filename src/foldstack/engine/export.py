@@ -1,9 +1,6 @@
 """One fold's models as an ONNX graph that computes what `make oof` computes for that fold with TTA off, checked
-with ONNX Runtime against PyTorch and timed (the stage, stages/export.py, runs it per fold and writes the folder).
-
-The graph: uint8 (N, C, H, W) RGB 0..255 in, normalised inside by data.device.Normalize (the object training and
-inference normalise with), each checkpoint's logits -> probabilities (softmax for multiclass, sigmoid otherwise),
-averaged over the fold's checkpoints as predict_probs averages them."""
+with ONNX Runtime against PyTorch and timed (stages/export.py runs it per fold). The graph takes uint8 (N, C, H, W)
+RGB, normalises inside (data.device.Normalize) and averages the checkpoints' probabilities as predict_probs does."""
 import json
 import logging
 import warnings
@@ -15,7 +12,7 @@ from torch import nn
 
 from ..data.device import Normalize
 from ..errors import PipelineError, first_line
-from ..loss import logits_to_probs
+from ..loss.factory import logits_to_probs
 from ..utils.io import sha256_file
 from ..utils.timing import median_seconds
 from .inference import inference_loader

@@ -1,5 +1,5 @@
-"""What one fold trains with: its model (and the wrapper that trains it), optimizer, schedule, loss, mixup,
-weight averaging, early stopping and loaders, built from the config in one place (`build_fold`)."""
+"""What one fold trains with (model and its training wrapper, optimizer, schedule, loss, mixup, weight averaging,
+early stopping, loaders), built from the config in one place: `build_fold`."""
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,15 +9,17 @@ from timm.utils import ModelEmaV3
 
 from .. import distributed as dist
 from ..averaging import SWA, EarlyStopping, Snapshots
-from ..config import Config
+from ..config.schema import Config
 from ..data.dataset import ExtraRowsSampler, ImageDataset, make_loader
 from ..data.images import ImageStore
 from ..data.mixup import create_mixup
 from ..data.transforms import build_transforms
-from ..loss import DistillLoss, create_loss
+from ..loss.distill import DistillLoss
+from ..loss.factory import create_loss
 from ..metrics import HIGHER_IS_BETTER, is_better
-from ..models import create_model
-from ..optim import create_optimizer, create_schedule
+from ..models.factory import create_model
+from ..optim.factory import create_optimizer
+from ..optim.schedule import create_schedule
 from ..utils.seed import seed_everything
 from .runtime import num_workers, resolve_device, use_channels_last
 

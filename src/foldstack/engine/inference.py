@@ -3,9 +3,9 @@ one path for validation during training, OOF and test predictions, and the bench
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config.schema import Config
 from ..data.device import to_device
-from ..loss import logits_to_probs
+from ..loss.factory import logits_to_probs
 from ..tta import build_views, forward_views, merge_views
 from .runtime import autocast, num_workers, progress, use_channels_last
 
@@ -19,21 +19,18 @@ def load_fold_models(cfg: Config, n_outputs: int, fold_dir, device) -> list:
 
 def models_from_weights(cfg: Config, n_outputs: int, states: list, device) -> list:
     """One model of cfg.model per state dict (a fold's checkpoints, or the weights a bundle carries), on device."""
-    from ..models import create_model
+    from ..models.factory import create_model
 
     model_cfg = cfg.model.model_copy(update={"pretrained_path": None})  # the checkpoint holds every weight
-    models = []
-    for weights in states:
-        model = create_model(model_cfg, n_outputs, cfg.competition.task)
+    models = [create_model(model_cfg, n_outputs, cfg.competition.task) for _ in states]
+    for model, weights in zip(models, states):
         model.load_state_dict(weights)
-        models.append(model.to(device))
-    return models
+    return [model.to(device) for model in models]
 
 
 def inference_loader(cfg: Config, images, rows, device):
-    """Rows of an ImageStore in order through the evaluation transform (TTA views are made on the device). The
-    store's images are S x S (config.training.cache_side; `file_store` for files outside the competition), the batches
-    img_size x img_size."""
+    """Rows of an ImageStore (S x S squares: config.training.cache_side) in order through the evaluation transform,
+    as img_size batches (TTA views are made on the device)."""
     from ..config.training import cache_side
     from ..data.dataset import ImageDataset, make_loader
     from ..data.transforms import build_transforms
@@ -49,8 +46,7 @@ def inference_loader(cfg: Config, images, rows, device):
 
 def predict_files(models: list, cfg: Config, files: list, device, desc: str = "predict") -> np.ndarray:
     """Probabilities (N, K) of image files outside the decoded-image cache, exactly as `make oof` predicts test
-    rows: each file decoded and resized to the cache's side (data.cache.file_store), the evaluation transform,
-    the configured TTA views merged, the models averaged."""
+    rows (decoded to the cache's side by data.cache.file_store, the configured TTA, the models averaged)."""
     from ..data.cache import file_store
 
     loader = inference_loader(cfg, file_store(list(files), 0, cfg.data), np.arange(len(files)), device)
@@ -66,13 +62,9 @@ def tta_views(cfg: Config) -> list:
 @torch.inference_mode()
 def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: str = "predict", plain: bool = False,
                   weights: list | None = None):
-    """Class probabilities (N, K) averaged over models (weighted by `weights` when given: fold_weights.py); each
-    model's views merged by predict.tta_merge.
-
-    Several models share one pass over the loader, so test images are decoded once, not once per fold; all
-    views of a batch go through a model in one batched call (chunked at runtime.infer_batch images).
-    views: from `tta_views` (default: the identity alone). plain=True also returns the identity view's
-    probabilities from the same pass: TTA's gain is measured without a second run."""
+    """Class probabilities (N, K) averaged over models (by `weights` when given), each model's views (`tta_views`;
+    default the identity) merged by predict.tta_merge. All models share one pass over the loader (test images are
+    decoded once). plain=True also returns the identity view's probabilities from the same pass."""
     views = views or build_views([], [], 1.0, cfg.data.img_size)
     layout = use_channels_last(cfg, torch.device(device))
     for model in models:

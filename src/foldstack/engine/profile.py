@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models import create_model, set_backbone_trainable
+from ..models.factory import create_model
+from ..models.net import set_backbone_trainable
 from ..utils.io import stable_hash
 from ..utils.timing import per_call_seconds
 from .runtime import autocast, resolve_device, use_channels_last
@@ -46,12 +47,6 @@ def images_per_second(step, batch: int, device, seconds: float) -> float:
     return len(times) * batch / sum(times)
 
 
-def _random_targets(task: str, n_outputs: int, batch: int, device):
-    if task == "multiclass":
-        return torch.randint(0, n_outputs, (batch,), device=device)
-    return torch.randint(0, 2, (batch, n_outputs), device=device).float()
-
-
 def summarize(cfg, n_outputs: int, seconds: float = 2.0, speed: bool = True) -> dict:
     """The summary of cfg's model (random weights; see stages/summary.py) as a JSON-able dict."""
     task, size = cfg.competition.task, cfg.data.img_size
@@ -84,7 +79,8 @@ def summarize(cfg, n_outputs: int, seconds: float = 2.0, speed: bool = True) -> 
         return x.contiguous(memory_format=torch.channels_last) if layout else x
 
     x_infer, x_train = batch_of(out["infer_batch"]), batch_of(out["train_batch"])
-    target = _random_targets(task, n_outputs, out["train_batch"], device)
+    target = (torch.randint(0, n_outputs, (out["train_batch"],), device=device) if task == "multiclass"
+              else torch.randint(0, 2, (out["train_batch"], n_outputs), device=device).float())
 
     @torch.inference_mode()
     def infer():

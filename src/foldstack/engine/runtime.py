@@ -7,13 +7,11 @@ import torch
 from tqdm import tqdm
 
 from .. import distributed as dist
-from ..config import Config
+from ..config.schema import Config
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
 
 
 def usable_cores() -> int:
@@ -22,10 +20,9 @@ def usable_cores() -> int:
 
 
 def auto_workers(device: torch.device, processes_per_machine: int = 1) -> int:
-    """runtime.num_workers=auto. GPU: the cores this process may use, less one for the training loop, shared among
-    the machine's processes (DDP ranks). CPU: none. The model's threads already use every core there, and a worker
-    process taking a core stalls all of them at each parallel region's barrier: measured on 2 cores, 0 workers ran
-    at 0.94 of the compute ceiling, 1 worker at 0.87. With the decoded-image cache, loading in-line is cheap."""
+    """runtime.num_workers=auto. GPU: the usable cores less one for the loop, shared among the machine's DDP ranks.
+    CPU: none, as the model's threads use every core and a worker stalls them (on 2 cores: 0.94 of the compute
+    ceiling with 0 workers, 0.87 with 1); loading from the decoded-image cache in-line is cheap."""
     if device.type != "cuda":
         return 0
     return max(1, min(16, usable_cores() // max(processes_per_machine, 1) - 1))

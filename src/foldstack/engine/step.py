@@ -1,12 +1,11 @@
-"""One batch through training: onto the device, resized (multiscale) and mixed (mixup), forward and backward
-at 1/accum_steps of its gradient (`micro_step`), then the optimizer update (`optimizer_step`) and the EMA's
-(`train_step`: all of it). The one training step: the epoch loop, the budget planner's timing, `make lr-find` and
-`make bench` all run it."""
+"""The one training step, which the epoch loop, the budget planner's timing, `make lr-find` and `make bench` all run:
+a batch onto the device, resized (multiscale) and mixed (mixup), forward and backward at 1/accum_steps of its
+gradient (`micro_step`), then the optimizer update (`optimizer_step`) and the EMA's (`train_step`: all of it)."""
 from contextlib import nullcontext
 
 import torch
 
-from ..config import Config
+from ..config.schema import Config
 from ..data.device import to_device
 from ..data.multiscale import multiscale_size, resize_batch
 from .fold import Fold

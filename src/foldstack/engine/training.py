@@ -10,12 +10,12 @@ import torch
 
 from .. import distributed as dist
 from ..checkpoints import load_checkpoint, save_checkpoint
-from ..config import Config
+from ..config.schema import Config
 from ..data.dataset import reseed_epoch
 from ..data.images import ImageStore
 from ..errors import PipelineError
 from ..metrics import comp_score, score
-from ..models import set_backbone_trainable
+from ..models.net import set_backbone_trainable
 from ..utils.io import atomic_write_csv
 from ..utils.plots import plot_curves
 from ..utils.seed import rng_state, set_rng_state
@@ -30,11 +30,9 @@ log = logging.getLogger("foldstack")
 def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
                extra: ExtraRows | None = None, teacher: np.ndarray | None = None, weights: Path | None = None,
                on_epoch=None) -> dict:
-    """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png);
-    resumes from out_dir/last.pt if present. Validation is on the fold's real train rows only.
-    on_epoch(fold, epoch, row): called after each epoch is saved (epoch counts from 1; row: its log.csv row), e.g.
-    to report to a sweep's scheduler; if it raises (Tune stopping a bad trial), the fold stops unfinished, its
-    last.pt kept for a rerun to resume, as after any error. It changes nothing else."""
+    """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png), resuming from
+    its last.pt; validation is on the fold's real train rows only. on_epoch(fold, epoch, row) runs after each saved
+    epoch (from 1; row: its log.csv row), e.g. for a sweep's scheduler; if it raises, the fold stops resumable."""
     tc, comp = cfg.train, cfg.competition
     f = build_fold(cfg, images, y, folds, fold, out_dir, extra, teacher, weights)
     y_valid = y[f.valid_idx]

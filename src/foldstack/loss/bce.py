@@ -1,8 +1,7 @@
 """BCE with target thresholding, including "ResNet strikes back" BCE for multiclass.
 
 Wightman, Touvron, Jegou, "ResNet strikes back", 2021, https://arxiv.org/abs/2110.00476: multiclass trained with
-a BCE per class on the (mixed) one-hot targets, optionally binarised (every class present in a mixed image -> 1).
-"""
+a BCE per class on the (mixed) one-hot targets, optionally binarised (every class present in a mixed image -> 1)."""
 import torch
 from timm.loss import BinaryCrossEntropy
 from torch import nn
@@ -11,11 +10,8 @@ from .common import smooth_targets
 
 
 class ThresholdedBCE(nn.Module):
-    """Smooth targets (per the task's convention), then timm's BinaryCrossEntropy with its target_threshold.
-
-    Smoothing is done here because timm only smooths class-index targets (or towards 0.5 with smooth_dense); our
-    targets are always dense. As in timm, thresholding comes after smoothing.
-    """
+    """Smooth targets (per the task's convention), then timm's BinaryCrossEntropy with its target_threshold (timm
+    only smooths class-index targets; ours are dense). As in timm, thresholding comes after smoothing."""
 
     def __init__(self, task: str, smoothing: float = 0.0, target_threshold: float | None = None):
         super().__init__()

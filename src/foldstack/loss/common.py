@@ -4,12 +4,8 @@ from torch import nn
 
 
 def smooth_targets(target: torch.Tensor, eps: float, task: str) -> torch.Tensor:
-    """Label smoothing applied to (possibly soft) targets before a loss.
-
-    multiclass: each row moves towards the uniform distribution, t * (1 - eps) + eps / K, which is exactly what
-    torch's `cross_entropy(label_smoothing=eps)` does, so CE-based losses agree with it.
-    binary / multilabel: each independent label moves towards 0.5, t * (1 - eps) + eps / 2.
-    """
+    """Label smoothing of (possibly soft) targets. multiclass: t * (1 - eps) + eps / K, as torch's
+    `cross_entropy(label_smoothing=eps)` does; binary / multilabel: each label towards 0.5, t * (1 - eps) + eps / 2."""
     if not eps:
         return target
     if task == "multiclass":

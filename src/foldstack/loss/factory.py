@@ -1,9 +1,7 @@
 """The loss registry: `loss.name` x task -> an nn.Module called as loss_fn(logits, target) -> scalar.
 
-logits and target are (N, K); targets are float and may be soft (mixup/cutmix rows, pseudo labels). Label
-smoothing is applied by the loss (multiclass: towards uniform; binary/multilabel: towards 0.5), so mixup must not
-smooth again.
-"""
+logits and target are (N, K); targets are float and may be soft (mixup, pseudo labels). The loss applies label
+smoothing (multiclass: towards uniform; else towards 0.5), so mixup must not smooth again."""
 from typing import Callable
 
 import numpy as np
@@ -11,7 +9,8 @@ import torch
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
-from ..config import LOSSES, TASKS, Loss
+from ..config.competition import TASKS
+from ..config.training import LOSSES, Loss
 from ..errors import PipelineError
 from .bce import ThresholdedBCE
 from .common import SmoothedBCE, smooth_targets

@@ -1,7 +1,5 @@
-"""Focal loss (Lin et al. 2017, https://arxiv.org/abs/1708.02002) on soft targets.
-
-With gamma = 0 (and no alpha) both reduce exactly to CE / BCE, so focal is a drop-in that only re-weights.
-"""
+"""Focal loss (Lin et al. 2017, https://arxiv.org/abs/1708.02002) on soft targets. With gamma = 0 (and no alpha)
+both reduce exactly to CE / BCE, so focal is a drop-in that only re-weights."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,8 +11,7 @@ from .common import smooth_targets
 class SoftmaxFocalLoss(nn.Module):
     """Multiclass: mean over samples of -sum_k t_k (1 - p_k)^gamma log p_k (soft targets t).
 
-    No alpha here: per-class balancing for multiclass is `weighted_ce`'s job.
-    """
+    No alpha here: per-class balancing for multiclass is `weighted_ce`'s job."""
 
     def __init__(self, gamma: float = 2.0, smoothing: float = 0.0):
         super().__init__()
@@ -34,10 +31,8 @@ class SoftmaxFocalLoss(nn.Module):
 
 
 class SigmoidFocalLoss(nn.Module):
-    """Binary / multilabel: torchvision's sigmoid focal loss, mean over all N * K labels.
-
-    alpha (weight of positives) None disables the alpha weighting (torchvision's alpha = -1).
-    """
+    """Binary / multilabel: torchvision's sigmoid focal loss, mean over all N * K labels. alpha (weight of the
+    positives) None: no alpha weighting (torchvision's alpha = -1)."""
 
     def __init__(self, gamma: float = 2.0, alpha: float | None = None, smoothing: float = 0.0):
         super().__init__()

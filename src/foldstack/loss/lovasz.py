@@ -2,8 +2,7 @@
 
 Berman, Rannen Triki, Blaschko, "The Lovasz-Softmax loss: A tractable surrogate for the optimization of the
 intersection-over-union measure in neural networks", CVPR 2018, https://arxiv.org/abs/1705.08790
-(after the authors' reference code, lovasz_hinge_flat).
-"""
+(after the authors' reference code, lovasz_hinge_flat)."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,11 +18,9 @@ def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
 
 
 class LovaszHinge(nn.Module):
-    """Binary / multilabel: one Jaccard surrogate over all N * K labels of the batch, flattened.
-
-    Targets are binarised at 0.5 (> 0.5 is positive), so label smoothing has no effect and a 50/50 mixed label
-    counts as negative. Logits are margins: a label is error-free once logit * sign >= 1.
-    """
+    """Binary / multilabel: one Jaccard surrogate over all N * K labels of the batch, flattened. Targets are
+    binarised at 0.5 (> 0.5 is positive), so label smoothing has no effect and a 50/50 mixed label counts as
+    negative. Logits are margins: a label is error-free once logit * sign >= 1."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float().flatten()

@@ -6,8 +6,7 @@ Weight conventions (the list in `loss.class_weights` means the same as the infer
   binary      2 weights [negative, positive]; auto: the same 'balanced' rule over the two classes.
   multilabel  K pos_weights (weight of each label's positive term, negatives weigh 1); auto: n_neg / n_pos
               per label (timm's compute_class_weights 'neg_pos').
-Counts below one sample are taken as one (as timm does), so a class missing from a fold gets a large finite weight.
-"""
+Counts below one sample are taken as one (as timm does), so a class missing from a fold gets a large finite weight."""
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,8 +51,7 @@ def resolve_class_weights(class_weights, task: str, train_targets: np.ndarray | 
 class WeightedCrossEntropy(nn.Module):
     """Multiclass: torch's cross_entropy(weight=w) on probability targets, i.e. the mean over samples of
     -sum_k w_k t_k log p_k. NOT normalised by the sum of sample weights (torch only does that for hard class-index
-    targets), so the loss scale follows the weights.
-    """
+    targets), so the loss scale follows the weights."""
 
     def __init__(self, weight: torch.Tensor, smoothing: float = 0.0):
         super().__init__()
@@ -71,8 +69,7 @@ class WeightedBCE(nn.Module):
 
     Each class's term gets its own weight, so soft targets are weighted consistently with the multiclass loss; on
     hard targets this is BCE with per-element weight t * w_pos + (1 - t) * w_neg. binary: weight = [w_neg, w_pos];
-    multilabel: weight = per-label pos_weight and w_neg = 1 (torch's BCEWithLogitsLoss(pos_weight=weight)).
-    """
+    multilabel: weight = per-label pos_weight and w_neg = 1 (torch's BCEWithLogitsLoss(pos_weight=weight))."""
 
     def __init__(self, weight: torch.Tensor, task: str, smoothing: float = 0.0):
         super().__init__()

@@ -1,6 +1,2 @@
-from .factory import create_model
-from .heads import LinearHead, MarginHead
-from .net import Net, set_backbone_trainable
-from .pooling import GeM
-
-__all__ = ["create_model", "set_backbone_trainable", "Net", "GeM", "LinearHead", "MarginHead"]
+"""Models: timm backbones with our pooling and heads. Import from the defining module (factory, net, heads,
+pooling, hub, pretrained)."""

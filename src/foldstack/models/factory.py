@@ -6,7 +6,7 @@ import timm
 import torch
 from torch import nn
 
-from ..config import Model
+from ..config.training import Model
 from ..errors import PipelineError
 from .heads import create_head
 from .net import Net

@@ -19,9 +19,8 @@ class LinearHead(nn.Module):
 
 class MarginHead(nn.Module):
     """ArcFace / CosFace: logits are s * cos(feature, class weight). In training with a target the target class
-    is penalised: cosface s*(cos - m*t), arcface s*cos(theta + m*t). With one-hot t that is the exact margin of
-    the papers; with soft (mixup) t the margin is interpolated. At prediction (eval, or no target) the logits
-    are the plain s*cos, so softmax works as with a linear head."""
+    is penalised: cosface s*(cos - m*t), arcface s*cos(theta + m*t) (soft t: the margin interpolated). At
+    prediction (eval, or no target) the logits are the plain s*cos, as with a linear head."""
     def __init__(self, width: int, num_classes: int, kind: str, s: float = 30.0, m: float = 0.5,
                  drop_rate: float = 0.0, eps: float = 1e-6):
         super().__init__()

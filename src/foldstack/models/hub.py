@@ -1,12 +1,8 @@
-"""ImageNet weights of a timm model through the Hugging Face hub, cached in the project's `weights/` folder in the
-hub's own cache layout (models--<org>--<repo>/blobs, snapshots, refs), so that the folder can be uploaded as a
-Kaggle dataset and read with the network off (HF_HUB_OFFLINE=1).
+"""ImageNet weights of a timm model through the Hugging Face hub, cached in `weights/` in the hub's own layout, so
+the folder can be uploaded as a Kaggle dataset and read offline (HF_HUB_OFFLINE=1).
 
-timm decides which file a model loads and downloads it: `timm.create_model(name, pretrained=True, cache_dir=...)`.
-What this module adds: finding that file in the cache (huggingface_hub's `scan_cache_dir`) and its sha256 (the
-models' key hashes it), the offline checks, and one-line reasons. An unreachable hub costs seconds, once per
-process: one request with a short timeout and no retries decides before timm's download (which retries for
-minutes), and its answer is kept."""
+timm picks and downloads the file; this module finds it in the cache (`scan_cache_dir`), hashes it (the models'
+key), and gives one-line reasons. An unreachable hub costs one short request per process, not timm's retries."""
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -39,8 +35,7 @@ class Weights:
 @dataclass(frozen=True)
 class Lookup:
     """What one model's lookup found: `weights`, or None and `reason` (one phrase). `hub`: false when timm has no
-    hub weights for the model (or does not know it); `repo_id`: its hub repo when resolved; `downloaded`: fetched
-    by this process."""
+    hub weights for the model (or does not know it); `downloaded`: fetched by this process."""
     weights: Weights | None
     reason: str = ""
     hub: bool = True
@@ -52,15 +47,10 @@ def weights_dir(root: Path) -> Path:
     return stage_root(root, "weights")
 
 
-def _shown(folder: Path) -> str:
-    return f"{folder}/"
-
-
 def find_weights(model_cfg, root: Path, download: bool) -> Weights | None:
-    """The hub weights `model_cfg` (the config's model section) trains from, or None: `pretrained=false`, a
-    `pretrained_path` (a local file: it wins, nothing is looked up), or `auto` with none available (the train
-    stage says why: `scratch_reason`). `pretrained=true` with none available: PipelineError naming
-    `make weights`. `download`: fetch them when they are not in `root/weights/` (the training stages)."""
+    """The hub weights the model section trains from, or None (`pretrained=false`, a `pretrained_path`, or `auto`
+    with none available: see `scratch_reason`); `pretrained=true` without them: PipelineError naming `make
+    weights`. `download`: fetch them when not in `root/weights/` (the training stages)."""
     if model_cfg.pretrained is False or model_cfg.pretrained_path:
         return None
     if model_cfg.pretrained is True:
@@ -72,9 +62,8 @@ def find_weights(model_cfg, root: Path, download: bool) -> Weights | None:
 
 
 def scratch_reason(model_cfg, root: Path, download: bool = False) -> str | None:
-    """Under `model.pretrained=auto` without weights: the one line saying that the models train from scratch,
-    why (with `download`, the download's answer: asked once per process), and how to get the weights (logged by
-    the train stage, recorded in each fold's manifest). None otherwise."""
+    """Under `model.pretrained=auto` without weights: the one line saying that the models train from scratch, why,
+    and how to get the weights (logged by the train stage, kept in each fold's manifest). None otherwise."""
     if model_cfg.pretrained != "auto" or model_cfg.pretrained_path:
         return None
     found = lookup(model_cfg.name, root, download)
@@ -83,7 +72,7 @@ def scratch_reason(model_cfg, root: Path, download: bool = False) -> str | None:
     name = model_cfg.name
     if not found.hub:
         return f"model.pretrained=auto: {found.reason}: training {name} from scratch"
-    return (f"model.pretrained=auto: no weights for {name} in {_shown(weights_dir(root))} ({found.reason}): "
+    return (f"model.pretrained=auto: no weights for {name} in {weights_dir(root)}/ ({found.reason}): "
             f"training from scratch; `make weights MODEL={name}` fetches them")
 
 
@@ -92,7 +81,7 @@ def _required_message(name: str, folder: Path, found: Lookup) -> str:
         return (f"model.pretrained=true: {found.reason}; set model.pretrained_path to a local weights file, or "
                 f"model.pretrained=false (or auto) to train from scratch")
     repo = f" ({found.repo_id})" if found.repo_id else ""
-    return (f"model.pretrained=true: no weights for {name}{repo} in {_shown(folder)} ({found.reason}): run "
+    return (f"model.pretrained=true: no weights for {name}{repo} in {folder}/ ({found.reason}): run "
             f"`make weights MODEL={name}` with the network on, or copy in a weights/ folder that has them")
 
 
@@ -114,10 +103,9 @@ def pretrained_cfg(name: str):
     if not timm.is_model(name):
         raise PipelineError(f"model.name: unknown timm model {name!r}")
     try:
-        cfg = timm.models.get_pretrained_cfg(name)
+        return timm.models.get_pretrained_cfg(name)
     except RuntimeError as e:  # a tag the architecture does not have
         raise PipelineError(f"model.name: {name}: {e}") from None
-    return cfg
 
 
 def _in_cache(name: str, cache_dir: Path) -> Lookup:
@@ -139,9 +127,8 @@ def _in_cache(name: str, cache_dir: Path) -> Lookup:
 
 
 def _cached_file(cache_dir: Path, repo_id: str, revision: str) -> tuple[Path, str] | None:
-    """(snapshot path, file name in the repo) of the weights file in the cache's snapshot of `repo_id` at
-    `revision` (a branch, tag or commit): the one timm downloaded there (safetensors first, should a snapshot hold
-    several). None when there is none."""
+    """(snapshot path, file name in the repo) of the weights file timm downloaded into the cache's snapshot of
+    `repo_id` at `revision` (branch, tag or commit; safetensors first), or None."""
     from huggingface_hub import scan_cache_dir
 
     if not cache_dir.is_dir():
@@ -168,7 +155,7 @@ def _download(name: str, repo_id: str, cache_dir: Path) -> Lookup:
     problem = OFFLINE if _offline() else _hub_unreachable()
     if problem:
         return Lookup(None, problem, repo_id=repo_id)
-    log.info(f"downloading the weights of {name} ({repo_id}) into {_shown(cache_dir)}")
+    log.info(f"downloading the weights of {name} ({repo_id}) into {cache_dir}/")
     try:
         timm.create_model(name, pretrained=True, cache_dir=cache_dir)
     except (RepositoryNotFoundError, RevisionNotFoundError) as e:  # gated repos included
@@ -177,7 +164,7 @@ def _download(name: str, repo_id: str, cache_dir: Path) -> Lookup:
         return Lookup(None, f"download failed: {first_line(e)}", repo_id=repo_id)
     found = _in_cache(name, cache_dir)
     if found.weights is None:
-        return replace(found, reason=f"timm loaded {repo_id} but left no weights file in {_shown(cache_dir)}")
+        return replace(found, reason=f"timm loaded {repo_id} but left no weights file in {cache_dir}/")
     return replace(found, downloaded=True)
 
 

@@ -17,8 +17,7 @@ class DualPool(nn.Module):
 
 class GeM(nn.Module):
     """Generalised mean (Radenović et al.): (mean x^p)^(1/p) with p learned; p=1 is avg, large p tends to max.
-    x is clamped positive (a fractional power of a negative is NaN), so maps with negative values (after a
-    LayerNorm, say) lose that part: GeM suits ReLU-style CNNs best."""
+    x is clamped positive (a fractional power of a negative is NaN): GeM suits ReLU-style CNNs best."""
     def __init__(self, p: float = 3.0, eps: float = 1e-6):
         super().__init__()
         self.p = nn.Parameter(torch.tensor([float(p)]))

@@ -62,26 +62,23 @@ def _misfit(state: dict, own: dict) -> Optional[str]:
     for key, value in state.items():
         if key in own and value.shape != own[key].shape:
             return f"{key} has shape {tuple(value.shape)}, the model {tuple(own[key].shape)}"
-    needed = [k for k in own if not k.endswith("num_batches_tracked")]  # old torchvision files lack these
-    missing = [k for k in needed if k not in state]
-    if len(missing) > (1 - MIN_COVERAGE) * len(needed):
-        found = len(needed) - len(missing)
-        return f"only {found} of its {len(needed)} backbone tensors found, e.g. {missing[0]} missing"
+    c = coverage(state, own, None)
+    if c["missing"] > (1 - MIN_COVERAGE) * c["total"]:
+        return f"only {c['loaded']} of its {c['total']} backbone tensors found, e.g. {c['first_missing'][0]} missing"
     return None
 
 
-def coverage(state: dict, own: dict, path: Path) -> dict:
+def coverage(state: dict, own: dict, path: Path | None) -> dict:
     """What a weights file gave the backbone: loaded / total tensors and the first names left random."""
-    needed = [k for k in own if not k.endswith("num_batches_tracked")]
+    needed = [k for k in own if not k.endswith("num_batches_tracked")]  # old torchvision files lack these
     missing = [k for k in needed if k not in state]
     return dict(path=str(path), loaded=len(needed) - len(missing), total=len(needed), missing=len(missing),
                 first_missing=missing[:5], unused=len([k for k in state if k not in own]))
 
 
 def _converted(path: Path, name: str) -> dict | None:
-    """The file's tensors as timm's own pretrained loading of `name` reads them: through the architecture's
-    converter, for original (non-timm) releases, e.g. ConvNeXt or Swin from their authors. Loaded strictly into
-    the whole model, classifier included; None when they do not fit it (another architecture)."""
+    """The file's tensors through timm's own pretrained loading of `name` (its converter for original releases,
+    e.g. ConvNeXt or Swin from their authors), loaded strictly; None when they do not fit."""
     import timm
 
     try:

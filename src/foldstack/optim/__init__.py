@@ -1,4 +1,1 @@
-from .factory import create_optimizer, param_groups
-from .schedule import Schedule, create_schedule
-
-__all__ = ["create_optimizer", "param_groups", "Schedule", "create_schedule"]
+"""Optimizers (timm) and LR schedules, stepped per update (import from the defining module)."""

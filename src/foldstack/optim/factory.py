@@ -3,7 +3,7 @@ layer-wise decay inside the backbone (timm), no weight decay on norms and biases
 import torch
 from timm.optim import create_optimizer_v2, list_optimizers, param_groups_layer_decay, param_groups_weight_decay
 
-from ..config import Train
+from ..config.training import Train
 from ..errors import PipelineError
 
 
@@ -15,12 +15,11 @@ def _scaled(groups: list[dict], scale: float) -> list[dict]:
 def param_groups(model: torch.nn.Module, tc: Train) -> list[dict]:
     """Groups for a models.Net: the backbone (layer-wise scales when train.layer_decay), then the pool + head
     at train.head_lr_mult. 1-d parameters (norm weights, biases) get no weight decay when no_wd_norm_bias."""
-    backbone = model.backbone
     if tc.layer_decay:
-        groups = param_groups_layer_decay(backbone, tc.weight_decay, layer_decay=tc.layer_decay,
+        groups = param_groups_layer_decay(model.backbone, tc.weight_decay, layer_decay=tc.layer_decay,
                                           weight_decay_exclude_1d=tc.no_wd_norm_bias)
     else:
-        groups = param_groups_weight_decay(backbone, tc.weight_decay, weight_decay_exclude_1d=tc.no_wd_norm_bias)
+        groups = param_groups_weight_decay(model.backbone, tc.weight_decay, weight_decay_exclude_1d=tc.no_wd_norm_bias)
     head = torch.nn.ModuleDict({name: module for name, module in model.named_children() if name != "backbone"})
     head_groups = param_groups_weight_decay(head, tc.weight_decay, weight_decay_exclude_1d=tc.no_wd_norm_bias)
     return _scaled(groups, 1.0) + _scaled(head_groups, tc.head_lr_mult)

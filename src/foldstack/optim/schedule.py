@@ -1,18 +1,26 @@
 """One schedule interface over timm's schedulers (stepped per optimizer update), plateau (per epoch, on the
-validation metric, torch's ReduceLROnPlateau) and torch's OneCycleLR. Every group's LR is the schedule's value times its `lr_scale`.
-
-A budgeted fold (train.time_limit) follows its time as well as its updates: timm's schedule is stepped to the
-update count of `budget_progress`, so a fold the watchdog stops has already decayed to its final LR."""
+validation metric) and torch's OneCycleLR; every group's LR is the schedule's value times its `lr_scale`. A budgeted
+fold (train.time_limit) follows its time too (`budget_progress`): a fold the watchdog stops is at its final LR."""
 import math
 
 import torch
 from timm.scheduler import create_scheduler_v2
 
-from ..config import Train
+from ..config.training import Train
 from ..errors import PipelineError
 
 
-class Plateau:
+class _Wrapped:
+    """What last.pt holds of a schedule: the state of the scheduler it wraps (`impl`)."""
+
+    def state_dict(self) -> dict:
+        return self.impl.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.impl.load_state_dict(state)
+
+
+class Plateau(_Wrapped):
     """Linear warmup per update, then torch's ReduceLROnPlateau on the validation metric once per epoch. Its
     state (best metric, patience counter) is checkpointed; timm's deprecated plateau wrapper loses it on resume."""
 
@@ -37,12 +45,6 @@ class Plateau:
         if epoch + 1 >= self.warmup_epochs and not math.isnan(metric):
             self.impl.step(metric)
 
-    def state_dict(self) -> dict:
-        return self.impl.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.impl.load_state_dict(state)
-
 
 def budget_progress(updates: int, total_updates: int, time_fraction: float) -> float:
     """How far through its schedule a fold is: the larger of its updates and its time spent (each a fraction of
@@ -50,7 +52,7 @@ def budget_progress(updates: int, total_updates: int, time_fraction: float) -> f
     return min(1.0, max(updates / max(total_updates, 1), time_fraction))
 
 
-class Schedule:
+class Schedule(_Wrapped):
     def __init__(self, optimizer: torch.optim.Optimizer, tc: Train, updates_per_epoch: int, maximize: bool):
         self.name, self.per_epoch = tc.scheduler, tc.scheduler == "plateau"
         self.total_updates = tc.epochs * updates_per_epoch
@@ -73,8 +75,7 @@ class Schedule:
             warmup_lr=tc.warmup_lr, min_lr=tc.min_lr,
             decay_epochs=1 if tc.scheduler == "exponential" else tc.decay_epochs,
             decay_milestones=tc.decay_milestones, decay_rate=1.0 if tc.scheduler == "linear" else tc.decay_rate,
-            step_on_epochs=False,
-            updates_per_epoch=updates_per_epoch)
+            step_on_epochs=False, updates_per_epoch=updates_per_epoch)
         self.impl.step_update(0)  # the first update already uses the scheduled (and lr_scale'd) LR
 
     def step_update(self, step: int, time_fraction: float = 0.0) -> None:
@@ -92,12 +93,6 @@ class Schedule:
         """After epoch `epoch` (0-based) was validated: only plateau looks at the metric."""
         if self.per_epoch:
             self.impl.step(epoch, metric)
-
-    def state_dict(self) -> dict:
-        return self.impl.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.impl.load_state_dict(state)
 
 
 def create_schedule(optimizer, tc: Train, updates_per_epoch: int, maximize: bool = True) -> Schedule:

@@ -1,3 +1,1 @@
-from .select import confidence, hard_targets, select_pseudo
-
-__all__ = ["confidence", "hard_targets", "select_pseudo"]
+"""Pseudo-label selection from a stack or experiment (import from the defining module)."""

@@ -100,16 +100,6 @@ def complete_folders(ctx, stage: str, depth: int) -> list[Path]:
     return Auditor(ctx).complete(stage, depth)
 
 
-def numeric_log(path: Path) -> pd.DataFrame:
-    log = read_csv(path, "training log")
-    return log.apply(pd.to_numeric, errors="coerce")
-
-
-def for_these_rows(ctx, path: Path) -> bool:
-    """Whether a predictions folder was made for the competition's current train and test rows."""
-    return read_manifest(path).get("rows", {}) == rows_record(ctx.train.ids, ctx.test.ids)
-
-
 def read_experiment(ctx, path: Path, round_: int | None) -> Experiment:
     manifest = read_manifest(path)
     preds = load_predictions(path, ctx.train.ids, ctx.test.ids, ctx.targets.shape[1])
@@ -117,8 +107,9 @@ def read_experiment(ctx, path: Path, round_: int | None) -> Experiment:
     dirs = [models / f"fold{k}" for k in range(int(preds.folds.max()) + 1)]
     if not all(is_complete(d) for d in dirs):  # models removed to save disk: the predictions still report
         dirs = []
+    logs = [read_csv(d / "log.csv", "training log").apply(pd.to_numeric, errors="coerce") for d in dirs]
     return Experiment(manifest.get("experiment", path.parent.name), round_, path, manifest, preds,
-                      [read_manifest(d) for d in dirs], [numeric_log(d / "log.csv") for d in dirs])
+                      [read_manifest(d) for d in dirs], logs)
 
 
 def collect(ctx, round_of, submitted: Path | None = None, submit_note: str = "") -> OnDisk:
@@ -127,7 +118,8 @@ def collect(ctx, round_of, submitted: Path | None = None, submit_note: str = "")
     always shown."""
     root, comp = ctx.root, ctx.comp
     predictions = complete_folders(ctx, "predict", 2)
-    current = [p for p in predictions if for_these_rows(ctx, p)]
+    rows = rows_record(ctx.train.ids, ctx.test.ids)
+    current = [p for p in predictions if read_manifest(p).get("rows", {}) == rows]  # made for the current rows
     latest: dict[tuple, tuple] = {}  # (experiment, round) -> (created_ns, folder)
     for path in current:
         group = (path.parent.name, round_of(path))
@@ -140,9 +132,7 @@ def collect(ctx, round_of, submitted: Path | None = None, submit_note: str = "")
                             f"{root / 'oof' / comp} (run `make oof COMP={comp}`)")
     experiments = sorted((read_experiment(ctx, p, r) for p, r in shown.items()),
                          key=lambda e: (-1 if e.round is None else e.round, e.name))
-
     without_models = [e.label for e in experiments if not e.logs]
-
     stacks, stacks_left_out = [], 0
     for path in complete_folders(ctx, "stack", 1):
         manifest = read_manifest(path)

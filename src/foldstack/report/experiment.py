@@ -12,18 +12,13 @@ from ..metrics import fold_scores, hard_predictions
 N_BINS = 10
 
 
-def class_names(comp) -> list[str]:
-    """The classes of the tables' rows: both classes for binary (its predictions hold the positive one only)."""
-    return list(comp.classes)
-
-
 def confusion(y: np.ndarray, p: np.ndarray, comp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(counts, row-normalised) OOF confusion matrix, true class by row, predicted by column (single-label tasks)."""
     from sklearn.metrics import confusion_matrix
 
     true, pred, labels = single_labels(y, p, comp.task, comp.tag_threshold)
     counts = confusion_matrix(true, pred, labels=labels)
-    names = class_names(comp)
+    names = list(comp.classes)
     rows = counts.sum(1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
     index = pd.Index(names, name="true")
@@ -41,29 +36,24 @@ def per_class(y: np.ndarray, p: np.ndarray, comp) -> pd.DataFrame:
         precision, recall, f1, support = precision_recall_fscore_support(true, hard, average=None, zero_division=0)
         auc = [roc_auc_score(true[:, k], p[:, k]) if 0 < true[:, k].sum() < len(true) else np.nan
                for k in range(true.shape[1])]
-        return pd.DataFrame({"tag": class_names(comp), "precision": precision, "recall": recall, "f1": f1,
+        return pd.DataFrame({"tag": list(comp.classes), "precision": precision, "recall": recall, "f1": f1,
                              "support": support, "predicted": hard.sum(0), "auc": auc})
     true, pred, labels = single_labels(y, p, comp.task, comp.tag_threshold)
     precision, recall, f1, support = precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
-    return pd.DataFrame({"class": class_names(comp), "precision": precision, "recall": recall, "f1": f1,
+    return pd.DataFrame({"class": list(comp.classes), "precision": precision, "recall": recall, "f1": f1,
                          "support": support, "predicted": np.bincount(pred, minlength=len(labels))})
 
 
-def confidence_and_outcome(y: np.ndarray, p: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
-    """What the reliability diagram plots: multiclass, the top class's probability against whether it is right;
-    binary and multilabel, every probability against whether the class (tag) is present."""
-    if task == "multiclass":
-        return p.max(1), (p.argmax(1) == y.argmax(1)).astype(float)
-    return p.ravel(), (y.ravel() >= 0.5).astype(float)
-
-
 def calibration(y: np.ndarray, p: np.ndarray, task: str, n_bins: int = N_BINS) -> tuple[pd.DataFrame, float]:
-    """Reliability table (one row per non-empty bin of [0, 1] in n_bins equal widths: rows, mean confidence,
-    observed frequency) and the expected calibration error, sum over bins of rows / N x |observed - confidence|.
-    Bins as sklearn's calibration_curve makes them (which gives the per-bin means)."""
+    """Reliability table (per non-empty bin of n_bins equal widths, as sklearn's calibration_curve makes them: rows,
+    mean confidence, observed frequency) and the expected calibration error, sum of rows / N x |gap|."""
     from sklearn.calibration import calibration_curve
 
-    confidence, outcome = confidence_and_outcome(y, np.clip(p.astype(np.float64), 0, 1), task)
+    p = np.clip(p.astype(np.float64), 0, 1)
+    if task == "multiclass":  # the top class's probability against whether it is right
+        confidence, outcome = p.max(1), (p.argmax(1) == y.argmax(1)).astype(float)
+    else:  # binary and multilabel: every probability against whether the class (tag) is present
+        confidence, outcome = p.ravel(), (y.ravel() >= 0.5).astype(float)
     observed, mean_confidence = calibration_curve(outcome, confidence, n_bins=n_bins, strategy="uniform")
     edges = np.linspace(0, 1, n_bins + 1)
     counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=n_bins)
@@ -85,7 +75,7 @@ def class_counts(y: np.ndarray) -> np.ndarray:
 
 def class_distribution(y: np.ndarray, folds: np.ndarray, test_p: np.ndarray, comp) -> pd.DataFrame:
     """Rows per class (multilabel: per tag) in train, in each validation fold, and among the test predictions."""
-    table = {"class": class_names(comp), "train": class_counts(y)}
+    table = {"class": list(comp.classes), "train": class_counts(y)}
     for k in range(int(folds.max()) + 1):
         table[f"fold_{k}"] = class_counts(y[folds == k])
     table["test_predicted"] = class_counts(hard_predictions(test_p, comp.task, comp.tag_threshold))
@@ -116,10 +106,9 @@ def worst_mistakes(y: np.ndarray, p: np.ndarray, folds: np.ndarray, ids: list, c
         confidence = np.where(wrong_cells, decided, 0).max(1)
     rows = np.flatnonzero(wrong)
     rows = rows[np.argsort(-confidence[rows], kind="stable")][:n]
-    names = class_names(comp)
-    truth_threshold = 0.5  # targets are 0/1
+    names = list(comp.classes)
     return pd.DataFrame({"row": rows, "id": [ids[i] for i in rows], "fold": folds[rows].astype(int),
-                         "true": [describe(y[i], names, task, truth_threshold) for i in rows],
+                         "true": [describe(y[i], names, task, 0.5) for i in rows],  # targets are 0/1
                          "predicted": [describe(p[i], names, task, threshold) for i in rows],
                          "confidence": confidence[rows].astype(np.float64)})
 

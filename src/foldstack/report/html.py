@@ -6,6 +6,7 @@ from html import escape
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1f2328;
@@ -128,8 +129,6 @@ def table(frame, table_id: str, labels: dict | None = None, formats: dict | None
     labels, formats, links, titles = labels or {}, formats or {}, links or {}, titles or {}
     if index:
         frame = frame.reset_index()
-    from pandas.api.types import is_numeric_dtype
-
     columns = [str(c) for c in frame.columns]
     numeric = {str(c) for c in frame.columns if is_numeric_dtype(frame[c])}
     head = "".join(f'<th{" class=num" if c in numeric else ""} data-col="{escape(c)}" '

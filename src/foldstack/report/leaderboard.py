@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..config import sections
+from ..config.loading import sections
 from ..metrics import HIGHER_IS_BETTER
 from ..stacking.report import level_report
 
@@ -42,12 +42,9 @@ def config_diff(config: dict, baseline_cfg) -> dict:
             if base.get(key, missing) != value}
 
 
-def format_value(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def format_diff(diff: dict) -> str:
-    return "; ".join(f"{key}={format_value(value)}" for key, (value, _) in sorted(diff.items()))
+    return "; ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                     for key, (value, _) in sorted(diff.items()))
 
 
 def experiment_levels(exp, y: np.ndarray, comp, submitted: str, baseline_cfg) -> pd.DataFrame:
@@ -100,11 +97,8 @@ def leaderboard(disk, ctx, baseline_cfg) -> pd.DataFrame:
     board = pd.concat(parts, ignore_index=True).rename(columns={"output": "submitted"})
     folds = sorted((c for c in board.columns if c.startswith("fold_")), key=lambda c: int(c[5:]))
     extra = [c for c in board.columns if c not in FIRST + LAST + folds + ["page"]]  # cv_tuned_thresholds
-    for column in LAST:
-        if column not in board:
-            board[column] = np.nan
+    board = board.reindex(columns=FIRST + folds + extra + LAST + ["page"])  # a missing LAST column: NaN
     board["submitted"] = board["submitted"].fillna("")
     board["round"] = board["round"].astype("Int64")  # an integer column even where a round is unknown
-    board = board[FIRST + folds + extra + LAST + ["page"]]
     ascending = not HIGHER_IS_BETTER[comp.metric]
     return board.sort_values("cv", ascending=ascending, kind="stable", na_position="last").reset_index(drop=True)

@@ -10,6 +10,7 @@ import time
 from html import escape
 
 import numpy as np
+import pandas as pd
 
 from ..metrics import HIGHER_IS_BETTER, comp_score
 from ..utils.io import atomic_write_csv, atomic_write_text
@@ -57,8 +58,6 @@ def leaderboard_section(folder, board, disk, metric: str) -> str:
 
 
 def experiments_section(folder, ctx, disk) -> str:
-    import pandas as pd
-
     rows = []
     for exp in disk.experiments:
         cfg = exp.config
@@ -77,8 +76,6 @@ def experiments_section(folder, ctx, disk) -> str:
 
 
 def pseudo_section(folder, ctx, disk) -> str:
-    import pandas as pd
-
     if not disk.pseudo_sets:
         return ""
     frame = pd.DataFrame([{"round": s.round, "rows": s.manifest.get("metrics", {}).get("rows"),

@@ -61,17 +61,13 @@ def weighted_blend(preds, weights) -> np.ndarray:
 
 
 def blend(method: str, preds, task: str, weights=None) -> np.ndarray:
-    if method == "mean":
-        return mean_blend(preds)
-    if method == "rank":
-        return rank_blend(preds, task)
-    if method == "geometric":
-        return geometric_blend(preds, task)
-    if method == "weighted":
-        if weights is None:
-            raise PipelineError("blend: method weighted needs weights")
-        return weighted_blend(preds, weights)
-    raise PipelineError(f"blend: unknown method {method!r}, expected one of {BLENDS}")
+    blends = {"mean": lambda: mean_blend(preds), "rank": lambda: rank_blend(preds, task),
+              "geometric": lambda: geometric_blend(preds, task), "weighted": lambda: weighted_blend(preds, weights)}
+    if method not in blends:
+        raise PipelineError(f"blend: unknown method {method!r}, expected one of {BLENDS}")
+    if method == "weighted" and weights is None:
+        raise PipelineError("blend: method weighted needs weights")
+    return blends[method]()
 
 
 def _log_loss_and_grad(w, stacked, y, task):
@@ -146,10 +142,9 @@ class BlendModel:
 
 
 def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_loss", seed: int = 0) -> LevelFit:
-    """The blend of OOF and of test predictions, its fitted weights and the BlendModel that made the test
-    blend. mean/rank/geometric have nothing fitted (rank: OOF ranked over the OOF rows, test over the test rows).
-    weighted: fold k's OOF rows are blended with weights fitted on the other folds only, so the OOF score is
-    honest; the test blend uses the mean of those fold weights."""
+    """The OOF and test blends, fitted weights and the BlendModel that made the test blend. Only `weighted` fits:
+    fold k's OOF rows are blended with weights fitted on the other folds (an honest OOF score), the test blend
+    with the mean of those fold weights."""
     if len(oofs) != len(tests):
         raise PipelineError(f"blend: {len(oofs)} OOF inputs but {len(tests)} test inputs")
     if method != "weighted":

@@ -1,6 +1,5 @@
-"""What fitting one level-2 method fold by fold gives: OOF predictions (row i from the fit that did not see
-i's fold), test predictions, what was fitted, and the fitted level itself, which applies to new test
-predictions (a bundle's kernel) exactly as it made `test`."""
+"""What fitting one level-2 method fold by fold gives: OOF and test predictions, what was fitted, and the fitted
+level itself, which applies to new test predictions (a bundle's kernel) exactly as it made `test`."""
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import TASKS
+from ..config.competition import TASKS
 from ..errors import PipelineError
 from .fit import LevelFit
 
@@ -42,10 +42,9 @@ class FittedUnit:
 
 @dataclass
 class MetaModel:
-    """A fitted meta-model: per fold, one unit per model (multiclass: one; binary/multilabel: one per output
-    column), each trained on the other folds. The test prediction is the mean of the folds' units, summed in
-    fold order exactly as stack_cv sums it, so applying a saved MetaModel to the same test features gives the
-    stack's test predictions bit for bit."""
+    """A fitted meta-model: per fold, one unit per model (multiclass: one; else one per output column), each
+    trained on the other folds. The test prediction is the mean of the folds' units, summed in fold order, so a
+    saved MetaModel gives the stack's test predictions bit for bit."""
     method: str
     task: str
     n_outputs: int
@@ -156,8 +155,7 @@ def _check_oof(X, y, folds):
 
 def fit_meta(method: str, oof_features, y, folds, task: str, cfg_stack, n_prob_features=None):
     """(MetaModel, OOF predictions (N, K), XGBoost best iterations [fold][model] or None) of a meta-model fitted
-    fold by fold on oof_features (N, F): level-1 OOF predictions (and any meta features) side by side, the first
-    n_prob_features columns (default all) probabilities."""
+    fold by fold on oof_features (N, F); the arguments as in stack_cv."""
     if method not in ("xgboost", "logreg"):
         raise PipelineError(f"stack: unknown meta-model {method!r}, expected xgboost or logreg")
     if task not in TASKS:
@@ -200,11 +198,10 @@ def fit_meta(method: str, oof_features, y, folds, task: str, cfg_stack, n_prob_f
 
 def stack_cv(method: str, oof_features, test_features, y, folds, task: str, cfg_stack,
              n_prob_features=None) -> LevelFit:
-    """OOF predictions (N, K), test predictions (M, K), info and the fitted MetaModel of a meta-model.
-    oof_features (N, F) / test_features (M, F): level-1 OOF/test predictions (and any meta features) side by side;
-    the first n_prob_features columns (default all) are probabilities, which logreg sees as logits.
-    info['best_iterations'][fold][model]: XGBoost trees kept - 1 per fold and model (one model, or one per class
-    for multilabel); None where nothing was early-stopped."""
+    """OOF (N, K) and test (M, K) predictions, info and the fitted MetaModel of a meta-model. oof_features (N, F)
+    / test_features (M, F): level-1 predictions (and any meta features) side by side, the first n_prob_features
+    columns (default all) probabilities. info['best_iterations'][fold][model]: XGBoost trees kept - 1 (None where
+    nothing was early-stopped)."""
     X, T = np.asarray(oof_features, np.float64), np.asarray(test_features, np.float64)
     if X.ndim != 2 or T.ndim != 2 or X.shape[1] != T.shape[1]:
         raise PipelineError(f"stack: OOF features {X.shape} and test features {T.shape} must be (N, F) and (M, F)")

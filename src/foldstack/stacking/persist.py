@@ -1,8 +1,6 @@
 """A fitted level 2 (blend.BlendModel, meta.MetaModel) as files, and back, without pickle: level2.json describes
-it (method, weights, per fold and unit: prevalence, or the classes and where its parameters are), level2.npz holds
-the logistic regressions' arrays (allow_pickle=False; predicted with numpy: LogisticModel), and each XGBoost unit
-is a booster JSON file (save_model). `make stack` saves its output level into its folder (LEVEL_DIR); `make
-bundle` copies it. What is loaded predicts what was saved (tests/test_stacking.py, tests/test_bundle.py)."""
+it, level2.npz holds the logistic regressions' arrays (LogisticModel) and each XGBoost unit is a booster JSON
+file. `make stack` saves its output level into its folder (LEVEL_DIR); `make bundle` copies it."""
 import json
 import tempfile
 from pathlib import Path
@@ -110,9 +108,8 @@ def save_level(folder: Path, model) -> list[str]:
 
 
 def save_checked(folder: Path, model, tests: list, meta, expected: np.ndarray) -> dict:
-    """Save a fitted level 2 into the new folder `folder` and check that, loaded back, it predicts `expected`
-    (its test predictions) from the level-1 `tests` (and image `meta` features) within MAX_DIFF: the bundle's
-    kernel predicts with what is loaded. Returns what the stack's manifest records of it."""
+    """Save a fitted level 2 into the new `folder`, checking that, loaded back (as the bundle's kernel loads it),
+    it predicts `expected` from `tests` and `meta` within MAX_DIFF. Returns what the stack's manifest records."""
     Path(folder).mkdir()
     files = save_level(folder, model)
     diff = float(np.abs(load_level(folder).predict(tests, meta) - expected).max())

@@ -3,12 +3,10 @@ artifact, that no validation row leaked:
 
 - folds:      each folds.csv puts every train id in exactly one fold; the fold sizes match its manifest
 - models:     each fold folder validated on the fold its name says, on a split that exists, with that many rows
-- oof:        every OOF row was predicted by the model whose validation fold held it (the prediction's fold column
-              equals folds.csv for every id; fold k's model folder has fold == k and the same fold key); every
-              train id predicted exactly once
+- oof:        every train id predicted exactly once, by the model whose validation fold held it (the fold column
+              equals folds.csv; fold k's model folder has fold == k and the same fold key)
 - stacks:     every input shares the stack's fold key, and the stack's folds equal its inputs' and folds.csv
-- pseudo:     pseudo-label rows are test ids only (in the sample submission, not train ids), so never in a
-              validation fold; the models trained on a set are on its folds
+- pseudo:     pseudo-label rows are test ids only, so never in a validation fold; models trained on a set use its folds
 - distill:    a student's soft targets (its teacher's OOF) were predicted on the student's folds
 - duplicates: byte-identical images across train/test and across folds (a FAIL under folds.dedupe)
 - classes:    per-fold class (tag) counts; a class the metric needs missing from a validation fold is a FAIL

@@ -1,7 +1,6 @@
-"""`make all COMP=<name> BUDGET=10m`: the plan (made once, `make plan`), then the whole pipeline with it as the
-experiment, in this process, each fold given the epochs that fit what is left of the budget (budget/tracking.py);
-at the end planned against actual seconds per stage, the watchdog's interventions and, with LABELS, the score. A
-rerun reuses the plan and every finished artifact: it is a no-op."""
+"""`make all COMP=<name> BUDGET=10m`: the plan (made once), then the whole pipeline with it in this process, each fold
+given the epochs that fit what is left (budget/tracking.py); at the end planned against actual seconds per stage,
+the watchdog's interventions and, with LABELS, the score. A rerun reuses the plan and every artifact: a no-op."""
 import json
 import logging
 import time

@@ -1,21 +1,13 @@
 """`make bundle`: what the submission uses, as a Kaggle dataset plus a kernel that rebuilds the submission offline.
 
-The source is resolved as `make submit` resolves it (submit.source: the stack or an experiment; submit.round), so
-the bundle holds exactly what submissions/<comp>/<hash>/submission.csv was made from:
+The source is resolved as `make submit` resolves it, so the bundle holds exactly what the submission was made
+from: each input experiment's fold weights (predict.checkpoint) and resolved config, refused unless that config
+still resolves to the source's prediction folder; a stack's fitted level 2 and thresholds; the project's wheel
+and the pinned wheels inference needs (torch and torchvision come from Kaggle's image).
 
-- every input experiment's fold weights (the checkpoints predict.checkpoint names: best, last, EMA, SWA or
-  snapshots, as make oof averages them) and its resolved config (model, data, TTA). Each experiment's config must
-  resolve to the very prediction folder the source was built from (same key), else it is refused: the config
-  files changed since;
-- for a stack, its fitted level 2, copied from the stack's folder (make stack saved it and checked that it
-  loads back predicting the stack's test.npy); the multilabel thresholds the submission uses;
-- the project as a wheel and the pinned wheels inference needs (bundle/wheels.py), torch and torchvision
-  excepted: they come from Kaggle's image, at the versions recorded in bundle.json.
-
-Writes bundle/<comp>/<key>/ (dataset/, kernel/, manifest.json; layout: bundle/layout.py), built in a staging folder
-and renamed into place, and prints it last. The key hashes the source's key, the competition, stack and submit
-sections, the project's sources, the wheels' pins and target, and the Kaggle ids: a rerun finds the same folder
-and rebuilds nothing."""
+Writes bundle/<comp>/<key>/ (dataset/, kernel/, manifest.json; layout: bundle/layout.py) and prints it. The key
+hashes the source, the config sections, the project's sources, the pins, the target and the Kaggle ids: a rerun
+finds the same folder and rebuilds nothing."""
 import logging
 import os
 import shutil
@@ -23,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..artifacts import artifact_path, input_ref, is_complete, read_manifest, stage_root, staging, write_manifest
-from ..config import sections
+from ..config.loading import sections
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..lineage import predict_dir, submission_source, with_round
 from ..predictions import load_predictions
-from ..stacking import level_thresholds
+from ..stacking.thresholds import level_thresholds
 from ..utils.io import atomic_copy, atomic_write_json, atomic_write_text, stable_hash
 
 log = logging.getLogger("foldstack")
@@ -60,8 +52,7 @@ def experiment_folds(ctx, name: str, n: int, path: Path):
 
 
 def copy_level2(ctx, source: Path, folder: Path) -> dict:
-    """The stack's fitted level 2 (saved and checked by `make stack`) into `folder`; returns what its manifest
-    records of it."""
+    """The stack's fitted level 2 (saved and checked by `make stack`) into `folder`; returns its manifest record."""
     from ..stacking.persist import LEVEL_DIR
 
     level2 = read_manifest(source).get("level2")
@@ -76,8 +67,8 @@ def copy_level2(ctx, source: Path, folder: Path) -> dict:
 
 
 def write_weights(cfg, fold_dirs: list, folder: Path) -> tuple[list[str], int]:
-    """One file per fold with the state dicts it predicts with (predict.checkpoint), no optimizer state; returns
-    the file names and how many models a fold averages."""
+    """One file per fold with the state dicts it predicts with (predict.checkpoint); returns the file names and how
+    many models a fold averages."""
     from ..checkpoints import save_checkpoint, weights_for_prediction
 
     names, per_fold = [], set()
@@ -142,8 +133,7 @@ def plan(ctx) -> Plan:
 
 
 def write_dataset(ctx, p: Plan, dataset: Path, wheel_cache: Path) -> tuple:
-    """The dataset folder: level 2, weights, configs, then the wheels;
-    returns (its BundleSpec, what was recorded of the level 2)."""
+    """The dataset folder (level 2, weights, configs, wheels); returns (its BundleSpec, the level 2's record)."""
     from ..bundle import layout
     from ..bundle.metadata import DATASET_METADATA, dataset_metadata
     from ..bundle.wheels import PROJECT, build_project_wheel, fetch_wheels, project_root

@@ -1,27 +1,19 @@
 """`make export`: every trained fold of the experiment to ONNX, each checked with ONNX Runtime against PyTorch.
 
-One file per fold, export/<comp>/<exp>/<key>/fold<k>.onnx (key: a hash of the models folder's key, i.e. the
-train key, predict.checkpoint and the checked sizes), with export.json and a manifest beside them, built in a
-staging folder renamed into place. A folder already exported is reported again, not rebuilt.
+One file per fold, export/<comp>/<exp>/<key>/fold<k>.onnx (key: the train key, predict.checkpoint and the checked
+sizes), with export.json and a manifest, built in a staging folder renamed into place; a folder already exported
+is reported again, not rebuilt. A fold's graph computes what `make oof` computes for that fold with TTA off
+(engine/export.py): the checkpoint(s) of predict.checkpoint, probabilities averaged, softmax or sigmoid. The input
+contract, also in the file's metadata_props and in export.json:
 
-What a fold's graph computes (engine/export.py) is what `make oof` computes for that fold with TTA off: the
-weights of predict.checkpoint as `load_fold_models` loads them (several checkpoints, e.g.
-predict.checkpoint=snapshots or a list, are all in the one graph and their probabilities averaged), then softmax
-(multiclass) or sigmoid (binary, multilabel) of the logits. The input contract, also in the file's metadata
-(metadata_props) and in export.json:
+  input   `images`: uint8 (N, C, H, W), RGB, 0..255, after the evaluation transform and before normalisation (the
+          graph normalises with data/device.py's Normalize, as training and inference do)
+  output  `probs`: float32 (N, n_outputs) probabilities, not logits: binary has one column (the positive class)
 
-  input   `images`: uint8 (N, C, H, W), RGB, 0..255: the image after the evaluation transform (resize to the
-          cache side, centre crop to data.img_size), before normalisation; the graph normalises inside
-          with data/device.py's Normalize, the object training and inference normalise with
-  output  `probs`: float32 (N, n_outputs) probabilities (not logits): binary has one column (the positive class)
-
-N, H and W are dynamic axes unless timm marks the architecture `fixed_input_size` (a ViT): the graph is checked
-at data.img_size and at the other --sizes (default img_size * 1.5 rounded to a multiple of 32; `make export
-EXPORT_SIZES=...`) on the first --check-rows test images of the competition through the evaluation transform
-(resized bilinearly to the other sizes). A fold whose ONNX Runtime probabilities differ from PyTorch's by more
-than engine.export.MAX_DIFF stops the export with one line.
-Speed: median images/s over --repeats timed batches of --batch random images, PyTorch (eval, inference_mode) and
-ONNX Runtime (CPUExecutionProvider), both on the CPU of this machine."""
+N, H and W are dynamic unless timm marks the architecture `fixed_input_size` (a ViT). The graph is checked at
+data.img_size and the other --sizes on the first --check-rows test images; a difference from PyTorch over
+engine.export.MAX_DIFF stops the export with one line. Speed: median images/s over --repeats batches of --batch
+random images, PyTorch and ONNX Runtime (CPUExecutionProvider) on this machine's CPU."""
 import json
 import logging
 

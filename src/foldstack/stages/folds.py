@@ -1,8 +1,5 @@
-"""Stage 01: split the train rows into folds. Same inputs, same folds.
-
-What the split groups and stratifies on comes from the config (`split_inputs`); the assignment, and the refusal
-of a split that leaves a validation fold without what the metric needs, is data/splits.py's; the folder it goes
-to is lineage's (`folds_dir`)."""
+"""Stage 01: split the train rows into folds; same inputs, same folds. What the split groups and stratifies on comes
+from the config (`split_inputs`); the assignment (and refusing a fold the metric cannot score) is data/splits.py's."""
 import logging
 from dataclasses import dataclass
 
@@ -11,7 +8,7 @@ import pandas as pd
 
 from ..artifacts import artifact_path, is_complete, staging, write_manifest
 from ..audit.duplicates import content_hashes, duplicate_sets, union_groups
-from ..config import sections
+from ..config.loading import sections
 from ..data.splits import assign_folds, metric_requirements, resolve_method
 from ..data.table import stratify_labels
 from ..errors import PipelineError
@@ -32,21 +29,15 @@ class SplitInputs:
     duplicates: dict | None          # folds.dedupe: duplicate sets and rows, the content hash
 
 
-def duplicate_groups(ctx):
-    """(hashes of the train images, duplicate sets [[row, ...], ...]) for folds.dedupe."""
-    cache = artifact_path(ctx.root, "cache", ctx.comp, "x").parent
-    hashes = content_hashes(ctx.train.paths, cache, ctx.cfg.runtime.progress, "hashing train images (dedupe)")
-    return hashes, duplicate_sets(hashes)
-
-
 def split_inputs(ctx) -> SplitInputs:
-    comp, cfg = ctx.cfg.competition, ctx.cfg.folds
-    y = ctx.targets
+    comp, cfg, y = ctx.cfg.competition, ctx.cfg.folds, ctx.targets
     group_values = ctx.train.frame[comp.group_col].to_numpy() if comp.group_col else None
     groups, dup_info = None, None
     desc = f"groups of competition.group_col {comp.group_col!r}"
     if cfg.dedupe:
-        hashes, dups = duplicate_groups(ctx)
+        cache = artifact_path(ctx.root, "cache", ctx.comp, "x").parent
+        hashes = content_hashes(ctx.train.paths, cache, ctx.cfg.runtime.progress, "hashing train images (dedupe)")
+        dups = duplicate_sets(hashes)  # [[row, ...], ...]
         dup_info = dict(duplicate_sets=len(dups), duplicate_rows=sum(map(len, dups)),
                         content_hash=stable_hash(hashes, 16))
         if dups:

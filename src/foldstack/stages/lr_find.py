@@ -5,7 +5,7 @@ import logging
 import pandas as pd
 
 from ..artifacts import artifact_path, is_complete, read_manifest, staging, write_manifest
-from ..config import sections
+from ..config.loading import sections
 from ..lineage import TRAIN_SECTIONS, load_folds, models_key_parts
 from ..utils.io import atomic_write_csv, stable_hash
 
@@ -19,15 +19,13 @@ def run(ctx):
 
     from ..engine.fold import build_fold
     from ..engine.step import micro_step, optimizer_step
-    from ..models import set_backbone_trainable
+    from ..models.net import set_backbone_trainable
     from ..models.hub import scratch_reason
     from ..optim.lr_find import range_test, suggest_lr
     from ..utils.plots import plot_lr_find
 
-    cfg = ctx.cfg
-    split = load_folds(ctx)
+    cfg, w, split = ctx.cfg, ctx.weights, load_folds(ctx)
     fold_key = split.key
-    w = ctx.weights
     path = artifact_path(ctx.root, "lr_find", ctx.comp, stable_hash(models_key_parts(ctx, fold_key, ("lr_find",))),
                          ctx.exp)
     if is_complete(path):

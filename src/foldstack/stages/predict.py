@@ -1,13 +1,12 @@
-"""Stage 03: OOF probabilities for every train row from its own fold's model(s); test averaged over all folds.
-
-One artifact per experiment and prediction setting (TTA views, merge, checkpoints): oof/<comp>/<exp>/<hash>/."""
+"""Stage 03: OOF probabilities for every train row from its own fold's model(s); test averaged over all folds. One
+artifact per experiment and prediction setting (TTA views, merge, checkpoints): oof/<comp>/<exp>/<hash>/."""
 import logging
 import time
 
 import numpy as np
 
 from ..artifacts import is_complete, staging, write_manifest
-from ..config import sections
+from ..config.loading import sections
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..fold_weights import cv_table_note, fold_weights, outlier_folds

@@ -1,11 +1,9 @@
-"""Use the trained models outside the pipeline: the top-k classes of any image file, or of every image under a
-folder, from the experiment's fold models averaged (every fold must be trained), with the configured TTA.
+"""Use the trained models outside the pipeline: the top-k classes of an image file, or of every image under a
+folder, from the experiment's fold models averaged (every fold trained), with the configured TTA.
 
-The images go through exactly what test rows go through in `make oof` (read_image, the resize to the decoded-image
-cache's side, the evaluation transform, predict_probs over all fold models), so an image of the competition's test
-folder gets the probabilities of its row in oof/<comp>/<exp>/<hash>/test.npy. Writes a CSV (image, top1, p1, ...,
-and one column per class up to CSV_MAX_OUTPUTS classes) to --out, default
-predictions/<comp>/<exp>/<folder name or file stem>.csv."""
+The images go through what test rows go through in `make oof`, so a test image gets its row's probabilities in
+oof/<comp>/<exp>/<hash>/test.npy. Writes a CSV (image, top1, p1, ..., one column per class up to CSV_MAX_OUTPUTS
+classes) to --out, default predictions/<comp>/<exp>/<folder name or file stem>.csv."""
 import logging
 from pathlib import Path
 
@@ -66,11 +64,6 @@ def top_k_frame(names: list[str], probs: np.ndarray, classes: list[str], k: int)
     return pd.DataFrame(columns)
 
 
-def default_out(ctx, images: Path) -> Path:
-    name = images.stem if images.is_file() else images.resolve().name
-    return stage_root(ctx.root, "predict_images", ctx.comp, ctx.exp, f"{name}.csv")
-
-
 def run(ctx):
     args = ctx.args
     if args.top_k < 1:
@@ -78,7 +71,9 @@ def run(ctx):
     images = Path(args.images).expanduser()
     files, names = find_images(images)
     trained = fold_dirs(ctx)  # every fold trained, on this config's split
-    out = Path(args.out).expanduser() if args.out else default_out(ctx, images)
+    name = images.stem if images.is_file() else images.resolve().name
+    out = Path(args.out).expanduser() if args.out else stage_root(ctx.root, "predict_images", ctx.comp, ctx.exp,
+                                                                  f"{name}.csv")
 
     from ..engine.inference import load_fold_models, predict_files, tta_views
     from ..engine.runtime import resolve_device

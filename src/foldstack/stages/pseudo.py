@@ -1,10 +1,7 @@
-"""Stage 04: pseudo-label round n, whole: select test rows from the test predictions of pseudo.source (the stack's
-output by default, or an experiment) built on round n-1's models -> pseudo/<comp>/round<n>/<hash>/; train every
-stacked experiment on its folds' training parts + those rows (pseudo.round=n); predict; stack; print the
-round's CV next to the round before. A missing earlier round (n >= 2) is built first.
-
-Leak guards: the source must be built on the folds the current config trains on; pseudo rows are test rows only
-and never enter a validation fold, so OOF CV stays comparable across rounds."""
+"""Stage 04: pseudo-label round n, whole (a missing earlier round is built first): select test rows from
+pseudo.source's test predictions on round n-1's models -> pseudo/<comp>/round<n>/<hash>/; train, predict and stack
+every stacked experiment with them; print the round's CV next to the round before. Leak guards: the source is built
+on the current folds, and pseudo rows never enter a validation fold, so OOF CV stays comparable across rounds."""
 import logging
 
 import pandas as pd
@@ -15,7 +12,7 @@ from ..data.table import output_names
 from ..errors import PipelineError
 from ..lineage import load_folds, models_round, pseudo_set_dir, source_dir, stack_dir, with_round
 from ..predictions import load_predictions
-from ..pseudo import select_pseudo
+from ..pseudo.select import select_pseudo
 from ..utils.io import atomic_save_npy, atomic_write_csv
 
 log = logging.getLogger("foldstack")
@@ -41,7 +38,6 @@ def select(ctx, n: int):
     idx, targets, conf = picked.rows, picked.targets, picked.confidence
     if len(idx) == 0:
         raise PipelineError(f"pseudo: no test row passes rule {p.rule} (threshold {p.threshold}); lower it")
-    counts = targets.sum(0).round(1).tolist()
     with staging(path) as tmp:
         atomic_save_npy(tmp / "targets.npy", targets)
         atomic_write_csv(tmp / "pseudo.csv", pd.concat([
@@ -50,15 +46,10 @@ def select(ctx, n: int):
         write_manifest(tmp, "pseudo", path.name, {"pseudo": p.selection()}, fold_key=fold_key,
                        inputs={"source": input_ref(source, ctx.root)}, round=n, source_round=built_on,
                        metrics=dict(rows=len(idx), of_test_rows=len(test), mean_confidence=float(conf.mean()),
-                                    target_sums=dict(zip(names, counts))))
+                                    target_sums=dict(zip(names, targets.sum(0).round(1).tolist()))))
     log.info(f"round {n}: {len(idx)} of {len(test)} test rows pseudo-labelled ({p.rule}, "
              f"{'soft' if p.soft else 'hard'}), mean confidence {conf.mean():.4f} -> {path}")
     return path
-
-
-def round_experiments(ctx, n: int) -> list:
-    """Contexts of the stacked experiments at round n (each with its own config file)."""
-    return [ctx.derive(exp=name, pseudo={"round": n}) for name in ctx.cfg.stack.experiments or [ctx.exp]]
 
 
 def stack_cv(ctx) -> tuple[str, float]:
@@ -75,8 +66,8 @@ def run_round(ctx, n: int):
             log.info(f"round {n - 1} is not built yet: building it first")
             run_round(ctx, n - 1)
     set_path = select(ctx, n)
-    for exp_ctx in round_experiments(ctx, n):
-        pipeline.run(exp_ctx, ["train", "oof"])
+    for name in ctx.cfg.stack.experiments or [ctx.exp]:  # every stacked experiment, each with its own config file
+        pipeline.run(ctx.derive(exp=name, pseudo={"round": n}), ["train", "oof"])
     here = with_round(ctx, n)
     pipeline.run(here, ["stack"])
     level, before = stack_cv(prev)

@@ -1,16 +1,11 @@
 """`make report`: a static HTML report of everything on disk for the competition, reports/<comp>/index.html.
 
-A leaderboard of every experiment, TTA variant, blend, stacker, pseudo-label round and student (OOF CV per fold,
-mean ± std, pooled OOF CV, training time, parameters, images/s, the config keys that differ from baseline; the
-level `make submit` would submit marked), and a page per experiment (and per stack output): training curves of
-every fold and the LR applied, the OOF confusion matrix (multilabel: a per-tag table), per-class scores, a
-reliability diagram with the expected calibration error, the class distribution of train / folds / test
-predictions, the worst OOF mistakes. Every table is also a CSV beside its page; the images are PNGs beside it,
-linked relatively, so the folder opens from disk and can be zipped.
-
-Built from the manifests (src/foldstack/report/), the level to submit resolved as `make submit` resolves it
-(stages/lineage.py, with the same EXP and OVERRIDES). Not a versioned artifact: reports/<comp>/ is rebuilt
-whole on every run, in a temporary folder swapped in when complete. Prints the index path last."""
+A leaderboard of every level (experiment, TTA variant, blend, stacker, pseudo round, student; the level `make
+submit` would submit marked) and a page per experiment and stack output; the pieces are in src/foldstack/report/.
+Tables are also CSVs and images PNGs beside their page, linked relatively, so the folder opens from disk and can be
+zipped. The level to submit is resolved as `make submit` resolves it (lineage.py, same EXP and OVERRIDES). Not a
+versioned artifact: rebuilt whole on every run, in a temporary folder swapped in when complete. Prints the index
+path last."""
 import logging
 
 from ..artifacts import stage_root
@@ -33,8 +28,7 @@ def submitted_source(ctx):
 
 
 def round_of(ctx, path):
-    """The pseudo-label round of the models behind a predictions or stack folder; None when they are gone (their
-    manifests hold it)."""
+    """The pseudo-label round of the models behind a predictions or stack folder (their manifests hold it)."""
     try:
         return models_round(ctx, path)
     except PipelineError:

@@ -1,22 +1,21 @@
-"""Stage 05: level 2 on the level-1 folds. Blends (mean, rank, weighted, geometric) and meta-models (xgboost,
-logreg) are all fitted fold by fold on the same split as level 1, so every CV in the report is out-of-fold.
+"""Stage 05: level 2 (blends and meta-models), fitted fold by fold on level 1's split: every CV is out-of-fold.
 
-Writes stacks/<comp>/<hash>/: the output level's oof/test predictions and its fitted model (level2/, what `make
-bundle` ships), report.csv (+ report.png), every level's test predictions (levels_test.npz) and, for multilabel,
-the thresholds searched on OOF."""
+Writes stacks/<comp>/<hash>/: the output level's oof/test predictions and fitted model (level2/, for `make
+bundle`), report.csv/.png, every level's test predictions (levels_test.npz), multilabel thresholds."""
 import logging
 
 import numpy as np
 import pandas as pd
 
 from ..artifacts import input_ref, is_complete, read_manifest, require_same_folds, staging, write_manifest
-from ..config import sections
+from ..config.loading import sections
 from ..data.meta_features import image_meta_features
 from ..data.table import output_names
 from ..errors import PipelineError
 from ..lineage import stack_dir, with_round
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
-from ..stacking import fit_level, thresholds_for, uses_meta_features, write_thresholds
+from ..stacking.level import fit_level, uses_meta_features
+from ..stacking.thresholds import thresholds_for, write_thresholds
 from ..stacking.blend import BLENDS
 from ..stacking.persist import LEVEL_DIR, save_checked
 from ..stacking.report import format_report, level_report
@@ -31,9 +30,8 @@ def level_name(method: str) -> str:
 
 
 def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict, tuple]:
-    """({level name: (kind, oof, test)} for every level-1 input and every method in stack.compare + method,
-    {level name: what was fitted (blend weights per fold, XGBoost trees per fold)}, (the output level's fitted
-    model, the level-1 test predictions and image features it predicts from))."""
+    """({level name: (kind, oof, test)} for every level-1 input and method in stack.compare + method, {level name:
+    what was fitted}, (the output level's fitted model, the test predictions and image features it predicts from))."""
     st, comp, y = ctx.cfg.stack, ctx.cfg.competition, ctx.targets
     levels, fitted = {}, {}
     for name, p in preds.items():

@@ -4,11 +4,11 @@ pseudo-label round it comes from (default: the latest one built)."""
 import logging
 
 from ..artifacts import input_ref, is_complete, staging, write_manifest
-from ..config import sections
+from ..config.loading import sections
 from ..data.table import output_names
 from ..lineage import submission_source, submit_dir
 from ..predictions import load_predictions
-from ..stacking import level_thresholds
+from ..stacking.thresholds import level_thresholds
 from ..submission import build_submission, validate_submission
 from ..utils.io import atomic_copy, atomic_write_csv
 

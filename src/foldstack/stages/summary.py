@@ -1,20 +1,12 @@
 """`make summary`: what the experiment's model costs, without training it or reading an image.
 
-For the model as configured (random weights: neither the hub weights of model.pretrained nor model.pretrained_path
-are loaded, so no file is needed; an unset data.img_size is the input size of weights found in weights/) it reports
-the parameters (total; trainable; trainable while the backbone is frozen when train.freeze_epochs > 0), the FLOPs
-of one forward pass of one image at data.img_size (torch's FlopCounterMode; MACs = FLOPs / 2, the figure papers
-quote), the feature width the head sees, and measured images/s on runtime.device:
-
-  inference  eval mode, torch.inference_mode, batches of 2 x data.batch_size (random input), the pipeline's
-             memory layout (runtime.channels_last) and mixed precision (train.amp, CUDA only)
-  train      forward + backward of a loss on random targets (cross-entropy; BCE for binary/multilabel) at
-             data.batch_size, the same layout and autocast. No optimizer step, augmentation or data loading:
-             an upper bound of the real training speed (`make bench` measures the real step and loader).
-
-Each is timed after 2 warm-up batches for about --seconds and at least 3 batches. Prints a table and writes
-summary/<comp>/<exp>.json per experiment (--all-experiments: baseline and every configs/exp/*.yaml). The
-counting and timing: engine/profile.py."""
+For the model as configured (random weights, so no weights file is needed) it reports the parameters (total;
+trainable; trainable while the backbone is frozen), the FLOPs of one image's forward pass at data.img_size (MACs =
+FLOPs / 2), the feature width the head sees, and images/s on runtime.device with the pipeline's memory layout and
+mixed precision: inference (eval, batches of 2 x data.batch_size) and train (forward + backward on random targets,
+no optimizer step or loader: an upper bound; `make bench` measures the real step). Prints a table and writes
+summary/<comp>/<exp>.json per experiment (--all-experiments: baseline and every configs/exp/*.yaml). The counting
+and timing: engine/profile.py."""
 import logging
 
 from ..artifacts import stage_root
@@ -55,17 +47,13 @@ def table(rows: list[dict]) -> str:
               f"eval; train img/s: forward + backward on random targets (no optimizer step, no loader)")
 
 
-def experiments(ctx) -> list[str]:
-    """Every configs/exp/*.yaml, and baseline (which needs no file) first."""
-    names = experiment_names(ctx.root)
-    return ["baseline"] + [n for n in names if n != "baseline"]
-
-
 def run(ctx) -> list[dict]:
     from ..engine.profile import summarize
 
     args = ctx.args
-    names = experiments(ctx) if getattr(args, "all_experiments", False) else [ctx.exp]
+    names = [ctx.exp]
+    if getattr(args, "all_experiments", False):  # baseline (which needs no file) first
+        names = ["baseline"] + [n for n in experiment_names(ctx.root) if n != "baseline"]
     seconds, speed = getattr(args, "seconds", 2.0), not getattr(args, "no_speed", False)
     if seconds < 0:
         raise PipelineError(f"--seconds must be >= 0, got {seconds}")

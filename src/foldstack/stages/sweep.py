@@ -1,35 +1,31 @@
-"""`make sweep COMP=<name> SWEEP=<name>`: the trials of configs/sweep/<name>.yaml, a grid or a search, each an
-ordinary experiment (configs/exp/<sweep>-<hash>.yaml; its artifacts the usual content-hashed folders), run on
-Ray (sweep/runner.py, sweep/search.py), then the leaderboard: make stack's table with a row per trial, the best
-N named, and the `make stack` command that blends them.
-
-  grid    every combination; the folds every trial lacks, as (trial, fold) tasks, then each trial's OOF
-          predictions (objective `fold0`: fold 0 of every trial first, then the other folds of the best N)
-  search  fold 0 of each trial under Ray Tune (Optuna's sampler, ASHA stopping bad trials on its epochs); then
-          the other folds and the OOF predictions of every trial not stopped (objective `oof`) or of the best N
-          by fold 0 (objective `fold0`)
-
-A trial's folds and predictions are artifacts like any, found by their keys: a rerun trains only what is missing
-(a fold a kill interrupted resumes from its last epoch), and says what was done before. What each run did, and
-why ASHA stopped a trial, is in sweeps/<comp>/<sweep>/results.json (sweep/results.py)."""
+"""`make sweep COMP=<name> SWEEP=<name>`: the trials of configs/sweep/<name>.yaml, each an ordinary experiment, run
+on Ray, then the leaderboard (make stack's table, a row per trial), the best N and the `make stack` that blends them.
+A grid trains the (trial, fold) tasks of every combination, then the OOF predictions (objective `fold0`: fold 0
+first, then the best N's other folds); a search runs fold 0 under Ray Tune (Optuna, ASHA), then finishes every
+trial not stopped (`oof`) or the best N by fold 0 (`fold0`). Folds and predictions are artifacts found by their
+keys: a rerun trains only what is missing (an interrupted fold resumes from its last epoch). What each run did, and
+why ASHA stopped a trial, is in sweeps/<comp>/<sweep>/results.json."""
 import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import pandas as pd
+
 from .. import pipeline
 from ..artifacts import is_complete, read_manifest
-from ..config import read_yaml, resolve
+from ..config.loading import read_yaml, resolve
 from ..config.files import competition_file
 from ..errors import PipelineError
 from ..lineage import load_folds, predict_dir, train_dir
 from ..metrics import HIGHER_IS_BETTER
 from ..stacking.report import format_report
 from ..sweep import cluster, leaderboard as board
-from ..sweep.results import SweepRecord, sweep_folder
+from ..sweep.results import SweepRecord
 from ..sweep.spec import SweepSpec, load_spec
-from ..sweep.trials import Trial, base_layer, describe, grid_trials, make_trial, write_trial
+from ..sweep.trials import Trial, base_layer, describe, format_value, grid_trials, make_trial, write_trial
 from ..sweep.worker import StageCalls
+from ..utils.io import atomic_write_csv
 
 log = logging.getLogger("foldstack")
 
@@ -41,9 +37,8 @@ def add_arguments(p) -> None:
 
 
 def connect_ray(cpus: int | None, spec: SweepSpec):
-    """Ray connected (cluster.connect sets Ray's settings before it imports Ray), then (train_and_predict,
-    search_fold0) of the modules that import Ray and Optuna, handed the pipeline's calls (sweep/ does not import
-    the stages) and the slot a task asks for."""
+    """Ray connected, then (train_and_predict, search_fold0) of the modules that import Ray and Optuna, handed the
+    pipeline's calls (sweep/ does not import the stages) and the slot a task asks for."""
     try:
         resources = cluster.connect(cpus)
         from ..sweep import runner, search
@@ -73,10 +68,9 @@ def progress(ctx) -> Progress:
 def trial_contexts(ctx, sweep: str, spec: SweepSpec, trials: list[Trial]) -> dict:
     """{trial: its Context}: every trial's whole config checked (the competition's file, then the trial's layer)
     before any file is written, then each written to configs/exp/<trial>.yaml."""
-    comp_path = competition_file(ctx.root, ctx.comp)
+    comp = competition_file(ctx.root, ctx.comp)
     for t in trials:
-        source = f"configs/sweep/{sweep}.yaml: {describe(t.values)}"
-        resolve([(str(comp_path), read_yaml(comp_path)), (source, t.layer)])
+        resolve([(str(comp), read_yaml(comp)), (f"configs/sweep/{sweep}.yaml: {describe(t.values)}", t.layer)])
     for t in trials:
         write_trial(ctx.root, sweep, spec, t)
     return {t.name: ctx.derive(exp=t.name) for t in trials}
@@ -88,13 +82,12 @@ def plan_folds(contexts: dict, names: list[str], record, folds=None) -> dict:
     plan = {}
     for name in names:
         p = progress(contexts[name])
-        n = contexts[name].cfg.folds.n_splits
         if p.predictions is not None:
             log.info(f"sweep: {name}: up to date ({p.predictions.relative_to(contexts[name].root)})")
             record.already_done(name, "OOF predictions")
             record.update(name, state="complete")
             continue
-        trained = [k for k in range(n) if k not in p.todo]
+        trained = [k for k in range(contexts[name].cfg.folds.n_splits) if k not in p.todo]
         if trained:
             log.info(f"sweep: {name}: fold(s) {trained} already trained" + (f", to train: {p.todo}" if p.todo else ""))
             record.already_done(name, f"folds {trained}")
@@ -107,13 +100,9 @@ def plan_folds(contexts: dict, names: list[str], record, folds=None) -> dict:
 def search_trials(sweep: str, spec: SweepSpec, start: dict, record) -> list[Trial]:
     """The trials of this spec that the record holds (a changed spec's old trials have other names)."""
     space = spec.search.space
-    out = []
-    for name, entry in record.trials.items():
-        values = entry["values"]
-        trial = make_trial(sweep, start, values)
-        if trial.name == name and set(values) == set(space) and all(space[k].contains(v) for k, v in values.items()):
-            out.append(trial)
-    return out
+    trials = [(name, make_trial(sweep, start, entry["values"])) for name, entry in record.trials.items()]
+    return [t for name, t in trials if t.name == name and set(t.values) == set(space)
+            and all(space[k].contains(v) for k, v in t.values.items())]
 
 
 def run_search(ctx, base, sweep: str, spec: SweepSpec, start: dict, record, search_fold0) -> dict:
@@ -123,15 +112,12 @@ def run_search(ctx, base, sweep: str, spec: SweepSpec, start: dict, record, sear
     known = search_trials(sweep, spec, start, record)
     for trial, (name, c) in zip(known, trial_contexts(ctx, sweep, spec, known).items()):
         p, entry = progress(c), record.trials[name]
-        if p.fold0 is not None:
-            evaluated.append((trial.values, p.fold0["last"]))
-            record.already_done(name, "fold 0")
-        elif entry.get("state") == "stopped":
-            evaluated.append((trial.values, entry["stopped"]["metric"]))
-            record.already_done(name, entry["stopped"]["why"])
-        else:
+        if p.fold0 is None and entry.get("state") != "stopped":
             pending.append(trial.values)
             continue
+        stopped = entry["stopped"] if p.fold0 is None else None
+        evaluated.append((trial.values, stopped["metric"] if stopped else p.fold0["last"]))
+        record.already_done(name, stopped["why"] if stopped else "fold 0")
         done.append(name)
     pending = pending[:max(spec.search.trials - len(evaluated), 0)]
     new = spec.search.trials - len(evaluated) - len(pending)
@@ -140,23 +126,15 @@ def run_search(ctx, base, sweep: str, spec: SweepSpec, start: dict, record, sear
     if pending or new:
         metric = base.cfg.competition.metric
         epochs = spec.search.space.get("train.epochs")
-        max_epochs = max(epochs.examples()) if epochs is not None else base.cfg.train.epochs
+        max_epochs = max(epochs.examples) if epochs is not None else base.cfg.train.epochs
         base.images  # noqa: B018  (decoded once here; trials at other sizes decode theirs)
         search_fold0(ctx.root, ctx.comp, sweep, spec, start, record, metric,
                      "max" if HIGHER_IS_BETTER[metric] else "min", max_epochs, evaluated, pending, new)
-    known = search_trials(sweep, spec, start, record)
-    return trial_contexts(ctx, sweep, spec, known)
+    return trial_contexts(ctx, sweep, spec, search_trials(sweep, spec, start, record))
 
 
-def best_by_fold0(contexts: dict, record, metric: str, n: int) -> list[str]:
-    """The n best trials by fold 0's final metric, of those whose fold 0 ran to the end (not stopped by ASHA)."""
-    scores = {name: p.fold0["last"] for name, p in ((name, progress(c)) for name, c in contexts.items())
-              if p.fold0 is not None and record.trials[name].get("state") != "stopped"}
-    return board.ranked(scores, metric)[:n]
-
-
-def fold0_rows(contexts: dict, record) -> list[dict]:
-    """Each trial's fold 0: its metric, the epochs it ran, and its state (why ASHA stopped it, or how far it got)."""
+def fold0_table(contexts: dict, record, metric: str) -> pd.DataFrame:
+    """Each trial's values and fold 0 (epochs run, metric, state: why ASHA stopped it or how far it got), best first."""
     rows = []
     for name, c in contexts.items():
         entry, p = record.trials[name], progress(c)
@@ -166,8 +144,10 @@ def fold0_rows(contexts: dict, record) -> list[dict]:
                  else "not run")
         epochs = p.fold0["epochs"] if p.fold0 else stopped["epoch"] if stopped else None
         score = p.fold0["last"] if p.fold0 else stopped["metric"] if stopped else float("nan")
-        rows.append(dict(trial=name, values=entry["values"], epochs=epochs, score=score, state=state))
-    return rows
+        rows.append(dict(trial=name, **{k: format_value(v) for k, v in entry["values"].items()},
+                         epochs="" if epochs is None else int(epochs), **{f"fold0 {metric}": score}, state=state))
+    return pd.DataFrame(rows).sort_values(f"fold0 {metric}", ascending=not HIGHER_IS_BETTER[metric], kind="stable",
+                                          na_position="last")
 
 
 def run(ctx):
@@ -181,7 +161,6 @@ def run(ctx):
     base = pipeline.context(ctx.comp, spec.base, overrides=spec.overrides, root=ctx.root)
     metric = base.cfg.competition.metric
     record = SweepRecord(ctx.root, ctx.comp, sweep, str(spec_file.relative_to(ctx.root)), spec)
-    contexts = {}
     if spec.grid is not None:
         trials = grid_trials(sweep, spec, start)
         contexts = trial_contexts(ctx, sweep, spec, trials)
@@ -199,8 +178,10 @@ def run(ctx):
         errors.update(train_and_predict(ctx.root, ctx.comp, plan, record, predict=False))
     if spec.grid is not None and spec.objective == "oof":
         finishing = list(contexts)
-    else:  # the best N by fold 0, or (a search for OOF) every trial whose fold 0 ran to the end, best first
-        finishing = best_by_fold0(contexts, record, metric, spec.best if spec.objective == "fold0" else len(contexts))
+    else:  # the best N by fold 0, or (a search for OOF) every trial whose fold 0 ran to the end (not stopped by ASHA)
+        scores = {name: p.fold0["last"] for name, p in ((name, progress(c)) for name, c in contexts.items())
+                  if p.fold0 is not None and record.trials[name].get("state") != "stopped"}
+        finishing = board.ranked(scores, metric)[:spec.best if spec.objective == "fold0" else len(contexts)]
     log.info(f"sweep: {len(finishing)} trial(s) to predict out of fold: {', '.join(finishing) or 'none'}")
     errors.update(train_and_predict(ctx.root, ctx.comp, plan_folds(contexts, finishing, record), record))
     summarize(ctx, base, sweep, spec, contexts, record, errors)
@@ -208,23 +189,26 @@ def run(ctx):
 
 def summarize(ctx, base, sweep: str, spec: SweepSpec, contexts: dict, record, errors: dict) -> None:
     """The leaderboard (and a search's fold-0 table), the best N, the `make stack` command; results.json."""
-    metric, folder = base.cfg.competition.metric, sweep_folder(ctx.root, ctx.comp, sweep)
+    metric, folder = base.cfg.competition.metric, record.path.parent
     fold0 = None
     if spec.grid is None or spec.objective == "fold0":
-        fold0 = board.fold0_table(fold0_rows(contexts, record), metric)
+        fold0 = fold0_table(contexts, record, metric)
         print(f"\nfold 0 of every trial ({metric}):\n{fold0.to_string(index=False)}", flush=True)
     predicted = {name: p.predictions for name, p in ((n, progress(c)) for n, c in contexts.items())
                  if p.predictions is not None}
     report = board.oof_table(base, predicted, {n: record.trials[n]["values"] for n in predicted}) if predicted else None
-    board.write(folder, report, fold0)
+    for name, table in (("leaderboard.csv", report), ("fold0.csv", fold0)):
+        if table is not None:
+            atomic_write_csv(folder / name, table)
     best, command = [], None
     if report is not None:
         print(f"\nleaderboard of {len(predicted)} trial(s) of {sweep} (make stack's table: OOF CV, best first):\n"
               f"{format_report(report, metric)}", flush=True)
         best = list(report["level"][:spec.best])
-        command = board.stack_command(ctx.comp, best)
-        print(f"\nbest {len(best)}: " + ", ".join(f"{n} ({cv:.5f})" for n, cv in zip(best, report["cv"])), flush=True)
-        print(f"blend them:\n    {command}", flush=True)
+        # EXP=<the best>, so that make's chain (oof, train) has nothing to do
+        command = f'make stack COMP={ctx.comp} EXP={best[0]} OVERRIDES="stack.experiments=[{",".join(best)}]"'
+        print(f"\nbest {len(best)}: " + ", ".join(f"{n} ({cv:.5f})" for n, cv in zip(best, report["cv"]))
+              + f"\nblend them:\n    {command}", flush=True)
     record.finish(best=best, stack_command=command, leaderboard=str(folder / "leaderboard.csv"))
     if errors:
         first = next(iter(errors.items()))

@@ -1,26 +1,19 @@
-"""Stage 02: train one fold or all folds. Each fold is its own folder, models/<comp>/<exp>/<key>/fold<k>/, which
-exists only complete (with its manifest): a fold trains in the hidden work folder `.fold<k>.partial/` beside it
-(last.pt every epoch; a killed run resumes from it) and is renamed to `fold<k>` once its manifest is written.
-The images are decoded before any folder is made, so a bad image leaves nothing behind.
-
-With pseudo.round = n, every fold also trains on round n's pseudo-labelled test rows; with distill.teacher, on
-the teacher's OOF probabilities of its train rows (and its test predictions for the test rows). Validation is
-always the fold's real train rows alone, so OOF CV stays comparable across rounds and students.
-
-With hub weights (model.pretrained, Context.weights) every fold's backbone starts from them, and its manifest
-records what was loaded under metrics.pretrained (repo, file, sha256, tensors covered); under `auto` without
-them, the stage says once that it trains from scratch, and the manifest records that and why."""
+"""Stage 02: train one fold or all folds into models/<comp>/<exp>/<key>/fold<k>/, which exists only complete: a fold
+trains in `.fold<k>.partial/` beside it (a killed run resumes from its last.pt) and is renamed once its manifest is
+written. With pseudo.round = n the folds also train on round n's pseudo-labelled test rows; with distill.teacher,
+on the teacher's OOF probabilities. Validation is always the fold's real train rows alone, so OOF CV stays
+comparable. The manifest records the hub weights the backbone started from, or why it trained from scratch."""
 import logging
 import time
 
 import numpy as np
 
 from ..artifacts import is_complete, resumable_staging, write_manifest
-from ..config import sections
+from ..config.loading import sections
 from ..errors import PipelineError
 from ..lineage import TRAIN_SECTIONS, load_folds, train_dir
 from ..predictions import load_predictions
-from ..pseudo import hard_targets
+from ..pseudo.select import hard_targets
 from ..utils.io import load_npy, read_csv
 
 log = logging.getLogger("foldstack")
@@ -57,10 +50,9 @@ def training_rows(ctx, inputs: dict, folds: np.ndarray):
                                 f"other folds than the student's")
         teacher = preds.oof.astype(np.float32)
         if ctx.cfg.distill.test_rows:  # hard part: the teacher's label (a test row has no true one)
-            test = preds.test.astype(np.float32)
-            extra = ExtraRows(ctx.images.test_rows(np.arange(len(test))), np.hstack([hard_targets(test, ctx.cfg.competition.task,
-                                                                            ctx.cfg.competition.tag_threshold),
-                                                               test]))
+            test, comp = preds.test.astype(np.float32), ctx.cfg.competition
+            hard = hard_targets(test, comp.task, comp.tag_threshold)
+            extra = ExtraRows(ctx.images.test_rows(np.arange(len(test))), np.hstack([hard, test]))
     return extra, teacher
 
 
@@ -90,9 +82,8 @@ def run(ctx, on_epoch=None, budget=None):
     """on_epoch: engine.training.train_fold's per-epoch hook, for every fold trained here (a sweep's ASHA).
     budget: a budget.tracking.FoldBudget (`make all BUDGET=...`): each fold gets the epochs that fit what is left."""
     split = load_folds(ctx)
-    fold_key, folds = split.key, split.folds
-    target = train_dir(ctx, fold_key)
-    path, inputs = target.path, target.inputs
+    target = train_dir(ctx, split.key)
+    fold_key, folds, path, inputs = split.key, split.folds, target.path, target.inputs
     n = ctx.cfg.folds.n_splits
     if ctx.fold is not None and not 0 <= ctx.fold < n:
         raise PipelineError(f"FOLD={ctx.fold} is out of range: folds are 0..{n - 1}")
@@ -120,8 +111,7 @@ def run(ctx, on_epoch=None, budget=None):
         # torchrun: every rank trains in the work folder (and resumes from its last.pt); rank 0 alone writes the
         # manifest and renames it, and the others wait for that before going on. A fold that fails before its
         # first checkpoint leaves no folder (nor an empty models/<comp>/<exp>/<key>/).
-        resumable = lambda work: (work / "last.pt").is_file()  # noqa: E731
-        with resumable_staging(final, main=dist.is_main(), resumable=resumable) as out:
+        with resumable_staging(final, main=dist.is_main(), resumable=lambda work: (work / "last.pt").is_file()) as out:
             log.info(f"{ctx.exp}: training fold {k} of {n} -> {final} (in {out.name} until done)")
             cfg, share = (ctx.cfg, None) if budget is None else budget.configure(ctx.cfg, k, out, len(todo) - j)
             t0 = time.time()

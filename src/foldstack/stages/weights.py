@@ -1,13 +1,11 @@
-"""`make weights [MODEL=<timm name>]`: ImageNet weights into weights/, the Hugging Face hub cache layout that the
-training stages read (models.hub: the same lookup, the same download), so that the folder can be uploaded as a
-Kaggle dataset and used with the network off. Without MODEL: the models of every configured experiment
-(baseline and configs/exp/*.yaml, over configs/<comp>.yaml when it exists, with the overrides) whose
-model.pretrained is not false and that set no pretrained_path. Needs no competition data."""
+"""`make weights [MODEL=<timm name>]`: ImageNet weights into weights/, in the hub cache layout the training stages
+read (models.hub), so the folder can be uploaded as a Kaggle dataset and used offline. Without MODEL: the models of
+every configured experiment (with the overrides) that may load hub weights. Needs no competition data."""
 import logging
 from pathlib import Path
 
 from ..artifacts import stage_root
-from ..config import resolve
+from ..config.loading import resolve
 from ..config.files import experiment_names
 from ..context import config_layers
 from ..errors import PipelineError

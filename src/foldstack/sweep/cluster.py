@@ -1,6 +1,5 @@
 """The Ray cluster a sweep runs on: the `sweep` extra checked, the connection (SWEEP_ADDRESS or RAY_ADDRESS, else a
-local Ray on this machine's CPUs and GPUs), and what one task asks it for. Ray is imported by `connect`, once its
-settings are in the environment, not by importing this module."""
+local Ray), and what one task asks it for. Only `connect` imports Ray, once its settings are in the environment."""
 import importlib.util
 import logging
 import os
@@ -14,7 +13,6 @@ log = logging.getLogger("foldstack")
 
 OBJECT_STORE_BYTES = 100 * 2**20  # tasks exchange names and paths, never arrays: Ray's smallest store will do
 PASSED_ENV = ("HF_HUB_OFFLINE", "HF_HOME", "TORCH_HOME")  # a remote node's workers do not inherit the driver's
-EXTRA = ("ray", "optuna")
 
 
 def missing_extra(module: str) -> PipelineError:
@@ -24,21 +22,15 @@ def missing_extra(module: str) -> PipelineError:
 
 def check_installed() -> None:
     """The `sweep` extra is installed, found without importing it (before anything of the sweep runs)."""
-    for module in EXTRA:
+    for module in ("ray", "optuna"):
         if importlib.util.find_spec(module) is None:
             raise missing_extra(module)
 
 
-def cluster_address() -> str | None:
-    return os.environ.get("SWEEP_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
-
-
 def ray_settings(address: str | None) -> None:
-    """Ray's settings, in the environment before Ray is imported (it reads RAY_DEDUP_LOGS then): every task's log
-    lines reach the terminal (Ray would fold repeated ones into one), without colour codes; Tune's own tables are
-    left out (verbose=0 under its older output): the driver logs each trial's epochs itself. A cluster started
-    with `ray start` uses token authentication (Ray 2.60), but a driver that joins it sends its token only under
-    RAY_AUTH_MODE=token: set it when a token is at hand and nobody chose a mode."""
+    """Set before Ray is imported (it reads them then): every task's log line, undeduplicated and uncoloured; Tune's
+    older output, where verbose=0 drops its tables. A driver joining a `ray start` cluster (token authentication,
+    Ray 2.60) sends its token only under RAY_AUTH_MODE=token: set it where a token is at hand and no mode chosen."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -54,7 +46,7 @@ def connect(cpus: int | None = None) -> dict:
     checkout on the shared file system is the code every node runs. Returns the cluster's resources."""
     import foldstack
 
-    address = cluster_address()
+    address = os.environ.get("SWEEP_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
     ray_settings(address)
     import ray  # after ray_settings (see there)
 
@@ -103,9 +95,7 @@ class Slot:
 def slot(resources: Resources, cluster: dict) -> Slot:
     """A task's request, checked against the cluster (a request no node can meet would wait forever)."""
     gpus = (1.0 if cluster.get("GPU", 0) > 0 else 0.0) if resources.gpus == "auto" else float(resources.gpus)
-    if resources.cpus > cluster.get("CPU", 0):
-        raise PipelineError(f"resources.cpus={resources.cpus:g} per task, but the cluster has "
-                            f"{cluster.get('CPU', 0):g} CPUs")
-    if gpus > cluster.get("GPU", 0):
-        raise PipelineError(f"resources.gpus={gpus:g} per task, but the cluster has {cluster.get('GPU', 0):g} GPUs")
+    for key, asked, unit in (("cpus", resources.cpus, "CPU"), ("gpus", gpus, "GPU")):
+        if asked > (have := cluster.get(unit, 0)):
+            raise PipelineError(f"resources.{key}={asked:g} per task, but the cluster has {have:g} {unit}s")
     return Slot(resources.cpus, gpus, resources.memory_gb)

@@ -1,7 +1,6 @@
-"""sweeps/<comp>/<sweep>/results.json: every trial's values and state (why it stopped, its score, its predictions)
-and, per run of the sweep, what was already done and what this run trained. Rewritten atomically at every event,
-so a killed sweep leaves what it knew; a rerun keeps the trials and adds a run. The folder also holds the
-leaderboard (leaderboard.csv) and Ray Tune's own files (ray/). Not an artifact: the artifacts are the trials'."""
+"""sweeps/<comp>/<sweep>/results.json: every trial's values and state and, per run of the sweep, what was already
+done and what this run trained. Rewritten atomically at every event (a killed sweep leaves what it knew); a rerun
+keeps the trials and adds a run. Beside it: leaderboard.csv, Ray Tune's files (ray/). Not an artifact."""
 import json
 import time
 from pathlib import Path
@@ -12,27 +11,18 @@ from .spec import SweepSpec
 from .trials import Trial
 
 
-def sweep_folder(root: Path, comp: str, sweep: str) -> Path:
-    return stage_root(root, "sweep", comp, sweep)
-
-
 class SweepRecord:
     def __init__(self, root: Path, comp: str, sweep: str, spec_file: str, spec: SweepSpec):
-        self.path = sweep_folder(root, comp, sweep) / "results.json"
+        self.path = stage_root(root, "sweep", comp, sweep) / "results.json"
         old = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.run = dict(started=time.strftime("%Y-%m-%d %H:%M:%S"), finished=None, already_done={}, tasks=[],
                         searched=[])
+        self.trials = old.get("trials", {})  # {trial: its entry}, the same dict as in self.data
         self.data = dict(sweep=sweep, comp=comp, spec=spec_file, kind="grid" if spec.grid is not None else "search",
-                         objective=spec.objective, trials=old.get("trials", {}), runs=old.get("runs", []) + [self.run])
+                         objective=spec.objective, trials=self.trials, runs=old.get("runs", []) + [self.run])
 
-    @property
-    def trials(self) -> dict:
-        return self.data["trials"]
-
-    def add(self, trial: Trial) -> dict:
-        entry = self.trials.setdefault(trial.name, dict(values=trial.values, state="new"))
-        entry["values"] = trial.values
-        return entry
+    def add(self, trial: Trial) -> None:
+        self.trials.setdefault(trial.name, dict(state="new"))["values"] = trial.values
 
     def update(self, name: str, **fields) -> None:
         self.trials[name].update(fields)

@@ -16,24 +16,19 @@ class Rungs:
     def cutoff(self, rung: float) -> float | None:
         """The rung's cutoff in the metric's own units (None while the rung is empty)."""
         rewards = list(self.entered[rung].values())
-        if not rewards:
-            return None
-        return float(np.nanpercentile(rewards, (1 - 1 / self.reduction_factor) * 100) * self.sign)
+        return float(np.nanpercentile(rewards, (1 - 1 / self.reduction_factor) * 100) * self.sign) if rewards else None
 
     def enter(self, trial_id: str, result: dict) -> tuple[float | None, float | None]:
         """Enter one result ({"epoch", metric}); returns (the rung it was judged at, the rung's cutoff before it),
         or (None, None) where it reached no new rung."""
         if "epoch" not in result or result.get(self.metric) is None:
             return None, None
-        for rung, trials in self.entered.items():
-            if result["epoch"] < rung:
-                continue
-            if trial_id in trials:
-                return None, None
-            cutoff = self.cutoff(rung)
-            trials[trial_id] = self.sign * float(result[self.metric])
-            return rung, cutoff
-        return None, None
+        rung = next((r for r in self.entered if result["epoch"] >= r), None)  # the highest reached
+        if rung is None or trial_id in self.entered[rung]:
+            return None, None
+        cutoff = self.cutoff(rung)
+        self.entered[rung][trial_id] = self.sign * float(result[self.metric])
+        return rung, cutoff
 
     def behind(self, value: float, cutoff: float | None) -> bool:
         return cutoff is not None and self.sign * value < self.sign * cutoff
@@ -42,9 +37,8 @@ class Rungs:
         """What a stopped trial's record says: its epoch and metric, the rung and its cutoff where they explain it."""
         value, epoch = float(result[self.metric]), int(result["epoch"])
         if rung is not None and self.behind(value, cutoff):
-            side = "below" if self.mode == "max" else "above"
-            why = (f"stopped by ASHA at epoch {epoch}: {self.metric} {value:.5g} {side} the epoch-{rung:g} rung's "
-                   f"cutoff {cutoff:.5g}")
+            why = (f"stopped by ASHA at epoch {epoch}: {self.metric} {value:.5g} "
+                   f"{'below' if self.mode == 'max' else 'above'} the epoch-{rung:g} rung's cutoff {cutoff:.5g}")
         else:
             rung = cutoff = None
             why = f"stopped by ASHA at epoch {epoch} with {self.metric} {value:.5g}"

@@ -1,9 +1,7 @@
-"""The (trial, fold) tasks on Ray: each a stage call as `make` runs it (the trial's experiment, FOLD=k), through the
-stage calls the make target hands over (worker.StageCalls). Every artifact is written by the stages into the
-project folder, so the folder must be on a file system every machine of the cluster shares; tasks pass names,
-never arrays. Imported once `cluster.connect` has set Ray's settings."""
+"""The (trial, fold) tasks on Ray: each a stage call as `make` runs it (worker.StageCalls). The stages write every
+artifact into the project folder, which must be on a file system every machine of the cluster shares; tasks pass
+names, never arrays. Imported once `cluster.connect` has set Ray's settings."""
 import logging
-import os
 import platform
 import time
 from collections import deque
@@ -24,15 +22,8 @@ def run_stages(calls: StageCalls, root: str, comp: str, exp: str, fold: int | No
     """One task: `stages` of experiment exp (fold k of train, or all folds' oof), as make runs them."""
     setup_worker(threads)
     t0 = time.time()
-    seconds = calls.run(trial_context(calls, root, comp, exp, fold, threads, gpu), stages)
-    return dict(exp=exp, fold=fold, stages=seconds, seconds=round(time.time() - t0, 2), host=platform.node(),
-                pid=os.getpid())
-
-
-def task_error(e: Exception) -> str:
-    """One line for a task that failed: the stage's own PipelineError line, else the exception's last line."""
-    cause = getattr(e, "cause", None)
-    return one_line(cause if cause is not None else e)
+    calls.run(trial_context(calls, root, comp, exp, fold, threads, gpu), stages)
+    return dict(seconds=round(time.time() - t0, 2), host=platform.node())
 
 
 def capacity(slot_: Slot) -> int:
@@ -46,10 +37,9 @@ def capacity(slot_: Slot) -> int:
 
 def train_and_predict(calls: StageCalls, slot_: Slot, root: Path, comp: str, plan: dict, record,
                       predict: bool = True) -> dict:
-    """plan: {trial: folds to train}. Every fold as a task, then (predict) each trial's OOF predictions as a task
-    once its folds are trained. No more tasks are handed to Ray than it can run at once, trials in order and a
-    trial's predictions before any other fold, so trials finish one after another (a killed sweep leaves whole
-    trials). A trial that fails is recorded and the others go on. Returns {trial: error line}."""
+    """plan: {trial: folds to train}. Each fold a task, then (predict) the trial's OOF predictions once its folds are
+    trained, before any other fold; Ray is handed no more than it runs at once, trials in order, so a killed sweep
+    leaves whole trials. A trial that fails is recorded and the others go on. Returns {trial: error line}."""
     remote = run_stages.options(**slot_.task_options())
     queue = deque((name, k) for name, folds in plan.items() for k in folds)
     queue.extend((name, None) for name, folds in plan.items() if not folds and predict)
@@ -57,7 +47,7 @@ def train_and_predict(calls: StageCalls, slot_: Slot, root: Path, comp: str, pla
     while queue or waiting:
         while queue and len(waiting) < capacity(slot_):
             name, fold = queue.popleft()
-            stages = ["train"] if fold is not None else ["oof"]
+            stages = ["train"] if fold is not None else ["oof"]  # fold None: the trial's OOF predictions
             task = remote.remote(calls, str(root), comp, name, fold, stages, slot_.threads, slot_.gpus > 0)
             waiting[task] = (name, fold)
         [ref], _ = ray.wait(list(waiting), num_returns=1)
@@ -66,7 +56,7 @@ def train_and_predict(calls: StageCalls, slot_: Slot, root: Path, comp: str, pla
         try:
             result = ray.get(ref)
         except (ray.exceptions.RayError, PipelineError) as e:
-            errors[name] = f"{what}: {task_error(e)}"
+            errors[name] = f"{what}: {one_line(getattr(e, 'cause', None) or e)}"  # the stage's own error line
             log.error(f"sweep: {name}: {errors[name]}")
             record.update(name, state="error", error=errors[name])
             queue = deque(item for item in queue if item[0] != name)  # its other folds would be for nothing

@@ -1,7 +1,6 @@
-"""The search on Ray Tune: fold 0 of every trial, Optuna's TPE sampler picking the points and ASHA stopping a trial
-whose fold-0 validation metric at a rung (an epoch count) falls behind the others', recording why. A resumed
-search hands the sampler an Optuna study that already holds the trials done and queues those a kill interrupted.
-Imported once `cluster.connect` has set Ray's settings."""
+"""The search on Ray Tune: fold 0 of every trial, Optuna's TPE sampler picking the points and ASHA stopping (and
+recording why) a trial whose fold-0 metric at a rung falls behind. A resumed search's study already holds the trials
+done and queues those a kill interrupted. Imported once `cluster.connect` has set Ray's settings."""
 import logging
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ def optuna_space(space: dict[str, Dimension]) -> dict:
     """The space as Optuna's distributions (both ends of a randint included, as in the spec)."""
     kinds = dict(choice=CategoricalDistribution, uniform=lambda v: FloatDistribution(*v),
                  loguniform=lambda v: FloatDistribution(*v, log=True), randint=lambda v: IntDistribution(*v))
-    return {key: kinds[d.kind](getattr(d, d.kind)) for key, d in space.items()}
+    return {key: kinds[d.kind](d.examples) for key, d in space.items()}
 
 
 def resumed_searcher(space: dict, metric: str, mode: str, seed: int, evaluated: list, pending: list) -> OptunaSearch:
@@ -46,10 +45,9 @@ def resumed_searcher(space: dict, metric: str, mode: str, seed: int, evaluated: 
 
 def fold0_trial(config: dict, calls: StageCalls, root: str, comp: str, sweep: str, spec: SweepSpec, start: dict,
                 metric: str, threads: int, gpu: bool) -> None:
-    """One search trial (a Tune function trainable): its experiment file, then fold 0 trained by the train stage
-    with every epoch's validation metric reported to Tune but the last, which is reported once the fold is
-    complete. When ASHA stops the trial, tune.report raises SystemExit out of the training (Tune's way: caught,
-    Tune could not reuse the process): the fold is left unfinished and resumable, never completed short."""
+    """A Tune trainable: the trial's experiment file, then fold 0, each epoch's metric reported but the last, which
+    is reported once the fold is complete. ASHA's stop is tune.report raising SystemExit out of the training (never
+    caught, or Tune could not reuse the process): the fold is left resumable, never completed short."""
     setup_worker(threads)
     trial = make_trial(sweep, start, config)
     write_trial(root, sweep, spec, trial)
@@ -87,8 +85,7 @@ class RecordingASHA(ASHAScheduler):
 
 
 class Recorder(tune.Callback):
-    """The search's events into the sweep's record (each trial entered with its values as it starts) and log, in
-    the driver."""
+    """The search's events into the sweep's record (each trial entered as it starts) and log, in the driver."""
 
     def __init__(self, trial_of, record, metric: str):
         self.trial_of, self.record, self.metric = trial_of, record, metric

@@ -1,20 +1,21 @@
 """configs/sweep/<name>.yaml: a base experiment, settings every trial shares, and either a grid (every combination
-of the listed values) or a search (a space of ranges and choices, a number of trials, early stopping). The
-keys of the grid and the space are config keys (docs/config.md), checked against the schema when the spec is
-read, so a typo stops the sweep before anything runs. docs/sweep.md has examples."""
+of the listed values) or a search (ranges and choices, a number of trials, early stopping; docs/sweep.md). Its keys
+are config keys, checked against the schema when the spec is read: a typo stops the sweep before anything runs."""
 import re
 from pathlib import Path
 from typing import Literal, Optional, Union
 
 from pydantic import Field, ValidationError, model_validator
 
-from ..config import Section, nested, parse_overrides, read_yaml, validate
+from ..config.base import Section
+from ..config.loading import nested, parse_overrides, read_yaml, validate
 from ..config.loading import _validation_message
 from ..errors import PipelineError
 
 # Keys a trial may not vary: every trial must be on the same split (and competition) to be compared and stacked.
 SHARED_SECTIONS = ("competition", "folds")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+KINDS = ("choice", "uniform", "loguniform", "randint")
 
 
 class Dimension(Section):
@@ -30,7 +31,7 @@ class Dimension(Section):
 
     @model_validator(mode="after")
     def _one_kind(self):
-        given = [k for k in ("choice", "uniform", "loguniform", "randint") if getattr(self, k) is not None]
+        given = [k for k in KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of choice, uniform, loguniform, randint (got {given or 'none'})")
         bounds = getattr(self, given[0])
@@ -42,19 +43,19 @@ class Dimension(Section):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("choice", "uniform", "loguniform", "randint") if getattr(self, k) is not None)
+        return next(k for k in KINDS if getattr(self, k) is not None)
+
+    @property
+    def examples(self) -> list:
+        """The choices, or both bounds: what the spec gives (values checked against the config schema)."""
+        return list(getattr(self, self.kind))
 
     def contains(self, value) -> bool:
         """Whether a value (a recorded trial's) is a point of this dimension."""
-        bounds = getattr(self, self.kind)
         if self.kind == "choice":
-            return value in bounds
+            return value in self.choice
         kind_ok = isinstance(value, int) if self.kind == "randint" else isinstance(value, (int, float))
-        return kind_ok and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]
-
-    def examples(self) -> list:
-        """Values the key can take, checked against the config schema: the choices, or both bounds."""
-        return list(getattr(self, self.kind))
+        return kind_ok and not isinstance(value, bool) and self.examples[0] <= value <= self.examples[1]
 
 
 class Asha(Section):
@@ -115,31 +116,23 @@ class SweepSpec(Section):
             raise ValueError("the grid needs at least one key, each with a non-empty list of values")
         return self
 
-    @property
-    def keys(self) -> list[str]:
-        return list(self.grid if self.grid is not None else self.search.space)
-
-
-def spec_path(root: Path, name: str) -> Path:
-    return Path(root) / "configs" / "sweep" / f"{name}.yaml"
-
 
 def check_keys(spec: SweepSpec, source: str) -> None:
     """The shared overrides and every key of the grid or the space with each value it can take (a grid's
     values, a space's bounds or choices) validate against the config schema."""
     validate(parse_overrides(spec.overrides), f"{source}: overrides")
-    for key in spec.keys:
+    grid = spec.grid if spec.grid is not None else {key: d.examples for key, d in spec.search.space.items()}
+    for key, values in grid.items():
         if key.split(".", 1)[0] in SHARED_SECTIONS:
             raise PipelineError(f"{source}: {key}: trials must share the split to be compared and stacked: set "
                                 f"{SHARED_SECTIONS[0]}.* and {SHARED_SECTIONS[1]}.* keys in `overrides`")
-        values = spec.grid[key] if spec.grid is not None else spec.search.space[key].examples()
         for value in values:
             validate(nested({key: value}), f"{source}: {'grid' if spec.grid is not None else 'search.space'}")
 
 
 def load_spec(root: Path, name: str) -> tuple[Path, SweepSpec]:
     """(the spec's path, the validated spec) of configs/sweep/<name>.yaml; a PipelineError names the file."""
-    path = spec_path(root, name)
+    path = Path(root) / "configs" / "sweep" / f"{name}.yaml"
     if not NAME.fullmatch(name or ""):
         raise PipelineError(f"SWEEP={name!r}: a sweep name is letters, digits, '_', '-' and '.'")
     if not path.is_file():

@@ -1,13 +1,12 @@
 """A sweep's trials: each an experiment whose layer is the base experiment's, then the sweep's shared overrides,
-then the trial's own values, written to configs/exp/<sweep>-<hash>.yaml. The hash is of that whole layer, so a
-trial's name is a function of the spec (and the base experiment's file): a rerun finds the same files, and a
-changed spec makes new trials instead of reusing a name for other settings."""
+then the trial's own values, written to configs/exp/<sweep>-<hash>.yaml. The name hashes that whole layer: a rerun
+finds the same files, and a changed spec makes new trials instead of reusing a name for other settings."""
 import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import deep_merge, nested, parse_overrides, read_yaml
+from ..config.loading import deep_merge, nested, parse_overrides, read_yaml
 from ..config.files import experiment_file, write_experiment
 from ..errors import PipelineError
 from ..utils.io import stable_hash
@@ -21,11 +20,6 @@ class Trial:
     layer: dict     # the experiment layer written to its file
 
 
-def plain(value):
-    """A value as YAML and JSON write it: numpy scalars (what a sampler may return) become Python ones."""
-    return value.item() if hasattr(value, "item") else value
-
-
 def base_layer(root: Path, spec: SweepSpec) -> dict:
     """The base experiment's layer with the shared overrides applied: what every trial starts from."""
     path = experiment_file(root, spec.base)
@@ -36,15 +30,14 @@ def base_layer(root: Path, spec: SweepSpec) -> dict:
 
 
 def make_trial(sweep: str, start: dict, values: dict) -> Trial:
-    values = {k: plain(v) for k, v in values.items()}
+    values = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}  # a sampler's numpy scalars
     layer = deep_merge(start, nested(values))
     return Trial(f"{sweep}-{stable_hash(layer, 8)}", values, layer)
 
 
 def grid_trials(sweep: str, spec: SweepSpec, start: dict) -> list[Trial]:
     """Every combination of the grid's values, in the order the spec lists them (first key slowest)."""
-    keys = list(spec.grid)
-    return [make_trial(sweep, start, dict(zip(keys, point))) for point in itertools.product(*spec.grid.values())]
+    return [make_trial(sweep, start, dict(zip(spec.grid, point))) for point in itertools.product(*spec.grid.values())]
 
 
 def format_value(value) -> str:

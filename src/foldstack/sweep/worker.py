@@ -1,6 +1,5 @@
-"""What a sweep's task runs on a Ray worker before its stages: logging, torch's threads, and the trial's Context,
-built through the stage calls the make target hands over (`StageCalls`: this package does not import the
-stages or the pipeline). No Ray here."""
+"""A sweep task's setup on a Ray worker (logging, torch's threads) and its trial's Context, built through the stage
+calls the make target hands over (`StageCalls`: this package imports neither the stages nor the pipeline). No Ray."""
 import logging
 from dataclasses import dataclass
 from typing import Callable

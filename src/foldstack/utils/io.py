@@ -78,9 +78,8 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-# The one staging protocol: a file or folder being built for `<name>` is the hidden `.<name>.<what>-<pid>` beside
-# it (`-<random>` after the pid for files), `what` being "tmp" (being built) or "old" (a replaced folder on its
-# way out); whatever a dead process left is removed by the next writer of `<name>` (remove_dead_staging).
+# The one staging protocol: `<name>` is built as the hidden `.<name>.<what>-<pid>[-<random>]` beside it, `what`
+# "tmp" (being built) or "old" (replaced, on its way out); the next writer of `<name>` removes a dead one's.
 STAGING = re.compile(r"\.(?P<target>.+)\.(?P<what>tmp|old)-(?P<pid>\d+)(?:-\w+)?")
 
 

@@ -1,7 +1,5 @@
 """Timing a piece of work: warm-up calls first, the device's queued work included, a median against noise.
-
-Every speed the project reports or plans with (the budget planner, `make summary`, `make export`, the bench
-scripts) is measured here, so they all mean the same thing."""
+Every speed the project reports or plans with is measured here, so they all mean the same thing."""
 import statistics
 import time
 

@@ -199,8 +199,11 @@ plan: $(if $(filter digits,$(COMP)),input/digits/train.csv) | $(INSTALL)
 # The markers are put on each test by tests/conftest.py (registered in pyproject.toml).
 FAST_TIER := not slow and not browser and not ray and not faults and not ddp and not onnx
 
+# The whole suite on every core (pytest-xdist), a test module per worker: module fixtures are built once and the
+# modules that start Ray, torchrun or make keep their processes to themselves. TEST_WORKERS=0: in this process.
+TEST_WORKERS ?= auto
 test: | $(INSTALL)
-	$(PY) -m pytest -q --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=20 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 test-fast: | $(INSTALL)
 	$(PY) -m pytest -q --durations=20 -m "$(FAST_TIER)" $(PYTEST_ARGS)

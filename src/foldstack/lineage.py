@@ -30,8 +30,9 @@ class FoldSplit:
 
 
 @dataclass(frozen=True)
-class TrainDir:
-    """A config's models folder (complete or not) and its inputs {name: ref}: folds, pseudo set, teacher."""
+class BuiltFrom:
+    """A config's artifact folder (complete or not) and its inputs: {name: ref} of a models folder (folds, pseudo
+    set, teacher), {experiment: prediction folder} of a stack."""
     path: Path
     inputs: dict
 
@@ -50,20 +51,6 @@ class PredictDir:
     """A config's prediction folder (complete or not) and the trained folds it predicts with."""
     path: Path
     trained: TrainedFolds
-
-
-@dataclass(frozen=True)
-class PseudoSetDir:
-    """Round n's pseudo-label set folder (complete or not) and the predictions folder it selects from."""
-    path: Path
-    source: Path
-
-
-@dataclass(frozen=True)
-class StackDir:
-    """A config's stack folder (complete or not) and its inputs {experiment: prediction folder}."""
-    path: Path
-    inputs: dict
 
 
 def folds_dir(ctx) -> Path:
@@ -95,6 +82,13 @@ def models_round(ctx, path) -> int:
     if manifest["stage"] == "stack":
         return max(models_round(ctx, ctx.root / ref["path"]) for ref in manifest["inputs"].values())
     return int(read_manifest(ctx.root / manifest["inputs"]["train"]["path"] / "fold0").get("pseudo_round", 0))
+
+
+@dataclass(frozen=True)
+class PseudoSetDir:
+    """Round n's pseudo-label set folder (complete or not) and the predictions folder it selects from."""
+    path: Path
+    source: Path
 
 
 def pseudo_set_dir(ctx, n: int, fold_key: str) -> PseudoSetDir:
@@ -141,7 +135,7 @@ def models_key_parts(ctx, fold_key: str, extra_sections: tuple = ()) -> dict:
     return parts
 
 
-def train_dir(ctx, fold_key: str) -> TrainDir:
+def train_dir(ctx, fold_key: str) -> BuiltFrom:
     """This config's models: the pseudo-label set and the teacher, when used, are inputs, so a round's or a
     student's models never share a folder with plain ones (the weights: see models_key_parts)."""
     cfg = ctx.cfg
@@ -157,7 +151,7 @@ def train_dir(ctx, fold_key: str) -> TrainDir:
     if teacher is not None:
         inputs["teacher"] = input_ref(teacher, ctx.root)
         parts["distill"] = dict(cfg.distill.model_dump(), teacher=inputs["teacher"]["key"])
-    return TrainDir(artifact_path(ctx.root, "train", ctx.comp, stable_hash(parts), ctx.exp), inputs)
+    return BuiltFrom(artifact_path(ctx.root, "train", ctx.comp, stable_hash(parts), ctx.exp), inputs)
 
 
 def fold_dirs(ctx) -> TrainedFolds:
@@ -197,11 +191,11 @@ def experiment_predictions(ctx, name: str):
     return path
 
 
-def stack_dir(ctx) -> StackDir:
+def stack_dir(ctx) -> BuiltFrom:
     inputs = {name: experiment_predictions(ctx, name) for name in ctx.cfg.stack.experiments or [ctx.exp]}
     key = stable_hash({"inputs": {n: read_manifest(p)["key"] for n, p in inputs.items()},
                        **sections(ctx.cfg, ["stack"])})
-    return StackDir(artifact_path(ctx.root, "stack", ctx.comp, key), inputs)
+    return BuiltFrom(artifact_path(ctx.root, "stack", ctx.comp, key), inputs)
 
 
 def source_dir(ctx, source: str):

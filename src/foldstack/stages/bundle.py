@@ -48,6 +48,9 @@ def experiment_folds(ctx, name: str, n: int, path: Path):
         raise PipelineError(f"{name}: {path.relative_to(ctx.root)} was not predicted with the config "
                             f"configs/exp/{name}.yaml resolves to now ({target.path.relative_to(ctx.root)}): "
                             f"rebuild the source (make oof/stack/submit) or restore the config")
+    if read_manifest(path)["metrics"].get("fold_weights"):  # the kernel averages its folds alike, as `keep` does
+        raise PipelineError(f"{name}: {path.relative_to(ctx.root)} weights its folds (predict.fold_outlier=weight), "
+                            f"which a bundle's kernel does not yet: bundle it with predict.fold_outlier=keep")
     return ctx_e.cfg, target.trained.dirs
 
 

@@ -185,10 +185,6 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(getattr(pytest.mark, KIND_OF_MODULE[path.stem]))
         if "CHROMIUM" in names:
             item.add_marker(pytest.mark.browser)
-    # Modules with the most slow tests first (tests keep their order within a module): `make test` hands a module at
-    # a time to each worker in this order, so the long modules start early instead of running alone at the end.
-    slow = {path: sum(1 for i in items if i.path == path and i.get_closest_marker("slow")) for path in per_module}
-    items.sort(key=lambda i: -slow[i.path])
 
 
 @pytest.fixture

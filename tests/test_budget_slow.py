@@ -74,7 +74,7 @@ def test_a_fold_far_below_the_others_is_named_weighted_or_refused():
     with pytest.raises(PipelineError, match=r"^fold 2: validation accuracy 0.1500 against 0.8750 for the other"):
         fold_weights(scores, "accuracy", "refuse", 0.05)
     assert fold_weights(scores, "accuracy", "refuse", 0.8) is None  # none that far below: nothing refused
-    assert cv_table_note(scores, "accuracy", 0.05, None) == " [fold 2 far below the others]"
+    assert cv_table_note(outlier_folds(scores, "accuracy", 0.05), None) == " [fold 2 far below the others]"
     # a loss: lower is better, a fold far above the others is the outlier, weights by the inverse
     assert outlier_folds([0.2, 0.25, 1.4], "log_loss", 0.1) == [2]
     assert fold_weights([0.2, 0.4], "log_loss", "weight", 0.1) == pytest.approx([2 / 3, 1 / 3])

@@ -31,9 +31,9 @@ def fold_weights(scores: list, metric: str, mode: str, gap: float) -> list[float
     return (raw / raw.sum()).tolist() if raw.sum() > 0 else None
 
 
-def cv_table_note(scores: list, metric: str, gap: float, weights: list | None) -> str:
-    """What the OOF CV line adds after the fold scores: the folds far below the others, the weights."""
-    notes = [f"fold {k} far below the others" for k in outlier_folds(scores, metric, gap)]
+def cv_table_note(outliers: list[int], weights: list | None) -> str:
+    """What the OOF CV line adds after the fold scores: the folds far below the others (outlier_folds), the weights."""
+    notes = [f"fold {k} far below the others" for k in outliers]
     if weights is not None:
         notes.append("test weighted " + ", ".join(f"{w:.3f}" for w in weights))
     return f" [{'; '.join(notes)}]" if notes else ""

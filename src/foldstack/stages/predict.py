@@ -68,7 +68,7 @@ def run(ctx):
              f"{', '.join(f'{s:.4f}' for s in metrics['fold_scores'])})"
              + (f"; without TTA {metrics['no_tta']:.5f}" if tta else "")
              + f" [{seconds:.0f}s, {metrics['images_per_s']:.0f} images/s, {metrics['params'] / 1e6:.2f}M params]"
-             + cv_table_note(scores, comp.metric, rule.fold_outlier_gap, weights))
+             + cv_table_note(outliers, weights))
     with staging(path) as tmp:
         write_predictions(tmp, ctx.train.ids, ctx.test.ids, output_names(comp),
                           Predictions(oof, test, folds, oof_plain if tta else None, test_plain if tta else None))

@@ -1,5 +1,6 @@
-"""Budgeted runs: the planner's arithmetic on fake speed tables (a plan always fits its budget), the linear
-schedule, the watchdog, and `make plan` / `make all BUDGET=` end to end on tiny data (a rerun reuses the plan)."""
+"""Budgeted runs: the planner's arithmetic on fake speed tables (a plan always fits its budget), the priors that
+order the candidates and pick the race's field, the linear schedule, the watchdog, and `make plan` / `make all
+BUDGET=` end to end on tiny data (the race's winner's fold 0 goes on in the run; a rerun reuses the plan)."""
 import json
 
 import numpy as np
@@ -10,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import TINY, make_competition, run_make, run_script
-from foldstack.budget.planner import (Candidate, Facts, Policy, Speed, affordable_epochs, estimate, make_plan,
-                                      parse_budget, views)
+from foldstack.budget.planner import (Candidate, Facts, Policy, Speed, affordable_epochs, estimate, fallback_plan,
+                                      feasible_plans, parse_budget, plan_candidate, views)
+from foldstack.budget.policy import by_priors, ladder, race_entrants
 from foldstack.config.training import Train
 from foldstack.errors import PipelineError
 from foldstack.optim.schedule import create_schedule
@@ -39,40 +41,70 @@ def table(train_ips, eval_ips):
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(budget=st.floats(10, 20_000), n_train=st.integers(50, 200_000), n_test=st.integers(1, 50_000),
-       planning=st.floats(0, 60),
+       planning=st.floats(0, 60), trained=st.floats(0, 3),
        train_ips=st.lists(st.floats(5, 5_000), min_size=1, max_size=4),
        eval_ips=st.lists(st.floats(20, 20_000), min_size=4, max_size=4), tta=st.sampled_from([[], ["hflip"], ["d4"]]))
-def test_a_plan_always_fits_its_budget(budget, n_train, n_test, planning, train_ips, eval_ips, tta):
-    facts = Facts(n_train, n_test, decode_s=2e-4, planning_s=planning)
+def test_every_plan_fits_its_budget(budget, n_train, n_test, planning, trained, train_ips, eval_ips, tta):
+    facts = Facts(n_train, n_test, decode_s=2e-4, planning_s=planning, trained_s=trained)
     speeds = table(train_ips, eval_ips)
     policy = Policy()
+    plans = feasible_plans(budget, facts, speeds, tta, policy)
     try:
-        plan = make_plan(budget, facts, speeds, tta, policy)
+        plans = plans or [fallback_plan(budget, facts, speeds, policy)]
     except PipelineError as e:  # refused only when not even one epoch of the cheapest candidate fits
         c = next(iter(speeds))
         assert affordable_epochs(c, speeds[c], facts, 3, [], policy.fill * budget) == 0, str(e)
         assert "too small" in str(e)
         return
-    recomputed = estimate(plan.candidate, speeds[plan.candidate], facts, plan.epochs, plan.folds, plan.tta)
-    assert sum(recomputed.values()) <= policy.fill * budget + 1e-6
-    assert plan.total_s == pytest.approx(sum(recomputed.values()), abs=0.5)
-    assert 1 <= plan.epochs <= policy.max_epochs and plan.folds in policy.folds
-    assert plan.tta in (tta, [])
+    for plan in plans:
+        recomputed = estimate(plan.candidate, speeds[plan.candidate], facts, plan.epochs, plan.folds, plan.tta)
+        assert sum(recomputed.values()) <= policy.fill * budget + 1e-6
+        assert plan.total_s == pytest.approx(sum(recomputed.values()), abs=0.5)
+        assert 1 <= plan.epochs <= policy.max_epochs and plan.folds == policy.folds
+        assert plan.tta in (tta, [])
+    # one epoch more would not fit, unless the plan is at its maximum
+    for plan in plans:
+        more = estimate(plan.candidate, speeds[plan.candidate], facts, plan.epochs + 1, plan.folds, plan.tta)
+        assert plan.epochs == policy.max_epochs or sum(more.values()) > policy.fill * budget - 1e-6
 
 
-def test_the_largest_candidate_reaching_its_minimum_epochs_wins():
+def test_a_candidate_fits_when_it_reaches_its_minimum_epochs():
     speeds = table([800, 500, 200, 150], [3000, 2500, 700, 550])
-    plan = make_plan(600, FACTS, speeds, ["d4"])
-    by_epochs = {c: e for c, e in plan.considered}
+    plans = feasible_plans(600, FACTS, speeds, ["d4"])
+    by_epochs = {c: e for c, e in plans[0].considered}
     minimum = Policy().epoch_range(False, FACTS.n_train * 2 / 3)[0]
     assert minimum == 8  # 9,333 rows a fold: min_epochs decides
-    feasible = [c for c in LADDER if by_epochs[c] >= minimum]
-    assert plan.candidate == feasible[-1] and plan.epochs == by_epochs[plan.candidate]
-    # a tenfold budget buys a larger candidate; epochs are capped at max_epochs
-    big = make_plan(6000, FACTS, speeds, ["d4"])
-    assert LADDER.index(big.candidate) > LADDER.index(plan.candidate)
-    huge = make_plan(10**7, FACTS, speeds, [])
-    assert huge.candidate == LADDER[-1] and huge.epochs == Policy().max_epochs
+    assert [p.candidate for p in plans] == [c for c in LADDER if by_epochs[c] >= minimum]
+    assert 0 < len(plans) < len(LADDER)  # the budget separates them
+    # a fold already trained in the race is not paid twice: more epochs fit
+    reused = feasible_plans(600, Facts(**{**FACTS.__dict__, "trained_s": 60.0}), speeds, ["d4"])
+    assert all(r.epochs >= p.epochs for r, p in zip(reused, plans)) and sum(r.epochs for r in reused) > sum(
+        p.epochs for p in plans)
+    huge = feasible_plans(10**7, FACTS, speeds, [])
+    assert len(huge) == len(LADDER) and all(p.epochs == Policy().max_epochs for p in huge)
+
+
+def test_the_priors_put_pretrained_first_then_resolution_before_depth():
+    cands = [Candidate("resnet10t", 32, 64), Candidate("resnet34", 48, 64), Candidate("resnet18", 64, 64),
+             Candidate("resnet10t", 64, 64), Candidate("resnet10t", 96, 64), Candidate("resnet18", 32, 64, True)]
+    plans = [plan_candidate(c, Speed(1e-5, 1e-5), FACTS, [], 10**5) for c in cands]
+    order = [(p.candidate.model, p.candidate.img_size) for p in by_priors(plans)]
+    assert order == [("resnet18", 32), ("resnet10t", 96), ("resnet18", 64), ("resnet10t", 64), ("resnet34", 48),
+                     ("resnet10t", 32)]
+    # the race's field, in the priors' order: first those new in both model and size (resnet34 48 px before
+    # resnet18 64 px, whose model is in already), then the best of the rest
+    assert [(p.candidate.model, p.candidate.img_size) for p in race_entrants(by_priors(plans), 3)] == [
+        ("resnet18", 32), ("resnet10t", 96), ("resnet34", 48)]
+    assert [(p.candidate.model, p.candidate.img_size) for p in race_entrants(by_priors(plans), 4)] == [
+        ("resnet18", 32), ("resnet10t", 96), ("resnet18", 64), ("resnet34", 48)]
+
+
+def test_families_that_train_badly_from_scratch_on_small_data_leave_the_default_ladder():
+    small = {c.model for c in ladder(128, False, 3_453)}
+    assert small == {"resnet10t", "resnet18", "resnet34"}
+    assert "efficientnet_b0" in {c.model for c in ladder(128, False, 200_000)}
+    assert "efficientnet_b0" in {c.model for c in ladder(128, False, 3_453, models=["efficientnet_b0"])}  # named
+    assert "efficientnet_b0" in {c.model for c in ladder(128, False, 3_453, pretrained={"efficientnet_b0"})}
 
 
 def test_small_data_sets_need_more_epochs_from_scratch_not_pretrained():
@@ -82,14 +114,11 @@ def test_small_data_sets_need_more_epochs_from_scratch_not_pretrained():
     assert policy.epoch_range(True, 2_302) == (policy.min_epochs_pretrained, policy.max_epochs_pretrained)
 
 
-def test_five_folds_only_when_they_cost_nothing_and_tta_dropped_before_the_model():
-    speeds = table([800, 500, 200, 150], [3000, 2500, 700, 550])
-    assert make_plan(600, FACTS, speeds, []).folds == 3
-    assert make_plan(10**7, FACTS, speeds, []).folds == 5  # everything at max epochs either way
+def test_tta_is_dropped_before_the_model():
     # TTA that would push the only candidate under its minimum epochs is dropped, not the epochs
     one = {LADDER[0]: Speed(1 / 800, 1 / 400)}
     with_tta = affordable_epochs(LADDER[0], one[LADDER[0]], FACTS, 3, ["d4"], 0.85 * 900)
-    plan = make_plan(900, FACTS, one, ["d4"])
+    [plan] = feasible_plans(900, FACTS, one, ["d4"])
     assert with_tta < Policy().min_epochs <= plan.epochs and plan.tta == []
     assert views(["d4"]) == 8 and views(["hflip", "vflip"]) == 4
 

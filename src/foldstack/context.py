@@ -17,14 +17,16 @@ from .errors import PipelineError
 log = logging.getLogger("foldstack")
 
 
-def config_layers(root: Path, comp: str, exp: str, overrides: list[str], infer: bool = True) -> list[tuple[str, dict]]:
+def config_layers(root: Path, comp: str, exp: str, overrides: list[str], infer: bool = True,
+                  layer: dict | None = None) -> list[tuple[str, dict]]:
     """[(source, layer)]: configs/<comp>.yaml (inferred from input/<comp>/ on first use unless not `infer`),
-    configs/exp/<exp>.yaml, the overrides."""
+    configs/exp/<exp>.yaml (or `layer`: the experiment's layer before its file is written, `make plan`'s race),
+    the overrides."""
     root = Path(root)
     comp_path, exp_path = competition_file(root, comp), experiment_file(root, exp)
-    if not exp_path.is_file() and exp != "baseline":
+    if layer is None and not exp_path.is_file() and exp != "baseline":
         raise PipelineError(f"experiment config not found: {exp_path}")
-    exp_layer = read_yaml(exp_path) if exp_path.is_file() else {}
+    exp_layer = layer if layer is not None else read_yaml(exp_path) if exp_path.is_file() else {}
     override_layer = parse_overrides(overrides) if overrides else {}
     if not comp_path.is_file() and infer:
         input_dir = Path("input") / comp
@@ -33,18 +35,19 @@ def config_layers(root: Path, comp: str, exp: str, overrides: list[str], infer: 
         write_competition_config(comp_path, root / input_dir, shown_as=input_dir, drop_unlabeled=drop)
         log.info(f"inferred the competition setup from {input_dir} -> {comp_path} (edit it to change)")
     layers = [(str(comp_path), read_yaml(comp_path))] if comp_path.is_file() else []
-    if exp_path.is_file():
+    if layer is not None or exp_path.is_file():
         layers.append((str(exp_path), exp_layer))
     if overrides:
         layers.append(("overrides", override_layer))
     return layers
 
 
-def load_config(root: Path, comp: str, exp: str, overrides: list[str], download: bool = False) -> Config:
+def load_config(root: Path, comp: str, exp: str, overrides: list[str], download: bool = False,
+                layer: dict | None = None) -> Config:
     """defaults < configs/<comp>.yaml (inferred on first use) < configs/exp/<exp>.yaml < overrides; with hub
     weights (model.pretrained), the model's data config for the `data` keys no layer set. `download`: fetch the
     weights into weights/ when missing (the training stages); other stages read the cache only."""
-    layers = config_layers(root, comp, exp, overrides)
+    layers = config_layers(root, comp, exp, overrides, layer=layer)
     return with_pretrained_data(resolve(layers), layers, Path(root), download)
 
 

@@ -27,15 +27,15 @@ def stage_function(name: str):
 
 
 def context(comp: str, exp: str = "baseline", overrides: list[str] | tuple = (), root: Path | str = ".",
-            fold: int | None = None, download: bool = False, **args) -> Context:
+            fold: int | None = None, download: bool = False, layer: dict | None = None, **args) -> Context:
     """The Context of `--comp comp --exp exp --set overrides` (cli.run_stage uses it too); `args` become ctx.args
-    attributes. download: as `make train`. The sample submission is checked now, so a changed download stops the
+    attributes. layer: the experiment's config layer in memory, before its file is written (`make plan`'s race). download: as `make train`. The sample submission is checked now, so a changed download stops the
     first stage, not `make oof` hours later."""
     import argparse
 
     root = Path(root).resolve()
     namespace = argparse.Namespace(comp=comp, exp=exp, set=list(overrides), root=str(root), fold=fold, **args)
-    cfg = load_config(root, comp, exp, list(overrides), download=download)
+    cfg = load_config(root, comp, exp, list(overrides), download=download, layer=layer)
     ctx = Context(root=root, comp=comp, exp=exp, cfg=cfg, fold=fold, args=namespace, download=download)
     ctx.test  # noqa: B018
     return ctx

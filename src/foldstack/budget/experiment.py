@@ -6,6 +6,7 @@ import json
 import logging
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from ..config.files import experiment_file, write_experiment
 from ..config.loading import deep_merge, read_yaml
 from ..errors import PipelineError
 from ..utils.io import atomic_write_text
-from .planner import Candidate, Facts, Policy, make_plan, parse_budget
-from .policy import MODEL_COST, describe, ladder, plan_paths, recipe
+from .planner import Candidate, Facts, Plan, Policy, Speed, fallback_plan, feasible_plans, parse_budget, planned
+from .policy import MODEL_COST, by_priors, describe, ladder, plan_paths, race_entrants, recipe
+from .race import Entrant, Race, race_epoch_seconds, run_race, winner_share
 
 log = logging.getLogger("foldstack")
 
@@ -50,17 +52,15 @@ def candidates(ctx, native: int, gpu: bool) -> list[Candidate]:
         sizes = [int(v) for v in ctx.args.sizes.split(",") if v]
     except ValueError:
         raise PipelineError(f"PLAN_SIZES={ctx.args.sizes!r}: expected comma-separated integers") from None
-    models = [m for m in ctx.args.models.split(",") if m] or list(MODEL_COST)
-    cached = {m for m in models if ctx.cfg.model.pretrained is not False and lookup(m, ctx.root, False).weights}
-    return ladder(native, gpu, len(ctx.train.ids), models, sizes, frozenset(cached))
+    named = [m for m in ctx.args.models.split(",") if m]
+    cached = {m for m in named or MODEL_COST
+              if ctx.cfg.model.pretrained is not False and lookup(m, ctx.root, False).weights}
+    return ladder(native, gpu, len(ctx.train.ids), named, sizes, frozenset(cached))
 
 
-def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
-    """Plan (or reuse the plan) for ctx.args.budget; returns (experiment name, its YAML)."""
-    budget, budget_s = ctx.args.budget, parse_budget(ctx.args.budget)
-    exp, yaml_path, json_path = plan_paths(ctx.root, ctx.comp, budget)
-    if reused_plan(ctx, yaml_path, json_path):
-        return exp, yaml_path
+def measure(ctx, budget_s: float, policy: Policy, race_path: Path) -> Race:
+    """Measure this machine on the ladder and choose the field: the plans that fit (the race's seconds reserved,
+    less the winner's share, which its fold 0 keeps), ordered by the priors; one entrant when only one fits."""
     from ..engine.runtime import resolve_device, usable_cores  # torch: only when planning
     from .speed import measure_ladder, sample_images
 
@@ -69,22 +69,91 @@ def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
     native = int(np.median([max(img.shape[:2]) for img in images]))
     gpu = resolve_device(ctx.cfg.runtime.device).type == "cuda"
     facts = Facts(n_train=len(ctx.train.ids), n_test=len(ctx.test.ids), decode_s=decode_s)
-    speeds = measure_ladder(ctx, images, candidates(ctx, native, gpu), facts, budget_s, policy)
-    facts = dataclasses.replace(facts, planning_s=round(time.time() - t0, 1))
-    plan = make_plan(budget_s, facts, speeds, list(ctx.cfg.predict.tta), policy)
-    data = dict(plan.to_dict(), comp=ctx.comp, budget=budget, base_experiment=ctx.exp, native_size=native,
-                planned_at=time.strftime("%Y-%m-%d %H:%M:%S"),
-                machine=dict(device="cuda" if gpu else "cpu", cores=usable_cores(), cpu=platform.processor()))
-    for row in data["considered"]:
-        speed = speeds[Candidate(row["model"], row["img_size"], row["batch_size"], row["pretrained"])]
-        row.update(train_ips=round(1 / speed.train_s, 1), eval_ips=round(1 / speed.eval_s, 1))
+    tta = list(ctx.cfg.predict.tta)
+
+    def with_race(k: int, spent: float) -> Facts:  # a race of k reserves its seconds less the winner's share
+        reserve = policy.race_share * budget_s if k > 1 else 0.0
+        return dataclasses.replace(facts, planning_s=spent + reserve, trained_s=reserve * winner_share(k))
+
+    speeds = measure_ladder(ctx, images, candidates(ctx, native, gpu), with_race(policy.race_size, 0.0), budget_s,
+                            policy)
+    spent, k = round(time.time() - t0, 1), policy.race_size
+    while True:  # a smaller field reserves less for its race: the plans of the field it gets
+        f = with_race(k, spent)
+        ordered = by_priors(feasible_plans(budget_s, f, speeds, tta, policy))
+        if len(ordered) >= k or k == 1:
+            break
+        k = max(len(ordered), 1)
+    plans = race_entrants(ordered, k) or [fallback_plan(budget_s, dataclasses.replace(f, trained_s=0.0), speeds,
+                                                        policy)]
     base_layer = read_yaml(experiment_file(ctx.root, ctx.exp)) if ctx.exp != "baseline" else {}
-    layer = deep_merge(base_layer, recipe(plan, ctx.cfg, len(ctx.train.ids)))
+    exp = plan_paths(ctx.root, ctx.comp, ctx.args.budget)[0]
+    considered = [dict(asdict(c), epochs=e, train_ips=round(1 / speeds[c].train_s, 1),
+                       eval_ips=round(1 / speeds[c].eval_s, 1)) for c, e in plans[0].considered]
+    setup = dict(facts=asdict(dataclasses.replace(facts, planning_s=spent)), native_size=native,
+                 machine=dict(device="cuda" if gpu else "cpu", cores=usable_cores(), cpu=platform.processor()),
+                 considered=considered, base_experiment=ctx.exp)
+    entrants = [Entrant(f"{p.candidate.model} {p.candidate.img_size}px", dict(p.to_dict(),
+                        speed=asdict(speeds[p.candidate])), deep_merge(base_layer, recipe(p, ctx.cfg, facts.n_train)))
+                for p in plans]
+    race = Race(ctx.comp, exp, ctx.cfg.competition.metric, policy.race_share * budget_s if len(plans) > 1 else 0.0,
+                entrants, race_path, setup=setup)
+    race.save()
+    return race
+
+
+def final_plan(race: Race, winner: Entrant, budget_s: float) -> Plan:
+    """The winner's plan with what the race measured: its real epochs' seconds (validation included), the planning
+    and race seconds spent, and its fold 0's seconds trained already; the epochs (its schedule) unchanged, so the
+    run continues its fold 0 (budget/tracking.py gives the folds left fewer epochs if time runs short)."""
+    p = winner.plan
+    c, speed, facts = Candidate(**p["candidate"]), Speed(**p["speed"]), Facts(**race.setup["facts"])
+    if winner.rungs:
+        n_valid = facts.n_train / p["folds"]
+        train_s = (race_epoch_seconds(winner) - n_valid * speed.eval_s) / (facts.n_train - n_valid)
+        speed = Speed(train_s=max(train_s, speed.train_s / 4), eval_s=speed.eval_s)
+        # the winner's image cache was built in the race: its seconds are the race's
+        facts = dataclasses.replace(facts, decode_s=0.0, trained_s=winner.rungs[-1]["seconds"])
+    facts = dataclasses.replace(facts, planning_s=round(facts.planning_s + race.spent_s, 1))
+    plan = planned(c, speed, facts, p["epochs"], p["folds"], p["tta"], budget_s)
+    return dataclasses.replace(plan, considered=[(Candidate(**{k: row[k] for k in ("model", "img_size", "batch_size",
+                                                                                   "pretrained")}), row["epochs"])
+                                                 for row in race.setup["considered"]])
+
+
+def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
+    """Plan (or reuse the plan) for ctx.args.budget: measure, race the best candidates on fold 0 (or resume a race
+    a kill interrupted), write the winner's run; returns (experiment name, its YAML)."""
+    budget, budget_s = ctx.args.budget, parse_budget(ctx.args.budget)
+    exp, yaml_path, json_path = plan_paths(ctx.root, ctx.comp, budget)
+    if reused_plan(ctx, yaml_path, json_path):
+        return exp, yaml_path
+    race_path = yaml_path.with_suffix(".race.json")
+    if race_path.is_file():
+        race = Race.load(race_path)
+        if race.comp != ctx.comp:
+            raise PipelineError(f"{race_path}: a race for {race.comp!r}, not {ctx.comp!r}: delete it")
+        log.info(f"plan: resuming the race in {race_path} ({race.spent_s:.0f}s of {race.race_s:.0f}s spent)")
+    else:
+        race = measure(ctx, budget_s, policy, race_path)
+    if len(race.entrants) > 1:
+        log.info(f"plan: racing {len(race.entrants)} candidates on fold 0 for {race.race_s:.0f}s: "
+                 + ", ".join(e.label for e in race.entrants))
+        winner = run_race(race, ctx.root, list(getattr(ctx.args, "set", []) or []))
+    else:
+        winner = race.entrants[0]
+    plan = final_plan(race, winner, budget_s)
+    data = dict(plan.to_dict(), comp=ctx.comp, budget=budget, base_experiment=race.setup["base_experiment"],
+                native_size=race.setup["native_size"], planned_at=time.strftime("%Y-%m-%d %H:%M:%S"),
+                machine=race.setup["machine"], considered=race.setup["considered"],
+                race=dict(share=policy.race_share, seconds=race.spent_s, metric=race.metric,
+                          table=race.table() if len(race.entrants) > 1 else [],
+                          entrants=[dict(label=e.label, rungs=e.rungs, out_at=e.out_at) for e in race.entrants]))
     header = [f"Planned by `make plan COMP={ctx.comp} BUDGET={budget}` on {data['planned_at']} "
-              f"({data['machine']['device']}, {data['machine']['cores']} cores), over EXP={ctx.exp}.",
+              f"({data['machine']['device']}, {data['machine']['cores']} cores), over EXP={data['base_experiment']}.",
               "Reused as it is by `make all BUDGET=...`: delete this file to plan again."] + describe(data)
     atomic_write_text(json_path, json.dumps(data, indent=1) + "\n")
-    write_experiment(ctx.root, exp, layer, header)
+    write_experiment(ctx.root, exp, winner.layer, header)
     for line in describe(data):
         log.info(f"plan: {line}")
     log.info(f"plan: wrote {yaml_path} (EXP={exp})")

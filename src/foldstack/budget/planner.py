@@ -1,10 +1,12 @@
-"""The budget planner, pure arithmetic (no torch): `make_plan` picks a candidate (model x image size x batch), epochs,
-folds and TTA views whose estimated `make all` time (measured seconds per image times images, stage by stage) is at
-most `policy.fill` of the budget. As the fastest recipes suggest (airbench; "Budgeted Training", Li et al. 2020: a
-small net for enough epochs, LR decayed linearly to zero), it takes the largest candidate that still gets its
-minimum epochs, trained for as many epochs as fit."""
+"""The budget planner, pure arithmetic (no torch): `feasible_plans` gives, for each candidate (model x image size x
+batch), the epochs and TTA views whose estimated `make all` time (measured seconds per image times images, stage by
+stage) is at most `policy.fill` of the budget, when it reaches its minimum epochs. As the fastest recipes suggest
+(airbench; "Budgeted Training", Li et al. 2020: a small net for enough epochs, LR decayed linearly to zero), each
+trains for as many epochs as fit; which one runs is decided by evidence (race.py) and priors (policy.py), not size.
+"""
 import math
 import re
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 from ..errors import PipelineError
@@ -54,7 +56,8 @@ class Facts:
     decode_s: float = 0.0
     fixed_s: float = 10.0
     per_fold_s: float = 3.0
-    planning_s: float = 0.0              # already spent measuring: part of the budget too
+    planning_s: float = 0.0              # spent measuring and racing: part of the budget too
+    trained_s: float = 0.0               # of fold 0, trained in the race by the winner (its fold 0 goes on)
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,10 @@ class Policy:
     max_epochs: int = 40                 # sets need more epochs: flowers' 2,300 rows a fold -> 18)
     min_epochs_pretrained: int = 2
     max_epochs_pretrained: int = 10
-    folds: tuple = (3, 5)                # 5 only when it costs no model size or epochs, and the budget allows
+    folds: int = 3                       # every candidate on one split: the race's fold 0 is the run's fold 0
     watchdog_slack: float = 1.25         # a fold may run this many times its planned seconds
+    race_share: float = 0.15             # of the budget, spent racing the best candidates on fold 0 (race.py)
+    race_size: int = 4                   # candidates that start the race
 
     def epoch_range(self, pretrained: bool, n_train_fold: float) -> tuple[int, int]:
         """(minimum, maximum) epochs of a candidate: pretrained ones converge in a few; from scratch at least
@@ -109,7 +114,7 @@ def estimate(c: Candidate, speed: Speed, facts: Facts, epochs: int, folds: int, 
     per_epoch = (facts.n_train - n_valid) * speed.train_s + n_valid * speed.eval_s
     v = views(tta)
     return dict(plan=facts.planning_s, cache=(facts.n_train + facts.n_test) * facts.decode_s,
-                train=folds * (epochs * per_epoch + facts.per_fold_s),
+                train=folds * (epochs * per_epoch + facts.per_fold_s) - facts.trained_s,
                 predict=(facts.n_train + folds * facts.n_test) * v * speed.eval_s,
                 fixed=facts.fixed_s)
 
@@ -121,50 +126,40 @@ def affordable_epochs(c: Candidate, speed: Speed, facts: Facts, folds: int, tta:
     return max(0, math.floor((limit_s - base) / one)) if limit_s > base else 0
 
 
-def _choose(speeds: dict, facts: Facts, folds: int, tta: list, limit: float, policy: Policy):
-    """(the largest candidate reaching its minimum epochs, its epochs) or None; and every candidate's epochs."""
-    considered, chosen = [], None
-    for c, speed in speeds.items():
-        lo, hi = policy.epoch_range(c.pretrained, facts.n_train * (folds - 1) / folds)
-        e = affordable_epochs(c, speed, facts, folds, tta, limit)
-        considered.append((c, e))
-        if e >= lo:
-            chosen = (c, min(e, hi))  # ladder order: a later feasible candidate is a larger one
-    return chosen, considered
-
-
-def _plan(c: Candidate, speed: Speed, facts: Facts, epochs: int, folds: int, tta: list, budget_s: float,
-          considered: list) -> Plan:
+def planned(c: Candidate, speed: Speed, facts: Facts, epochs: int, folds: int, tta: list, budget_s: float) -> Plan:
     est = estimate(c, speed, facts, epochs, folds, tta)
     return Plan(c, epochs, folds, list(tta), budget_s, {k: round(v, 1) for k, v in est.items()},
-                round(est["train"] / folds, 1), considered)
+                round((est["train"] + facts.trained_s) / folds, 1))  # a whole fold's, fold 0's race seconds too
 
 
-def make_plan(budget_s: float, facts: Facts, speeds: dict, tta: list, policy: Policy = Policy()) -> Plan:
-    """speeds: {Candidate: Speed} in ladder order (cheapest first). The estimate of the returned plan is at most
-    policy.fill x budget_s; PipelineError when no candidate gets one epoch in it."""
-    limit, ladder = policy.fill * budget_s, list(speeds)
-    best = None  # (rank, plan)
-    for folds in sorted(policy.folds):
-        for tta_try in ([list(tta), []] if tta else [[]]):  # the configured TTA, or none when it costs the model
-            chosen, considered = _choose(speeds, facts, folds, tta_try, limit, policy)
-            if chosen is not None:
-                break
-        if chosen is None:
-            continue
-        c, e = chosen
-        rank = (ladder.index(c), e)
-        # more folds only when they cost neither model size, epochs nor TTA (more models of the same quality)
-        if best is None or (rank == best[0] and tta_try == best[1].tta):
-            best = (rank, _plan(c, speeds[c], facts, e, folds, tta_try, budget_s, considered))
-    if best is not None:
-        return best[1]
-    # Nothing reaches its minimum epochs: the cheapest candidate with what fits, if one epoch does.
-    folds = min(policy.folds)
+def plan_candidate(c: Candidate, speed: Speed, facts: Facts, tta: list, budget_s: float,
+                   policy: Policy = Policy()) -> "Plan | None":
+    """c's plan: as many epochs as fit (at most its maximum) with the configured TTA, or without TTA when the TTA
+    would cost c its minimum epochs; None when c cannot get its minimum epochs either way."""
+    lo, hi = policy.epoch_range(c.pretrained, facts.n_train * (policy.folds - 1) / policy.folds)
+    for tta_try in ([list(tta), []] if tta else [[]]):
+        e = affordable_epochs(c, speed, facts, policy.folds, tta_try, policy.fill * budget_s)
+        if e >= lo:
+            return planned(c, speed, facts, min(e, hi), policy.folds, tta_try, budget_s)
+    return None
+
+
+def feasible_plans(budget_s: float, facts: Facts, speeds: dict, tta: list, policy: Policy = Policy()) -> list[Plan]:
+    """speeds: {Candidate: Speed} in ladder order. The plan of every candidate that reaches its minimum epochs, in
+    that order (each estimate at most policy.fill x budget_s), each with the whole ladder's epochs as `considered`."""
+    considered = [(c, affordable_epochs(c, s, facts, policy.folds, [], policy.fill * budget_s))
+                  for c, s in speeds.items()]
+    plans = [plan_candidate(c, s, facts, tta, budget_s, policy) for c, s in speeds.items()]
+    return [dataclasses.replace(p, considered=considered) for p in plans if p is not None]
+
+
+def fallback_plan(budget_s: float, facts: Facts, speeds: dict, policy: Policy = Policy()) -> Plan:
+    """When no candidate reaches its minimum epochs: the cheapest with the epochs that fit, if one does; else a
+    PipelineError saying what the budget would need."""
     c, speed = next(iter(speeds.items()))
-    e = affordable_epochs(c, speed, facts, folds, [], limit)
+    e = affordable_epochs(c, speed, facts, policy.folds, [], policy.fill * budget_s)
     if e < 1:
-        need = sum(estimate(c, speed, facts, 1, folds, []).values()) / policy.fill
+        need = sum(estimate(c, speed, facts, 1, policy.folds, []).values()) / policy.fill
         raise PipelineError(f"BUDGET of {budget_s:.0f}s is too small: the cheapest candidate ({c.model} at "
-                            f"{c.img_size}px, {folds} folds, 1 epoch) needs about {need:.0f}s on this machine")
-    return _plan(c, speed, facts, e, folds, [], budget_s, [(c, e)])
+                            f"{c.img_size}px, {policy.folds} folds, 1 epoch) needs about {need:.0f}s on this machine")
+    return dataclasses.replace(planned(c, speed, facts, e, policy.folds, [], budget_s), considered=[(c, e)])

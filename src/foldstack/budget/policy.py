@@ -1,5 +1,6 @@
-"""Planning policy: the ladder of candidates `make plan` measures (cheapest first), where a plan is written and the
-recipe it trains (the experiment layer it writes); the arithmetic is planner.py's, the speeds speed.py's."""
+"""Planning policy: the ladder of candidates `make plan` measures (cheapest first), the priors that order the ones
+that fit (which of them race), where a plan is written and the recipe it trains (the experiment layer it writes);
+the arithmetic is planner.py's, the speeds speed.py's, the race race.py's."""
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,40 @@ from .planner import Candidate, Policy, budget_name
 # ladder cheapest first; the plan uses measured speeds, this only decides what is measured first.
 MODEL_COST = {"resnet10t": 1.0, "resnet18": 1.4, "resnet34": 2.8, "efficientnet_b0": 6.3}
 SIZES = (32, 48, 64, 96, 128, 160, 192, 224)
+# Families that train badly from scratch on a few thousand images (depthwise convolutions, squeeze-excitation): on a
+# 12-class plant set efficientnet_b0 at 32 px scored 0.74 where resnet18 at 64 px scored 0.87 (docs/budget.md,
+# Priors). From scratch under SMALL_DATA train rows they race only when PLAN_MODELS names them.
+SCRATCH_POOR = ("efficientnet", "tf_efficientnet", "mobilenet", "mnasnet", "ghostnet", "fbnet")
+SMALL_DATA = 50_000
+
+
+def prior_key(c: Candidate) -> tuple:
+    """Best first: pretrained before from scratch; then resolution before depth (the larger image, then the larger
+    model). Measured on our data sets: docs/budget.md, Priors."""
+    return (not c.pretrained, -c.img_size, -MODEL_COST.get(c.model, 1.0))
+
+
+def trains_badly_from_scratch(model: str, n_train: int) -> bool:
+    """A family known to train badly from scratch on this little data: left out of the default ladder."""
+    return n_train < SMALL_DATA and model.startswith(SCRATCH_POOR)
+
+
+def by_priors(plans: list) -> list:
+    """The plans that fit, best first by the priors."""
+    return sorted(plans, key=lambda p: prior_key(p.candidate))
+
+
+def race_entrants(plans: list, k: int) -> list:
+    """Up to k of the plans (best first), spread over models and sizes: first those whose model and size are both
+    new to the field, then the rest in order."""
+    chosen, models, sizes = [], set(), set()
+    for p in plans:
+        if len(chosen) < k and p.candidate.model not in models and p.candidate.img_size not in sizes:
+            chosen.append(p)
+            models.add(p.candidate.model)
+            sizes.add(p.candidate.img_size)
+    chosen += [p for p in plans if p not in chosen][:k - len(chosen)]
+    return sorted(chosen, key=plans.index)
 
 
 def plan_paths(root: Path, comp: str, budget: str) -> tuple[str, Path, Path]:
@@ -28,7 +63,8 @@ def ladder(native: int, gpu: bool, n_train: int, models=None, sizes=None, pretra
     PLAN_SIZES); the models in `pretrained` (weights in weights/) are fine-tuned."""
     import timm
 
-    models = list(models or MODEL_COST)
+    # the default ladder leaves out the families that train badly from scratch here; PLAN_MODELS may race them
+    models = list(models or [m for m in MODEL_COST if m in pretrained or not trains_badly_from_scratch(m, n_train)])
     unknown = [m for m in models if not timm.is_model(m)]
     if unknown:
         raise PipelineError(f"PLAN_MODELS: unknown timm model {unknown[0]!r}")
@@ -73,4 +109,9 @@ def describe(plan_data: dict) -> list[str]:
             for row in plan_data["considered"]]
     table = format_table(["model", "size", "train/s", "eval/s", "epochs", ""], rows)
     lines += ["  " + line.rstrip() for line in table.splitlines()]
+    race = plan_data.get("race") or {}
+    if race.get("table"):
+        lines.append(f"race on fold 0 ({race['seconds']:.0f}s, {race['share']:.0%} of the budget; the winner's fold 0 "
+                     f"goes on in the run):")
+        lines += ["  " + line.rstrip() for line in race["table"]]
     return lines

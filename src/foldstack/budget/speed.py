@@ -1,7 +1,7 @@
 """This machine's speed on the competition's own images: what the planner's arithmetic multiplies. Each candidate
 (cheapest first) builds its fold as the run does (`build_fold`, with the EMA every plan keeps) on a sample of real
 images and times a few batches of the run's own `train_step`, then its validation pass; decoding is timed on the
-same files. Measuring stops at the first candidate that cannot get its minimum epochs: every later one costs more."""
+same files. A model's sizes are measured up to the first that cannot get its minimum epochs: the larger cost more."""
 import logging
 import tempfile
 import time
@@ -79,14 +79,16 @@ def measure(cfg: Config, c: Candidate, images: list, y: np.ndarray) -> Speed:
 
 
 def measure_ladder(ctx, images: list, candidates: list, facts: Facts, budget_s: float, policy: Policy) -> dict:
-    """{Candidate: Speed} for the candidates up to the first that cannot get its minimum epochs."""
-    speeds = {}
+    """{Candidate: Speed} of the candidates, each model up to its first size that cannot get its minimum epochs."""
+    speeds, too_slow = {}, set()
     for c in candidates:
+        if c.model in too_slow:
+            continue  # a larger image of a model that already missed its minimum costs more still
         t0 = time.perf_counter()
         speeds[c] = speed = measure(ctx.cfg, c, images, ctx.targets)
-        e = affordable_epochs(c, speed, facts, min(policy.folds), [], policy.fill * budget_s)
+        e = affordable_epochs(c, speed, facts, policy.folds, [], policy.fill * budget_s)
         log.info(f"plan: {c.model} at {c.img_size}px: {1 / speed.train_s:.0f} train / {1 / speed.eval_s:.0f} eval "
                  f"images/s, {e} epochs would fit ({time.perf_counter() - t0:.1f}s to measure)")
-        if e < policy.epoch_range(c.pretrained, facts.n_train * (min(policy.folds) - 1) / min(policy.folds))[0]:
-            break  # every later candidate costs more
+        if e < policy.epoch_range(c.pretrained, facts.n_train * (policy.folds - 1) / policy.folds)[0]:
+            too_slow.add(c.model)
     return speeds

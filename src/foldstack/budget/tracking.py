@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..utils.io import atomic_write_json
+from ..utils.io import atomic_write_json, read_csv
 from ..utils.tables import format_table
 from .planner import Policy
 
@@ -42,6 +42,7 @@ class FoldShare:
     share_s: float               # its share of the training time left when it started
     epoch_s: float               # the seconds an epoch was taken to cost
     basis: str                   # "plan", or the measured fold it was taken from ("fold 1": the slowest so far)
+    resumed_after: int = 0       # epochs it had trained before (the race's winner's fold 0)
 
 
 @dataclass
@@ -56,23 +57,24 @@ class FoldBudget:
     measured: dict = field(default_factory=dict)  # fold -> seconds per epoch it took
 
     @classmethod
-    def from_plan(cls, data: dict, start: float, time_limit: float | None, fill: float = Policy.fill) -> "FoldBudget":
+    def from_plan(cls, data: dict, start: float, fill: float = Policy.fill) -> "FoldBudget":
         """The training time of a plan (its .plan.json) run from `start`: up to the budget less the stages after
-        training, as planned with the plan's share for estimate error (1 - fill) added back."""
+        training, as planned with the plan's share for estimate error (1 - fill) added back. The watchdog is the
+        plan's fold seconds (after the race: at the seconds its epochs really took) times the slack."""
         after = sum(v for k, v in planned_seconds(data).items() if k in AFTER_TRAINING)
         return cls(deadline=start + data["budget_s"] - after / fill, epochs=data["epochs"],
-                   time_limit=time_limit or data["fold_s"] * Policy.watchdog_slack,
-                   epoch_s=data["fold_s"] / data["epochs"])
+                   time_limit=data["fold_s"] * Policy.watchdog_slack, epoch_s=data["fold_s"] / data["epochs"])
 
-    def share(self, folds_left: int, now: float) -> FoldShare:
-        """What the next of `folds_left` folds gets, starting at `now`."""
+    def share(self, folds_left: int, now: float, done: int = 0, done_s: float = 0.0) -> FoldShare:
+        """What the next of `folds_left` folds gets, starting at `now`; a fold resumed after `done` epochs trained
+        in `done_s` seconds (the race's fold 0) keeps its schedule and gets its share on top of them."""
         share = max(self.deadline - now, 0.0) / max(folds_left, 1)
         slowest = max(self.measured, key=self.measured.get, default=None)
         epoch_s = self.measured[slowest] if slowest is not None else self.epoch_s
-        epochs = min(self.epochs, max(1, math.floor(share / epoch_s)))
+        epochs = self.epochs if done else min(self.epochs, max(1, math.floor(share / epoch_s)))
         basis = "plan" if slowest is None else f"fold {slowest}"
-        return FoldShare(epochs, self.epochs, round(max(min(self.time_limit, share), 1.0), 1), round(share, 1),
-                         round(epoch_s, 2), basis)
+        return FoldShare(epochs, self.epochs, round(max(min(self.time_limit, done_s + share), 1.0), 1),
+                         round(share, 1), round(epoch_s, 2), basis, done)
 
     def record(self, fold: int, seconds: float, epochs_run: int) -> None:
         """A fold trained in `seconds` (wall, set-up included) over `epochs_run` epochs (a cut one counts)."""
@@ -81,11 +83,13 @@ class FoldBudget:
     def configure(self, cfg, fold: int, work: Path, folds_left: int) -> tuple:
         """(the config fold trains with: epochs and watchdog of its share of the time left, the share for its manifest),
         decided once (budget.json in the work folder: a resume keeps it); the models' key stays the plan's."""
-        decided = work / "budget.json"
+        decided, log_csv = work / "budget.json", work / "log.csv"
         if decided.is_file():
             share = json.loads(decided.read_text())
         else:
-            fold_share = self.share(folds_left, time.time())
+            rows = read_csv(log_csv, "training log") if log_csv.is_file() else None  # trained in the race
+            done = (len(rows), float(rows["seconds"].astype(float).sum())) if rows is not None else (0, 0.0)
+            fold_share = self.share(folds_left, time.time(), *done)
             log.info(self.describe(fold, fold_share))
             share = asdict(fold_share)
             atomic_write_json(decided, share)
@@ -94,6 +98,8 @@ class FoldBudget:
 
     def describe(self, fold: int, s: FoldShare) -> str:
         fewer = f" (planned {s.epochs_planned}: behind the plan)" if s.epochs < s.epochs_planned else ""
+        if s.resumed_after:
+            fewer += f", going on after the {s.resumed_after} the race trained"
         return (f"budget: fold {fold}: {s.epochs} epochs{fewer}, {s.epoch_s:.1f}s an epoch "
                 f"({'planned' if s.basis == 'plan' else 'as ' + s.basis + ', the slowest so far'}), "
                 f"{s.share_s:.0f}s of training time left for it, watchdog at {s.time_limit:.0f}s")

@@ -28,7 +28,7 @@ def run(ctx):
     data = json.loads(yaml_path.with_suffix(".plan.json").read_text())
     run_ctx = pipeline.context(ctx.comp, exp, overrides=ctx.args.set, root=ctx.root)
     log.info(f"budget: running EXP={exp} ({yaml_path})")
-    folds = FoldBudget.from_plan(data, t0, run_ctx.cfg.train.time_limit)
+    folds = FoldBudget.from_plan(data, t0)
     actual.update(pipeline.run(run_ctx, on_stage=lambda name, s: log.info(f"budget: {name} done in {s:.0f}s"),
                                stage_args={"train": {"budget": folds}}))
     total = time.time() - t0

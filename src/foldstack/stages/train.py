@@ -118,7 +118,7 @@ def run(ctx, on_epoch=None, budget=None):
             metrics = train_fold(cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher, weights,
                                  on_epoch=on_epoch)
             if share is not None:
-                budget.record(k, time.time() - t0, metrics["epochs"])
+                budget.record(k, time.time() - t0, metrics["epochs"] - share.get("resumed_after", 0))
                 metrics["budget"] = share
             if pretrained is not None:
                 metrics["pretrained"] = {**pretrained, **metrics.get("pretrained", {})}

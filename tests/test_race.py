@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import make_competition, make_project, run_make
+from conftest import make_competition, make_project, run_here, run_make
 from foldstack import pipeline
 from foldstack.budget.experiment import plan_experiment
 from foldstack.budget.planner import Policy
@@ -99,3 +99,11 @@ def test_make_all_continues_the_race_winners_fold_0_and_a_rerun_is_a_no_op(tmp_p
     before = models_tree(root)
     second = run_make(root, "all", COMP="c", BUDGET="90s", OVERRIDES=" ".join(RUNTIME))
     assert "plan: reusing" in second.stderr and "race:" not in second.stderr and models_tree(root) == before
+
+    # make report shows the race on the plan's experiment page, its numbers those of the plan
+    run_here(root, "report.py", "c", *RUNTIME, extra=("--exp", exp))
+    table = pd.read_csv(root / "reports" / "c" / exp / "race.csv")
+    assert table["candidate"].tolist() == [e["label"] for e in race["entrants"]]
+    assert table.loc[table["outcome"] == "won", "candidate"].tolist() == [won["label"]]
+    assert table["rung 1 accuracy"].tolist() == pytest.approx([e["rungs"][0]["metric"] for e in race["entrants"]])
+    assert "Budget plan and race" in (root / "reports" / "c" / exp / "index.html").read_text()

@@ -1,11 +1,12 @@
 """The report's pages, each with its tables as CSV beside it (the same values: the HTML cells carry them):
 
     reports/<comp>/index.html            leaderboard.csv, experiments.csv, [pseudo_sets.csv]
-    reports/<comp>/<experiment>/index.html   folds.csv, curves.png, confusion_*.csv + confusion.png (per_tag.csv
-                                         for multilabel), per_class.csv, calibration.csv + reliability.png,
+    reports/<comp>/<experiment>/index.html   folds.csv, curves.png, [race.csv: a budget plan's race],
+                                         confusion_*.csv + confusion.png (per_tag.csv for multilabel), per_class.csv, calibration.csv + reliability.png,
                                          class_distribution.csv + .png, worst_mistakes.csv + mistakes/*.png
     reports/<comp>/stack-<key>/index.html    the same analysis of a stack's output level (no training curves)
 """
+import json
 import time
 from html import escape
 
@@ -172,12 +173,47 @@ def mistakes_section(folder, ctx, y, preds, comp, n: int = 24) -> str:
                         write_csv(folder, "worst_mistakes.csv", frame))
 
 
+def race_frame(race: dict) -> pd.DataFrame:
+    """The budget race as a table: a row per candidate, its metric and epoch at each rung, seconds, outcome."""
+    rows = []
+    for e in race["entrants"]:
+        row = {"candidate": e["label"]}
+        for r, result in enumerate(e["rungs"]):
+            row.update({f"rung {r + 1} {race['metric']}": result["metric"], f"rung {r + 1} epoch": result["epoch"]})
+        row.update(trained_s=e["rungs"][-1]["seconds"] if e["rungs"] else np.nan,
+                   outcome="won" if e["out_at"] is None else f"out after rung {e['out_at'] + 1}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plan_section(folder, ctx, experiment) -> list[str]:
+    """An experiment written by `make plan` (BUDGET=...): its plan and the race that chose it."""
+    from ..budget.policy import describe
+    from ..config.files import experiment_file
+
+    path = experiment_file(ctx.root, experiment.name).with_suffix(".plan.json")
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    lines = describe(data)
+    note = "<p>" + "<br>".join(escape(line) for line in lines[:2]) + f" ({escape(path.name)})</p>"
+    race = data.get("race") or {}
+    if not race.get("table"):
+        return [html.section("Budget plan", "", note)]
+    frame = race_frame(race)
+    note += (f"<p>The race on fold 0: {race['seconds']:.0f}s ({race['share']:.0%} of the budget); each rung gives "
+             f"every candidate the same seconds and keeps the better half; the winner's fold 0 goes on in the run.</p>")
+    return [html.section("Budget plan and race", html.table(frame, "race"), note,
+                         write_csv(folder, "race.csv", frame))]
+
+
 def level_page(folder, ctx, title: str, preds, source: str, experiment=None) -> None:
     """The analysis of one level's OOF predictions; with the experiment, its folds and training curves first."""
     comp, y = ctx.cfg.competition, ctx.targets
     folder.mkdir()
     oof = preds.oof.astype(np.float64)
     body = [folds_section(folder, experiment, y, comp)] if experiment is not None and experiment.logs else []
+    body += plan_section(folder, ctx, experiment) if experiment is not None else []
     body += errors_sections(folder, y, oof, comp)
     calibration, ece = calibration_section(folder, y, oof, comp)
     body += [calibration, distribution_section(folder, y, preds, comp), mistakes_section(folder, ctx, y, preds, comp)]

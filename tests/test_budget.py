@@ -109,7 +109,7 @@ def test_families_that_train_badly_from_scratch_on_small_data_leave_the_default_
 
 def test_small_data_sets_need_more_epochs_from_scratch_not_pretrained():
     policy = Policy()
-    assert policy.epoch_range(False, 2_302)[0] == 18  # flowers, 3 folds: 40,000 images seen
+    assert policy.epoch_range(False, 2_302)[0] == 9  # flowers, 3 folds: 20,000 images seen
     assert policy.epoch_range(False, 100)[0] == policy.max_epochs  # capped
     assert policy.epoch_range(True, 2_302) == (policy.min_epochs_pretrained, policy.max_epochs_pretrained)
 

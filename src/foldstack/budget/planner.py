@@ -64,8 +64,8 @@ class Facts:
 class Policy:
     fill: float = 0.85                   # share of the budget the estimate may use (the rest: estimate error)
     min_epochs: int = 8                  # from scratch
-    min_images_seen: int = 40_000        # from scratch, a fold also sees this many training images (small data
-    max_epochs: int = 40                 # sets need more epochs: flowers' 2,300 rows a fold -> 18)
+    min_images_seen: int = 20_000        # from scratch, a fold also sees this many training images (small data
+    max_epochs: int = 40                 # sets need more epochs: flowers' 2,300 rows a fold -> 9)
     min_epochs_pretrained: int = 2
     max_epochs_pretrained: int = 10
     folds: int = 3                       # every candidate on one split: the race's fold 0 is the run's fold 0

@@ -102,13 +102,15 @@ class Race:
         return best
 
     def table(self) -> list[str]:
-        """Candidate, epochs and metric at each rung, seconds trained, and the outcome, as lines."""
+        """Candidate, its metric and epoch at each rung, seconds trained, and the outcome, as lines."""
         n = len(rung_counts(len(self.entrants)))
-        rows = [[e.label] + [f"{r['metric']:.4f} @{r['epoch']}" if i < len(e.rungs) else "" for i, r in
-                             enumerate(e.rungs + [None] * (n - len(e.rungs)))]
-                + [f"{e.rungs[-1]['seconds']:.0f}s" if e.rungs else "", "won" if e.out_at is None else
-                   f"out after rung {e.out_at + 1}"] for e in self.entrants]
-        header = ["candidate"] + [f"rung {i + 1} {self.metric} @epoch" for i in range(n)] + ["trained", ""]
+
+        def cell(e: Entrant, r: int) -> str:
+            return f"{e.rungs[r]['metric']:.4f} @{e.rungs[r]['epoch']}" if r < len(e.rungs) else ""
+
+        rows = [[e.label, *(cell(e, r) for r in range(n)), f"{e.rungs[-1]['seconds']:.0f}s" if e.rungs else "",
+                 "won" if e.out_at is None else f"out after rung {e.out_at + 1}"] for e in self.entrants]
+        header = ["candidate", *(f"rung {r + 1} {self.metric} @epoch" for r in range(n)), "trained", ""]
         return format_table(header, rows).splitlines()
 
 

@@ -136,7 +136,8 @@ def run_make(root: Path, *targets, check=True, **variables) -> subprocess.Comple
 # its module's kind of process. `make test-fast` deselects them all.
 LAUNCHERS = {"Popen", "run", "check_call", "check_output", "call", "spawn"}  # subprocess.* and mp.spawn
 TRAINS_HERE = {"pipeline.run", "train.run", "budget.run", "pseudo.run", "sweep.run"}
-KIND_OF_MODULE = {"test_sweep": "ray", "test_faults": "faults", "test_distributed": "ddp", "test_export": "onnx"}
+KIND_OF_MODULE = {"test_sweep": "ray", "test_sweep_search": "ray", "test_faults": "faults", "test_distributed": "ddp",
+                  "test_export": "onnx"}
 
 
 def called_names(tree: ast.Module) -> dict[str, set[str]]:
@@ -224,14 +225,14 @@ def epochs_logged(fold_dir_glob) -> int:
 
 def train_killed_and_resumed(tmp_path: Path, settings: list[str], kill_after_epochs: int, timeout: float = 240,
                              settings_b: tuple = ()):
-    """Fold 0 trained twice on the same tiny competition: uninterrupted in a/, and in b/ killed with kill -9 once
-    `kill_after_epochs` epochs are logged (so mid-epoch), then rerun, both with `settings_b` added. The killed
-    fold is only in its hidden work folder (.fold0.partial/), never a visible fold0/ without a manifest.
-    Returns (fold dir a, fold dir b, rerun)."""
+    """Fold 0 trained twice on the same tiny competition: uninterrupted in a/ (in this process: run_here), and in
+    b/ in a real process killed with kill -9 once `kill_after_epochs` epochs are logged (so mid-epoch), then rerun
+    in another, both with `settings_b` added. The killed fold is only in its hidden work folder (.fold0.partial/),
+    never a visible fold0/ without a manifest. Returns (fold dir a, fold dir b, rerun)."""
     for root in (tmp_path / "a", tmp_path / "b"):
         make_competition(root, "c", "label", n_train=40)
-        run_script(root, "01_folds.py", "c", *settings)
-    run_script(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
+        run_here(root, "01_folds.py", "c", *settings)
+    run_here(tmp_path / "a", "02_train.py", "c", *settings, extra=["--fold", "0"])
 
     b, settings = tmp_path / "b", [*settings, *settings_b]
     cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(b), "--comp", "c", "--fold", "0", "--set", *settings]

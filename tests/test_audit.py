@@ -9,13 +9,13 @@ import pytest
 
 from foldstack.artifacts import input_ref
 
-from conftest import TINY, copy_project, run_here, run_script
+from conftest import TINY, copy_project, run_here
 
 COMP = "c"
 
 
 def audit(root, *extra):
-    return run_script(root, "audit.py", COMP, *TINY, *extra, check=False)
+    return run_here(root, "audit.py", COMP, *TINY, *extra, check=False)
 
 
 def lines(proc, status):

@@ -7,7 +7,7 @@ import numpy as np
 import onnx  # the `test` extra installs onnx and onnxruntime: a missing one fails here, never skips
 import onnxruntime as ort
 import pytest
-from conftest import TINY, copy_project, run_here, run_script
+from conftest import TINY, copy_project, run_here
 
 SETTINGS = [*TINY, "predict.tta=[]"]
 MARGIN = ["model.pool=gem", "model.head=arcface"]
@@ -16,7 +16,7 @@ FAST = ["--check-rows", "4", "--batch", "4", "--repeats", "1"]
 
 
 def export(root, *overrides, extra=(), check=True):
-    return run_script(root, "export.py", "c", *overrides, extra=[*FAST, *extra], check=check)
+    return run_here(root, "export.py", "c", *overrides, extra=[*FAST, *extra], check=check)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_missing_fold_one_line_error_nothing_written(trained, tmp_path):
     import torch
 
     root = tmp_path / "copy"
-    shutil.copytree(trained, root, ignore=shutil.ignore_patterns("export"))
+    shutil.copytree(trained, root, symlinks=True, ignore=shutil.ignore_patterns("export"))  # links: not .venv's GBs
     [fold1] = [d for d in root.glob("models/c/baseline/*/fold1")
                if "pool.p" not in torch.load(d / "last.pt", weights_only=True)["model"]]
     (fold1 / "manifest.json").unlink()

@@ -12,7 +12,7 @@ SETTINGS = [*TINY, "predict.tta=[]"]
 
 
 def predict_images(root, *extra, check=True):
-    return run_script(root, "predict_images.py", "c", *SETTINGS, extra=list(extra), check=check)
+    return run_here(root, "predict_images.py", "c", *SETTINGS, extra=list(extra), check=check)
 
 
 @pytest.fixture(scope="module")

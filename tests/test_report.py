@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, copy_project, make_competition, make_project, run_make, run_script
+from conftest import TINY, copy_project, make_competition, make_project, run_here, run_make
 
 STACK = ["stack.experiments=[baseline,smooth]"]
 SMOOTH = "loss:\n  label_smoothing: 0.1\npredict:\n  tta: []\n"  # the second experiment: no TTA, smoothed loss
@@ -23,19 +23,19 @@ needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium i
 
 def build(root: Path, kind: str | None, experiments: tuple, settings: list, pseudo_round: bool = False):
     """A tiny competition of `kind` (None: root is a copy of a project that has one): folds, each experiment
-    trained and predicted, the stack [, pseudo-label round 1], then `make report`. Returns (reports/c, the make
-    run)."""
+    trained and predicted, the stack [, pseudo-label round 1] (the scripts in this process: run_here), then
+    `make report`. Returns (reports/c, the make run)."""
     if kind is not None:
         make_project(root)
         make_competition(root, "c", kind)
     (root / "configs" / "exp" / "smooth.yaml").write_text(SMOOTH)
-    run_script(root, "01_folds.py", "c", *settings)
+    run_here(root, "01_folds.py", "c", *settings)
     for exp in experiments:
-        run_script(root, "02_train.py", "c", *settings, extra=["--exp", exp])
-        run_script(root, "03_predict.py", "c", *settings, extra=["--exp", exp])
-    run_script(root, "05_stack.py", "c", *settings)
+        run_here(root, "02_train.py", "c", *settings, extra=["--exp", exp])
+        run_here(root, "03_predict.py", "c", *settings, extra=["--exp", exp])
+    run_here(root, "05_stack.py", "c", *settings)
     if pseudo_round:
-        run_script(root, "04_pseudo.py", "c", *settings, extra=["--round", "1"])
+        run_here(root, "04_pseudo.py", "c", *settings, extra=["--round", "1"])
     proc = run_make(root, "report", COMP="c", OVERRIDES=" ".join(settings))
     return root / "reports" / "c", proc
 
@@ -371,7 +371,7 @@ def test_models_removed_still_report_and_a_bad_artifact_is_one_line(multiclass, 
     root = tmp_path / "copy"
     shutil.copytree(report.parents[1], root, symlinks=True, ignore=shutil.ignore_patterns("*.pt"))
     shutil.rmtree(root / "models" / "c" / "smooth")  # removed to save disk: its predictions still report
-    run_script(root, "report.py", "c", *TINY, *STACK)
+    run_here(root, "report.py", "c", *TINY, *STACK)
     board = pd.read_csv(root / "reports" / "c" / "leaderboard.csv", keep_default_na=False).set_index("level")
     gone = "smooth (round ?)"  # the models' manifests held their pseudo-label round
     assert board.loc[gone, ["train_s", "round"]].tolist() == ["", ""] and board.loc["baseline", "train_s"] != ""
@@ -383,7 +383,7 @@ def test_models_removed_still_report_and_a_bad_artifact_is_one_line(multiclass, 
     before = (root / "reports" / "c" / "index.html").read_bytes()
     [oof] = (root / "oof" / "c" / "smooth").glob("*/oof.npy")
     oof.write_bytes(b"not an array")
-    proc = run_script(root, "report.py", "c", *TINY, *STACK, check=False)
+    proc = run_here(root, "report.py", "c", *TINY, *STACK, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == f"error: cannot read predictions {oof}: ValueError"
     assert (root / "reports" / "c" / "index.html").read_bytes() == before
@@ -391,7 +391,7 @@ def test_models_removed_still_report_and_a_bad_artifact_is_one_line(multiclass, 
 
     empty = make_project(tmp_path / "empty")
     make_competition(empty, "c", "label", n_train=8, n_test=4)
-    proc = run_script(empty, "report.py", "c", *TINY, check=False)
+    proc = run_here(empty, "report.py", "c", *TINY, check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(
         "error: nothing to report: no OOF predictions")
     assert not (empty / "reports").exists()

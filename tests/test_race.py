@@ -11,8 +11,9 @@ import yaml
 from conftest import make_competition, make_project, run_here, run_make
 from foldstack import pipeline
 from foldstack.budget.experiment import plan_experiment
-from foldstack.budget.planner import Policy
-from foldstack.budget.race import Entrant, Race, rung_counts, run_race, winner_share
+from foldstack.budget.planner import Candidate, Facts, Policy, Speed, first_rung_seconds, rung_counts, winner_share
+from foldstack.budget.policy import by_priors, race_field
+from foldstack.budget.race import Entrant, Race, run_race
 
 RUNTIME = ["runtime.num_workers=0", "runtime.progress=false"]
 
@@ -34,6 +35,28 @@ def test_each_rung_halves_the_field_and_the_winner_trains_the_longest(k, counts)
     units = sum(n * (2 ** (r - 1) if r else 1) for r, n in enumerate(counts))
     assert winner_share(k) == pytest.approx(2 ** (len(counts) - 1) / units)
     assert 1 / k <= winner_share(k) <= 0.5
+
+
+def test_the_field_is_the_largest_whose_first_rung_gives_each_its_race_epochs():
+    facts, policy = Facts(n_train=3_453, n_test=864, planning_s=40.0), Policy()
+    # flowers-like speeds (train / eval images per second): an epoch of 2,302 + 1,151 rows costs 10s to 45s
+    ips = {("resnet10t", 64): (230, 900), ("resnet18", 64): (150, 600), ("resnet34", 48): (120, 600),
+           ("resnet10t", 96): (110, 250), ("resnet18", 96): (55, 190)}
+    speeds = {Candidate(m, s, 64): Speed(1 / t, 1 / e) for (m, s), (t, e) in ips.items()}
+    for budget_s in (600, 1200, 3600, 14_400):
+        field = race_field(budget_s, facts, speeds, [], policy)
+        k = len(field)
+        assert 1 <= k <= policy.race_size and field == by_priors(field)  # in the priors' order
+        if k > 1:  # each gets its race epochs in rung 1, by the plan's estimate of an epoch
+            t0 = first_rung_seconds(k, policy.race_share * budget_s)
+            assert all(policy.race_epochs * p.fold_s / p.epochs <= t0 for p in field)
+            # and a field one larger would not have had that
+            if k < policy.race_size:
+                bigger = race_field(budget_s, facts, speeds, [], Policy(race_size=k + 1, race_epochs=0))
+                t1 = first_rung_seconds(k + 1, policy.race_share * budget_s)
+                assert len(bigger) < k + 1 or any(policy.race_epochs * p.fold_s / p.epochs > t1 for p in bigger)
+    assert len(race_field(14_400, facts, speeds, [], policy)) == 4  # four hours: the whole field races
+    assert len(race_field(600, facts, speeds, [], policy)) < 4
 
 
 def test_a_candidate_that_learns_nothing_never_wins_and_the_race_keeps_to_its_share(tmp_path):
@@ -71,7 +94,7 @@ def test_make_all_continues_the_race_winners_fold_0_and_a_rerun_is_a_no_op(tmp_p
     root = make_project(tmp_path / "project")
     make_competition(root, "c", n_train=48, n_test=6)
     # tiny data: no minimum of images seen, few epochs; a race too short for more than its one epoch a candidate
-    policy = Policy(min_epochs=3, min_images_seen=0, max_epochs=6, race_share=0.001)
+    policy = Policy(min_epochs=3, min_images_seen=0, max_epochs=6, race_share=0.001, race_epochs=0)
     ctx = pipeline.context("c", "baseline", overrides=RUNTIME, root=root, budget="90s", models="test_resnet",
                            sizes="16,24")
     exp, yaml_path = plan_experiment(ctx, policy)

@@ -15,9 +15,9 @@ from ..config.files import experiment_file, write_experiment
 from ..config.loading import deep_merge, read_yaml
 from ..errors import PipelineError
 from ..utils.io import atomic_write_text
-from .planner import Candidate, Facts, Plan, Policy, Speed, fallback_plan, feasible_plans, parse_budget, planned
-from .policy import MODEL_COST, by_priors, describe, ladder, plan_paths, race_entrants, recipe
-from .race import Entrant, Race, race_epoch_seconds, run_race, winner_share
+from .planner import Candidate, Facts, Plan, Policy, Speed, affordable_epochs, fallback_plan, parse_budget, planned
+from .policy import MODEL_COST, describe, ladder, plan_paths, race_field, recipe
+from .race import Entrant, Race, discard_fold0, race_epoch_seconds, run_race
 
 log = logging.getLogger("foldstack")
 
@@ -71,26 +71,16 @@ def measure(ctx, budget_s: float, policy: Policy, race_path: Path) -> Race:
     facts = Facts(n_train=len(ctx.train.ids), n_test=len(ctx.test.ids), decode_s=decode_s)
     tta = list(ctx.cfg.predict.tta)
 
-    def with_race(k: int, spent: float) -> Facts:  # a race of k reserves its seconds less the winner's share
-        reserve = policy.race_share * budget_s if k > 1 else 0.0
-        return dataclasses.replace(facts, planning_s=spent + reserve, trained_s=reserve * winner_share(k))
-
-    speeds = measure_ladder(ctx, images, candidates(ctx, native, gpu), with_race(policy.race_size, 0.0), budget_s,
-                            policy)
-    spent, k = round(time.time() - t0, 1), policy.race_size
-    while True:  # a smaller field reserves less for its race: the plans of the field it gets
-        f = with_race(k, spent)
-        ordered = by_priors(feasible_plans(budget_s, f, speeds, tta, policy))
-        if len(ordered) >= k or k == 1:
-            break
-        k = max(len(ordered), 1)
-    plans = race_entrants(ordered, k) or [fallback_plan(budget_s, dataclasses.replace(f, trained_s=0.0), speeds,
-                                                        policy)]
+    speeds = measure_ladder(ctx, images, candidates(ctx, native, gpu), dataclasses.replace(
+        facts, planning_s=policy.race_share * budget_s), budget_s, policy)  # a model's sizes: while they may race
+    spent = round(time.time() - t0, 1)
+    facts = dataclasses.replace(facts, planning_s=spent)
+    plans = race_field(budget_s, facts, speeds, tta, policy) or [fallback_plan(budget_s, facts, speeds, policy)]
     base_layer = read_yaml(experiment_file(ctx.root, ctx.exp)) if ctx.exp != "baseline" else {}
     exp = plan_paths(ctx.root, ctx.comp, ctx.args.budget)[0]
     considered = [dict(asdict(c), epochs=e, train_ips=round(1 / speeds[c].train_s, 1),
                        eval_ips=round(1 / speeds[c].eval_s, 1)) for c, e in plans[0].considered]
-    setup = dict(facts=asdict(dataclasses.replace(facts, planning_s=spent)), native_size=native,
+    setup = dict(facts=asdict(facts), native_size=native,
                  machine=dict(device="cuda" if gpu else "cpu", cores=usable_cores(), cpu=platform.processor()),
                  considered=considered, base_experiment=ctx.exp)
     entrants = [Entrant(f"{p.candidate.model} {p.candidate.img_size}px", dict(p.to_dict(),
@@ -102,23 +92,33 @@ def measure(ctx, budget_s: float, policy: Policy, race_path: Path) -> Race:
     return race
 
 
-def final_plan(race: Race, winner: Entrant, budget_s: float) -> Plan:
-    """The winner's plan with what the race measured: its real epochs' seconds (validation included), the planning
-    and race seconds spent, and its fold 0's seconds trained already; the epochs (its schedule) unchanged, so the
-    run continues its fold 0 (budget/tracking.py gives the folds left fewer epochs if time runs short)."""
+def final_plan(ctx, race: Race, winner: Entrant, budget_s: float, policy: Policy) -> tuple[Plan, dict]:
+    """(the winner's plan, its experiment layer) with what the race measured: its real epochs' seconds (validation
+    included) and the planning and race seconds spent. Its schedule is kept, and its fold 0 goes on in the run, while
+    that fits policy.keep_fill of the budget; else it trains the epochs that fit from a new fold 0."""
     p = winner.plan
     c, speed, facts = Candidate(**p["candidate"]), Speed(**p["speed"]), Facts(**race.setup["facts"])
-    if winner.rungs:
-        n_valid = facts.n_train / p["folds"]
-        train_s = (race_epoch_seconds(winner) - n_valid * speed.eval_s) / (facts.n_train - n_valid)
-        speed = Speed(train_s=max(train_s, speed.train_s / 4), eval_s=speed.eval_s)
-        # the winner's image cache was built in the race: its seconds are the race's
-        facts = dataclasses.replace(facts, decode_s=0.0, trained_s=winner.rungs[-1]["seconds"])
     facts = dataclasses.replace(facts, planning_s=round(facts.planning_s + race.spent_s, 1))
-    plan = planned(c, speed, facts, p["epochs"], p["folds"], p["tta"], budget_s)
-    return dataclasses.replace(plan, considered=[(Candidate(**{k: row[k] for k in ("model", "img_size", "batch_size",
-                                                                                   "pretrained")}), row["epochs"])
-                                                 for row in race.setup["considered"]])
+    considered = [(Candidate(**{k: row[k] for k in ("model", "img_size", "batch_size", "pretrained")}), row["epochs"])
+                  for row in race.setup["considered"]]
+    if not winner.rungs:
+        return dataclasses.replace(planned(c, speed, facts, p["epochs"], p["folds"], p["tta"], budget_s),
+                                   considered=considered), winner.layer
+    n_valid = facts.n_train / p["folds"]
+    train_s = (race_epoch_seconds(winner) - n_valid * speed.eval_s) / (facts.n_train - n_valid)
+    speed = Speed(train_s=max(train_s, speed.train_s / 4), eval_s=speed.eval_s)
+    # the winner's image cache was built in the race: its seconds are the race's
+    facts = dataclasses.replace(facts, decode_s=0.0, trained_s=winner.rungs[-1]["seconds"])
+    kept = planned(c, speed, facts, p["epochs"], p["folds"], p["tta"], budget_s)
+    if kept.total_s <= policy.keep_fill * budget_s:
+        return dataclasses.replace(kept, considered=considered), winner.layer
+    facts = dataclasses.replace(facts, trained_s=0.0)
+    epochs = max(affordable_epochs(c, speed, facts, p["folds"], p["tta"], policy.fill * budget_s), 1)
+    plan = dataclasses.replace(planned(c, speed, facts, epochs, p["folds"], p["tta"], budget_s), considered=considered)
+    log.info(f"plan: {winner.label}: {p['epochs']} epochs would take {kept.total_s:.0f}s at the race's "
+             f"{race_epoch_seconds(winner):.1f}s an epoch: {epochs} epochs instead, from a new fold 0")
+    discard_fold0(race, winner, ctx.root, list(getattr(ctx.args, "set", []) or []))
+    return plan, deep_merge(winner.layer, recipe(plan, ctx.cfg, facts.n_train))
 
 
 def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
@@ -142,7 +142,7 @@ def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
         winner = run_race(race, ctx.root, list(getattr(ctx.args, "set", []) or []))
     else:
         winner = race.entrants[0]
-    plan = final_plan(race, winner, budget_s)
+    plan, layer = final_plan(ctx, race, winner, budget_s, policy)
     data = dict(plan.to_dict(), comp=ctx.comp, budget=budget, base_experiment=race.setup["base_experiment"],
                 native_size=race.setup["native_size"], planned_at=time.strftime("%Y-%m-%d %H:%M:%S"),
                 machine=race.setup["machine"], considered=race.setup["considered"],
@@ -153,7 +153,7 @@ def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
               f"({data['machine']['device']}, {data['machine']['cores']} cores), over EXP={data['base_experiment']}.",
               "Reused as it is by `make all BUDGET=...`: delete this file to plan again."] + describe(data)
     atomic_write_text(json_path, json.dumps(data, indent=1) + "\n")
-    write_experiment(ctx.root, exp, winner.layer, header)
+    write_experiment(ctx.root, exp, layer, header)
     for line in describe(data):
         log.info(f"plan: {line}")
     log.info(f"plan: wrote {yaml_path} (EXP={exp})")

@@ -70,8 +70,11 @@ class Policy:
     max_epochs_pretrained: int = 10
     folds: int = 3                       # every candidate on one split: the race's fold 0 is the run's fold 0
     watchdog_slack: float = 1.25         # a fold may run this many times its planned seconds
-    race_share: float = 0.15             # of the budget, spent racing the best candidates on fold 0 (race.py)
-    race_size: int = 4                   # candidates that start the race
+    race_share: float = 0.2              # of the budget, spent racing the best candidates on fold 0 (race.py)
+    race_size: int = 4                   # candidates that start the race, at most
+    race_epochs: int = 3                 # a candidate races if rung 1 gives it this many epochs (the warmup's and 2)
+    keep_fill: float = 0.925             # at the race's real epoch seconds, the winner keeps its schedule (and its
+                                         # fold 0) while its run fits this share of the budget; else it restarts
 
     def epoch_range(self, pretrained: bool, n_train_fold: float) -> tuple[int, int]:
         """(minimum, maximum) epochs of a candidate: pretrained ones converge in a few; from scratch at least
@@ -163,3 +166,28 @@ def fallback_plan(budget_s: float, facts: Facts, speeds: dict, policy: Policy = 
         raise PipelineError(f"BUDGET of {budget_s:.0f}s is too small: the cheapest candidate ({c.model} at "
                             f"{c.img_size}px, {policy.folds} folds, 1 epoch) needs about {need:.0f}s on this machine")
     return dataclasses.replace(planned(c, speed, facts, e, policy.folds, [], budget_s), considered=[(c, e)])
+
+
+# The race's arithmetic (race.py runs it): successive halving, rung r giving each candidate t0 x 2^r seconds in all.
+def rung_counts(k: int) -> list[int]:
+    """Candidates racing at each rung, halving (rounded up) until two are left: 4 -> [4, 2]; 5 -> [5, 3, 2]."""
+    counts = [k]
+    while counts[-1] > 2:
+        counts.append(math.ceil(counts[-1] / 2))
+    return counts
+
+
+def delta(r: int) -> int:
+    """A candidate's seconds in rung r, in units of t0 (its total at rung r is t0 x 2^r)."""
+    return 2 ** (r - 1) if r else 1
+
+
+def first_rung_seconds(k: int, race_s: float) -> float:
+    """t0: each candidate's seconds at rung 1 of a race of k in race_s."""
+    counts = rung_counts(k)
+    return race_s / sum(n * delta(r) for r, n in enumerate(counts))
+
+
+def winner_share(k: int) -> float:
+    """The share of the race's seconds the winner trains: its fold 0 goes on in the run, not spent on choosing."""
+    return 2 ** (len(rung_counts(k)) - 1) * first_rung_seconds(k, 1.0)

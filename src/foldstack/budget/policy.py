@@ -1,6 +1,7 @@
 """Planning policy: the ladder of candidates `make plan` measures (cheapest first), the priors that order the ones
 that fit (which of them race), where a plan is written and the recipe it trains (the experiment layer it writes);
 the arithmetic is planner.py's, the speeds speed.py's, the race race.py's."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,8 @@ import numpy as np
 from ..config.files import experiment_file
 from ..errors import PipelineError
 from ..utils.tables import format_table
-from .planner import Candidate, Policy, budget_name
+from .planner import (Candidate, Facts, Policy, budget_name, feasible_plans, first_rung_seconds,
+                      winner_share)
 
 # Relative cost per pixel of each ladder model (2-core CPU training, measured: docs/measured.md), to order the
 # ladder cheapest first; the plan uses measured speeds, this only decides what is measured first.
@@ -35,6 +37,23 @@ def trains_badly_from_scratch(model: str, n_train: int) -> bool:
 def by_priors(plans: list) -> list:
     """The plans that fit, best first by the priors."""
     return sorted(plans, key=lambda p: prior_key(p.candidate))
+
+
+def race_field(budget_s: float, facts: Facts, speeds: dict, tta: list, policy: Policy) -> list:
+    """The race's field, best first by the priors: the largest, of at most
+    policy.race_size, whose rung 1 gives each candidate policy.race_epochs epochs; each planned with the race's
+    seconds reserved less the winner's share (its fold 0 goes on in the run). One plan (no race) when no two
+    candidates can race; none when no candidate fits."""
+    for k in range(policy.race_size, 0, -1):
+        reserve = policy.race_share * budget_s if k > 1 else 0.0
+        f = dataclasses.replace(facts, planning_s=facts.planning_s + reserve, trained_s=reserve * winner_share(k))
+        t0 = first_rung_seconds(k, reserve) if k > 1 else 0.0
+        ordered = [p for p in by_priors(feasible_plans(budget_s, f, speeds, tta, policy))
+                   if k == 1 or policy.race_epochs * p.fold_s / p.epochs <= t0]
+        field = race_entrants(ordered, k)
+        if len(field) == k:
+            return field
+    return []
 
 
 def race_entrants(plans: list, k: int) -> list:

@@ -8,7 +8,6 @@ folder and its resumable `.fold0.partial/`), so only the losers' seconds are spe
 beside the plan after every rung (<comp>-budget-<B>.race.json): a killed race resumes where it stopped."""
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..lineage import load_folds, train_dir
 from ..metrics import HIGHER_IS_BETTER
 from ..utils.io import atomic_write_json, read_csv, remove_tree
 from ..utils.tables import format_table
+from .planner import rung_counts
 
 log = logging.getLogger("foldstack")
 
@@ -36,25 +36,6 @@ class RaceClock:
     @staticmethod
     def configure(cfg, fold: int, work: Path, folds_left: int) -> tuple:
         return cfg.model_copy(update=dict(train=cfg.train.model_copy(update=dict(time_limit=None)))), None
-
-
-def rung_counts(k: int) -> list[int]:
-    """Candidates racing at each rung, halving (rounded up) until two are left: 4 -> [4, 2]; 5 -> [5, 3, 2]."""
-    counts = [k]
-    while counts[-1] > 2:
-        counts.append(math.ceil(counts[-1] / 2))
-    return counts
-
-
-def delta(r: int) -> int:
-    """A candidate's seconds in rung r, in units of t0 (its total at rung r is t0 x 2^r)."""
-    return 2 ** (r - 1) if r else 1
-
-
-def winner_share(k: int) -> float:
-    """The share of the race's seconds the winner trains: its fold 0 goes on in the run, not spent on choosing."""
-    counts = rung_counts(k)
-    return 2 ** (len(counts) - 1) / sum(n * delta(r) for r, n in enumerate(counts))
 
 
 @dataclass
@@ -114,10 +95,20 @@ class Race:
         return format_table(header, rows).splitlines()
 
 
+def entrant_context(race: Race, e: Entrant, root: Path, overrides: list):
+    """e's fold 0 under the plan's experiment name, its layer in memory (the plan's file is written after)."""
+    return pipeline.context(race.comp, race.exp, overrides=overrides, root=root, fold=0, layer=e.layer)
+
+
 def fold0_folder(ctx) -> Path:
     """Where the entrant's fold 0 trains (`.fold0.partial/` until complete, then fold0/)."""
     final = train_dir(ctx, load_folds(ctx).key).path / "fold0"
     return final if is_complete(final) else partial_path(final)
+
+
+def discard_fold0(race: Race, e: Entrant, root: Path, overrides: list) -> None:
+    """Remove e's fold 0 trained in the race (the run will not continue it)."""
+    remove_tree(fold0_folder(entrant_context(race, e, root, overrides)))
 
 
 def train_rung(ctx, e: Entrant, seconds: float) -> dict:
@@ -151,8 +142,7 @@ def run_race(race: Race, root: Path, overrides: list) -> Entrant:
 
     def context(e):
         if e.label not in contexts:
-            contexts[e.label] = pipeline.context(race.comp, race.exp, overrides=overrides, root=root, fold=0,
-                                                 layer=e.layer)
+            contexts[e.label] = entrant_context(race, e, root, overrides)
         return contexts[e.label]
 
     for r, n in enumerate(counts):
@@ -176,7 +166,7 @@ def run_race(race: Race, root: Path, overrides: list) -> Entrant:
         for e in rank(field_, r, race.metric)[keep:]:
             if e.out_at is None:
                 e.out_at = r
-                remove_tree(fold0_folder(context(e)))
+                remove_tree(fold0_folder(context(e)))  # its numbers stay in the race's table
         race.save()
     return race.winner()
 

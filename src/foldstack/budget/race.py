@@ -20,7 +20,7 @@ from ..lineage import load_folds, train_dir
 from ..metrics import HIGHER_IS_BETTER
 from ..utils.io import atomic_write_json, read_csv, remove_tree
 from ..utils.tables import format_table
-from .planner import rung_counts
+from .planner import delta, rung_counts
 
 log = logging.getLogger("foldstack")
 

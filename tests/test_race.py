@@ -106,6 +106,13 @@ def test_make_all_continues_the_race_winners_fold_0_and_a_rerun_is_a_no_op(tmp_p
     assert [line.split("  ")[0] for line in race["table"] if line.endswith(" won")] == [won["label"]]
     layer_ = yaml.safe_load(yaml_path.read_text())
     assert f"test_resnet {layer_['data']['img_size']}px" == won["label"]
+    # a plan lost after its race (killed before writing it): planning again resumes the finished race from its
+    # .race.json, measures and trains nothing, and writes the same experiment
+    text, before = yaml_path.read_text(), models_tree(root)
+    yaml_path.unlink()
+    yaml_path.with_suffix(".plan.json").unlink()
+    assert plan_experiment(ctx, policy) == (exp, yaml_path)
+    assert yaml_path.read_text().split("\n", 2)[2] == text.split("\n", 2)[2] and models_tree(root) == before
     # the plan counts the winner's fold-0 seconds once: the train estimate is the run less what the race trained
     raced_epochs, raced_s = won["rungs"][-1]["epoch"], won["rungs"][-1]["seconds"]
     assert data["estimate"]["plan"] >= race["seconds"] and raced_epochs == 1 and data["epochs"] >= 3

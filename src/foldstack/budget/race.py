@@ -18,7 +18,7 @@ from .. import pipeline
 from ..artifacts import is_complete, partial_path
 from ..lineage import load_folds, train_dir
 from ..metrics import HIGHER_IS_BETTER
-from ..utils.io import atomic_write_json, read_csv, remove_tree
+from ..utils.io import atomic_write_text, read_csv, remove_tree
 from ..utils.tables import format_table
 from .planner import delta, rung_counts
 
@@ -68,7 +68,7 @@ class Race:
     def save(self) -> None:
         data = asdict(self)
         del data["path"]
-        atomic_write_json(self.path, data)
+        atomic_write_text(self.path, json.dumps(data, indent=1) + "\n")  # unsorted: the layers keep their order
 
     @classmethod
     def load(cls, path: Path) -> "Race":

@@ -135,7 +135,7 @@ def run_make(root: Path, *targets, check=True, **variables) -> subprocess.Comple
 # starts a process (a script, make, Ray, torchrun, Chromium) or trains through the stages in this process, plus
 # its module's kind of process. `make test-fast` deselects them all.
 LAUNCHERS = {"Popen", "run", "check_call", "check_output", "call", "spawn"}  # subprocess.* and mp.spawn
-TRAINS_HERE = {"pipeline.run", "train.run", "budget.run", "pseudo.run", "sweep.run"}
+TRAINS_HERE = {"pipeline.run", "train.run", "budget.run", "pseudo.run", "sweep.run", "run_race", "plan_experiment"}
 KIND_OF_MODULE = {"test_sweep": "ray", "test_sweep_search": "ray", "test_faults": "faults", "test_distributed": "ddp",
                   "test_export": "onnx"}
 

@@ -1,13 +1,18 @@
 """Discover a competition's setup from its Kaggle folder (layout, id and target columns, task, classes, metric,
 submission format): written once to configs/<comp>.yaml, then the user's."""
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from .data.archives import unpack_archives
+from .description import described_metric
 from .errors import PipelineError
 from .utils.io import atomic_write_text, read_csv
+
+log = logging.getLogger("foldstack")
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".bmp")
 TRAIN_DIRS = ("train", "train_images", "images", "train_imgs")
@@ -118,12 +123,46 @@ def _drop_unlabeled(train: pd.DataFrame, target_cols: list[str], path, drop: boo
     return _rows(train.drop(index=blank), path)
 
 
+def labels_in_file_names(folder: Path) -> list[str] | None:
+    """The labels of a train folder whose files are named `<label>.<n>.<ext>` (dogs vs cats: cat.0.jpg), sorted;
+    None when the names hold no such labels (fewer than two, numbers, or about one file each)."""
+    files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
+    prefixes = [name.split(".")[0] for name in files if name.count(".") >= 2]
+    labels = sort_classes(prefixes)
+    if len(prefixes) < len(files) or not 2 <= len(labels) <= len(files) // 2:
+        return None
+    if pd.to_numeric(pd.Series(labels), errors="coerce").notna().any():
+        return None
+    return labels
+
+
+def _unlabeled_folder(input_dir: Path, train_dir: str, sub: pd.DataFrame, sub_targets: list[str]) -> dict:
+    """A train folder without a csv: a folder per class, or labels in the file names."""
+    folder = input_dir / train_dir
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    layout = "folders"
+    if len(classes) < 2:
+        classes, layout = labels_in_file_names(folder), "filenames"
+        if classes is None:
+            raise PipelineError(f"{input_dir}: no train csv, no train/<class>/ folders and no labels in the file "
+                                f"names (<label>.<n>.jpg)")
+    comp = dict(layout=layout, train_dir=train_dir, train_image_ext="", target_cols=["label"])
+    probabilities = pd.to_numeric(sub[sub_targets[0]], errors="coerce").notna().all()
+    if len(classes) == 2 and len(sub_targets) == 1 and probabilities:  # P(the second class), e.g. P(dog)
+        return dict(comp, task="binary", classes=classes, metric="roc_auc", submission_format="probability")
+    fmt = "class_columns" if len(sub_targets) > 1 else "label"
+    return dict(comp, task="multiclass", classes=sub_targets if fmt == "class_columns" else classes,
+                submission_format=fmt, metric="log_loss" if fmt == "class_columns" else "accuracy")
+
+
 def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
-    """The competition section for `input_dir`. Rows with an empty target are refused (naming them) unless
-    drop_unlabeled, which leaves them out of the discovery (and of training: the flag is written too)."""
+    """The competition section for `input_dir` (its zips unpacked first). Rows with an empty target are refused
+    (naming them) unless drop_unlabeled, which leaves them out of the discovery (and of training: the flag is
+    written too). The metric is the one the folder's description.md names, if any, else the task's default."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise PipelineError(f"competition folder not found: {input_dir} (unpack the Kaggle download there)")
+    unpack_archives(input_dir)
     subs = sorted(input_dir.glob("sample_submission*.csv")) or sorted(input_dir.glob("*submission*.csv"))
     if not subs:
         raise PipelineError(f"{input_dir}: no sample_submission*.csv")
@@ -153,16 +192,12 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         if drop_unlabeled:
             comp["drop_unlabeled"] = True
     else:
-        train_dir = _first_existing(input_dir, TRAIN_DIRS, "train")
-        classes = sorted(p.name for p in (input_dir / train_dir).iterdir() if p.is_dir())
-        if len(classes) < 2:
-            raise PipelineError(f"{input_dir}: no train csv and no train/<class>/ folders")
-        fmt = "class_columns" if len(sub_targets) > 1 else "label"
-        if fmt == "class_columns":
-            classes = sub_targets
-        comp.update(layout="folders", train_dir=train_dir, train_image_ext="", target_cols=["label"],
-                    task="multiclass", classes=classes, submission_format=fmt,
-                    metric="log_loss" if fmt == "class_columns" else "accuracy")
+        comp.update(_unlabeled_folder(input_dir, _first_existing(input_dir, TRAIN_DIRS, "train"), sub, sub_targets))
+    description = input_dir / "description.md"
+    named = described_metric(description.read_text(errors="replace"), comp["task"]) if description.is_file() else None
+    if named is not None:
+        comp["metric"] = named[0]
+        log.info(f"competition.metric: {named[0]}, as {description} says: {named[1]!r}")
     order = ["layout", "train_csv", "sample_submission", "train_dir", "test_dir", "train_image_ext", "test_image_ext",
              "id_col", "target_cols", "task", "classes", "metric", "submission_format", "submission_columns",
              "drop_unlabeled"]

@@ -16,8 +16,9 @@ class Competition(Section):
     """How the Kaggle folder looks. Inferred once into configs/<comp>.yaml, then the user's to edit."""
     input_dir: str = ""
     """Folder of the Kaggle download; empty: `input/<comp>`."""
-    layout: Literal["csv", "folders"] = "csv"
-    """`csv`: a train CSV lists ids and targets; `folders`: `train/<class>/<image>` and no train CSV."""
+    layout: Literal["csv", "folders", "filenames"] = "csv"
+    """`csv`: a train CSV lists ids and targets; `folders`: `train/<class>/<image>` and no train CSV;
+    `filenames`: the label is the first part of each train file's name (`train/cat.0.jpg`), no train CSV."""
     train_csv: str = "train.csv"
     """Train table (id, target and group columns), in the input folder."""
     sample_submission: str = "sample_submission.csv"

@@ -67,12 +67,14 @@ def _check_ids(ids: pd.Series, source: str) -> None:
 def load_train(comp: Competition, root: Path, name: str) -> Table:
     base = input_dir(comp, root, name)
     folder = base / comp.train_dir
-    if comp.layout == "folders":
+    if comp.layout in ("folders", "filenames"):  # the label: the file's folder, or its name's first part
         if not folder.is_dir():
             raise PipelineError(f"missing train folder: {folder}")
-        files = sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_EXTS)
-        frame = pd.DataFrame({comp.id_col: [f"{p.parent.name}/{p.name}" for p in files],
-                              comp.target_cols[0]: [p.parent.name for p in files]})
+        files = sorted(p for p in folder.glob("*/*" if comp.layout == "folders" else "*")
+                       if p.suffix.lower() in IMAGE_EXTS)
+        ids = [f"{p.parent.name}/{p.name}" if comp.layout == "folders" else p.name for p in files]
+        labels = [p.parent.name if comp.layout == "folders" else p.name.split(".")[0] for p in files]
+        frame = pd.DataFrame({comp.id_col: ids, comp.target_cols[0]: labels})
         source = str(folder)
     else:
         source = str(base / comp.train_csv)

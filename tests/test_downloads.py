@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import COLORS, TINY, run_here, write_png
+from conftest import COLORS, TINY, make_competition, run_here, write_png
 from foldstack.description import described_metric
 from foldstack.discover import discover_competition
 from foldstack.errors import PipelineError
@@ -116,3 +116,12 @@ def test_make_all_on_a_prepared_download_gives_a_submission_its_grader_accepts(p
     p = sub.set_index("id")["label"].reindex(list(truth)).to_numpy()
     y = np.array(list(truth.values()))
     assert ((p > 0.5) == y).mean() >= 5 / 6  # red cats, green dogs: learned, P(dog) the column written
+
+
+def test_labels_csv_is_the_train_table(tmp_path):
+    """dog-breed-identification: labels.csv (id, breed), one probability column per breed in the sample."""
+    folder = make_competition(tmp_path, "breeds", "class_columns")
+    (folder / "train.csv").rename(folder / "labels.csv")
+    comp = discover_competition(folder)
+    assert comp["train_csv"] == "labels.csv" and comp["target_cols"] == ["label"]
+    assert comp["task"] == "multiclass" and comp["submission_format"] == "class_columns" and comp["metric"] == "log_loss"

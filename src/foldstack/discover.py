@@ -177,7 +177,7 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
                 submission_columns=list(sub.columns),
                 test_image_ext=image_ext_for(input_dir / test_dir, sub[id_col].tolist()))
 
-    csvs = sorted(input_dir.glob("train*.csv"))
+    csvs = sorted(input_dir.glob("train*.csv")) or sorted(input_dir.glob("labels.csv"))  # labels.csv: dog breeds
     if csvs:
         train_path = _only(csvs, "train.csv", "train csv")
         train = _rows(read_csv(train_path, "train csv"), train_path)

@@ -125,3 +125,29 @@ def test_labels_csv_is_the_train_table(tmp_path):
     comp = discover_competition(folder)
     assert comp["train_csv"] == "labels.csv" and comp["target_cols"] == ["label"]
     assert comp["task"] == "multiclass" and comp["submission_format"] == "class_columns" and comp["metric"] == "log_loss"
+
+
+def test_images_found_one_level_down_and_patients_grouped(tmp_path):
+    """siim-isic-melanoma-classification: train/ and test/ hold DICOM, the JPEGs are in jpeg/train and jpeg/test;
+    patient_id repeats, so the folds must group by it."""
+    folder = tmp_path / "isic"
+    rows = []
+    for split, n in (("train", 12), ("test", 4)):
+        for i in range(n):
+            name = f"ISIC_{split}{i:03d}"
+            (folder / split).mkdir(parents=True, exist_ok=True)
+            (folder / split / f"{name}.dcm").write_bytes(b"DICM")
+            write_png(folder / "jpeg" / split / f"{name}.jpg", COLORS[i % 2], seed=i)
+            rows.append((split, name, f"IP_{i // 3}", i % 2))
+    frame = pd.DataFrame(rows, columns=["split", "image_name", "patient_id", "target"])
+    frame[frame.split == "train"].drop(columns="split").to_csv(folder / "train.csv", index=False)
+    frame[frame.split == "test"][["image_name"]].assign(target=0.0).to_csv(folder / "sample_submission.csv",
+                                                                           index=False)
+    comp = discover_competition(folder)
+    assert (comp["train_dir"], comp["test_dir"]) == ("jpeg/train", "jpeg/test")
+    assert comp["train_image_ext"] == comp["test_image_ext"] == ".jpg"
+    assert comp["group_col"] == "patient_id" and comp["task"] == "binary" and comp["target_cols"] == ["target"]
+    # a patient column without repeats groups nothing: no group_col
+    frame.loc[frame.split == "train", "patient_id"] = [f"IP_{i}" for i in range(12)]
+    frame[frame.split == "train"].drop(columns="split").to_csv(folder / "train.csv", index=False)
+    assert "group_col" not in discover_competition(folder)

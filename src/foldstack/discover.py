@@ -44,6 +44,23 @@ def _rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     return frame
 
 
+def image_folder(root: Path, names, ids, what: str) -> tuple[str, str]:
+    """(folder, suffix) of the first candidate folder, at the top or one level down (`jpeg/train` beside a `train/`
+    of DICOM files), in which the ids name image files; a refusal naming the first candidate's problem."""
+    candidates = [n for n in names if (root / n).is_dir()]
+    candidates += [f"{d.name}/{n}" for d in sorted(root.iterdir()) if d.is_dir() and d.name not in names
+                   for n in names if (d / n).is_dir()]
+    if not candidates:
+        raise PipelineError(f"{root}: no {what} image folder (looked for {', '.join(names)}, also one level down)")
+    first_error = None
+    for name in candidates:
+        try:
+            return name, image_ext_for(root / name, ids)
+        except PipelineError as e:
+            first_error = first_error or e
+    raise first_error
+
+
 def image_ext_for(folder: Path, ids) -> str:
     """The suffix that turns ids into existing file names ('' when ids already are file names)."""
     probe = list(ids[:5])
@@ -116,6 +133,15 @@ def _task(train: pd.DataFrame, target_cols: list[str], sub_targets: list[str], t
     return _single_column_task(train[target_cols[0]])
 
 
+def patient_column(train: pd.DataFrame, id_col: str) -> str | None:
+    """A patient id column holding repeats (patient_id, PatientID): the folds group by it, or the same patient's
+    images would sit in train and validation (a leak the CV would reward)."""
+    for col in train.columns:
+        if col != id_col and col.lower().replace("_", "") in ("patientid", "patient") and train[col].duplicated().any():
+            return col
+    return None
+
+
 def _drop_unlabeled(train: pd.DataFrame, target_cols: list[str], path, drop: bool) -> pd.DataFrame:
     blank = blank_rows(train, target_cols)
     if len(blank) and not drop:  # an empty cell would become a class named '' (or turn 0/1 into 3 classes)
@@ -172,10 +198,9 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         raise PipelineError(f"{sub_path}: expected an id column and at least one target column")
     _rows(sub, sub_path)
     id_col, sub_targets = sub.columns[0], list(sub.columns[1:])
-    test_dir = _first_existing(input_dir, TEST_DIRS, "test")
+    test_dir, test_ext = image_folder(input_dir, TEST_DIRS, sub[id_col].tolist(), "test")
     comp = dict(sample_submission=sub_path.name, test_dir=test_dir, id_col=id_col,
-                submission_columns=list(sub.columns),
-                test_image_ext=image_ext_for(input_dir / test_dir, sub[id_col].tolist()))
+                submission_columns=list(sub.columns), test_image_ext=test_ext)
 
     csvs = sorted(input_dir.glob("train*.csv")) or sorted(input_dir.glob("labels.csv"))  # labels.csv: dog breeds
     if csvs:
@@ -183,12 +208,14 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         train = _rows(read_csv(train_path, "train csv"), train_path)
         if id_col not in train.columns:
             raise PipelineError(f"{train_path}: no id column {id_col!r} (the first column of {sub_path.name})")
-        train_dir = _first_existing(input_dir, TRAIN_DIRS, "train")
         target_cols = _target_cols(train, id_col, sub_targets, train_path)
         train = _drop_unlabeled(train, target_cols, train_path, drop_unlabeled)
-        comp.update(layout="csv", train_csv=train_path.name, train_dir=train_dir,
-                    train_image_ext=image_ext_for(input_dir / train_dir, train[id_col].tolist()),
+        train_dir, train_ext = image_folder(input_dir, TRAIN_DIRS, train[id_col].tolist(), "train")
+        comp.update(layout="csv", train_csv=train_path.name, train_dir=train_dir, train_image_ext=train_ext,
                     target_cols=target_cols, **_task(train, target_cols, sub_targets, train_path))
+        group = patient_column(train, id_col)
+        if group is not None:
+            comp["group_col"] = group
         if drop_unlabeled:
             comp["drop_unlabeled"] = True
     else:
@@ -200,7 +227,7 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         log.info(f"competition.metric: {named[0]}, as {description} says: {named[1]!r}")
     order = ["layout", "train_csv", "sample_submission", "train_dir", "test_dir", "train_image_ext", "test_image_ext",
              "id_col", "target_cols", "task", "classes", "metric", "submission_format", "submission_columns",
-             "drop_unlabeled"]
+             "group_col", "drop_unlabeled"]
     return {k: comp[k] for k in order if k in comp}
 
 

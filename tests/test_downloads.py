@@ -151,3 +151,40 @@ def test_images_found_one_level_down_and_patients_grouped(tmp_path):
     frame.loc[frame.split == "train", "patient_id"] = [f"IP_{i}" for i in range(12)]
     frame[frame.split == "train"].drop(columns="split").to_csv(folder / "train.csv", index=False)
     assert "group_col" not in discover_competition(folder)
+
+
+def table_download(folder, train: pd.DataFrame, sample: pd.DataFrame, train_dir: str, test_dir: str, ext: str,
+                   id_col: str, description: str = ""):
+    """A csv download: the train table, the sample submission, one image per id (ids without the suffix)."""
+    for frame, sub in ((train, train_dir), (sample, test_dir)):
+        for i, ident in enumerate(frame[id_col]):
+            write_png(folder / sub / f"{ident}{ext}", COLORS[i % 4], seed=i)
+    train.to_csv(folder / "train.csv", index=False)
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    if description:
+        (folder / "description.md").write_text(description)
+    return folder
+
+
+def test_aptos_like_ratings_are_multiclass_scored_by_kappa(tmp_path):
+    """aptos2019-blindness-detection: id_code without .png, diagnosis 0-4 in train_images/ and test_images/."""
+    train = pd.DataFrame({"id_code": [f"a{i:03d}" for i in range(20)], "diagnosis": [i % 5 for i in range(20)]})
+    sample = pd.DataFrame({"id_code": [f"t{i:03d}" for i in range(5)], "diagnosis": 0})
+    folder = table_download(tmp_path / "aptos", train, sample, "train_images", "test_images", ".png", "id_code",
+                            "## Evaluation\n\nSubmissions are scored based on the quadratic weighted kappa.\n")
+    comp = discover_competition(folder)
+    assert (comp["train_dir"], comp["test_dir"], comp["train_image_ext"]) == ("train_images", "test_images", ".png")
+    assert comp["task"] == "multiclass" and comp["classes"] == ["0", "1", "2", "3", "4"] and comp["metric"] == "qwk"
+
+
+def test_plant_pathology_like_one_hot_columns_in_one_images_folder_scored_by_column_wise_auc(tmp_path):
+    """plant-pathology-2020-fgvc7: one images/ folder for train and test, one-hot columns, mean column-wise AUC."""
+    classes = ["healthy", "multiple_diseases", "rust", "scab"]
+    train = pd.DataFrame({"image_id": [f"Train_{i}" for i in range(16)],
+                          **{c: [int(i % 4 == k) for i in range(16)] for k, c in enumerate(classes)}})
+    sample = pd.DataFrame({"image_id": [f"Test_{i}" for i in range(4)], **{c: 0.25 for c in classes}})
+    folder = table_download(tmp_path / "pp", train, sample, "images", "images", ".jpg", "image_id",
+                            "## Evaluation\n\nSubmissions are evaluated on mean column-wise ROC AUC.\n")
+    comp = discover_competition(folder)
+    assert comp["train_dir"] == comp["test_dir"] == "images" and comp["target_cols"] == classes
+    assert comp["submission_format"] == "class_columns" and comp["metric"] == "roc_auc"

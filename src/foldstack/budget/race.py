@@ -145,7 +145,7 @@ def run_race(race: Race, root: Path, overrides: list) -> Entrant:
             contexts[e.label] = entrant_context(race, e, root, overrides)
         return contexts[e.label]
 
-    for r, n in enumerate(counts):
+    for r in range(len(counts)):
         field_ = race.alive(r)
         todo = [e for e in field_ if len(e.rungs) <= r]
         for i, e in enumerate(todo):

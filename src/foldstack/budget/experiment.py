@@ -17,7 +17,7 @@ from ..errors import PipelineError
 from ..utils.io import atomic_write_text
 from .planner import Candidate, Facts, Plan, Policy, Speed, affordable_epochs, fallback_plan, parse_budget, planned
 from .policy import MODEL_COST, describe, ladder, plan_paths, race_field, recipe
-from .race import Entrant, Race, discard_fold0, race_epoch_seconds, run_race
+from .race import Entrant, Race, discard_fold0, entrant_context, race_epoch_seconds, run_race
 
 log = logging.getLogger("foldstack")
 
@@ -92,7 +92,8 @@ def measure(ctx, budget_s: float, policy: Policy, race_path: Path) -> Race:
     return race
 
 
-def final_plan(ctx, race: Race, winner: Entrant, budget_s: float, policy: Policy) -> tuple[Plan, dict]:
+def final_plan(ctx, race: Race, winner: Entrant, budget_s: float, policy: Policy,
+               overrides: list) -> tuple[Plan, dict]:
     """(the winner's plan, its experiment layer) with what the race measured: its real epochs' seconds (validation
     included) and the planning and race seconds spent. Its schedule is kept, and its fold 0 goes on in the run, while
     that fits policy.keep_fill of the budget; else it trains the epochs that fit from a new fold 0."""
@@ -104,8 +105,8 @@ def final_plan(ctx, race: Race, winner: Entrant, budget_s: float, policy: Policy
     if not winner.rungs:
         return dataclasses.replace(planned(c, speed, facts, p["epochs"], p["folds"], p["tta"], budget_s),
                                    considered=considered), winner.layer
-    n_valid = facts.n_train / p["folds"]
-    train_s = (race_epoch_seconds(winner) - n_valid * speed.eval_s) / (facts.n_train - n_valid)
+    n_valid, epoch_s = facts.n_train / p["folds"], race_epoch_seconds(winner)
+    train_s = (epoch_s - n_valid * speed.eval_s) / (facts.n_train - n_valid)
     speed = Speed(train_s=max(train_s, speed.train_s / 4), eval_s=speed.eval_s)
     # the winner's image cache was built in the race: its seconds are the race's
     facts = dataclasses.replace(facts, decode_s=0.0, trained_s=winner.rungs[-1]["seconds"])
@@ -116,8 +117,8 @@ def final_plan(ctx, race: Race, winner: Entrant, budget_s: float, policy: Policy
     epochs = max(affordable_epochs(c, speed, facts, p["folds"], p["tta"], policy.fill * budget_s), 1)
     plan = dataclasses.replace(planned(c, speed, facts, epochs, p["folds"], p["tta"], budget_s), considered=considered)
     log.info(f"plan: {winner.label}: {p['epochs']} epochs would take {kept.total_s:.0f}s at the race's "
-             f"{race_epoch_seconds(winner):.1f}s an epoch: {epochs} epochs instead, from a new fold 0")
-    discard_fold0(race, winner, ctx.root, list(getattr(ctx.args, "set", []) or []))
+             f"{epoch_s:.1f}s an epoch: {epochs} epochs instead, from a new fold 0")
+    discard_fold0(entrant_context(race, winner, ctx.root, overrides))
     return plan, deep_merge(winner.layer, recipe(plan, ctx.cfg, facts.n_train))
 
 
@@ -136,13 +137,14 @@ def plan_experiment(ctx, policy: Policy = Policy()) -> tuple[str, Path]:
         log.info(f"plan: resuming the race in {race_path} ({race.spent_s:.0f}s of {race.race_s:.0f}s spent)")
     else:
         race = measure(ctx, budget_s, policy, race_path)
+    overrides = list(getattr(ctx.args, "set", []) or [])
     if len(race.entrants) > 1:
         log.info(f"plan: racing {len(race.entrants)} candidates on fold 0 for {race.race_s:.0f}s: "
                  + ", ".join(e.label for e in race.entrants))
-        winner = run_race(race, ctx.root, list(getattr(ctx.args, "set", []) or []))
+        winner = run_race(race, ctx.root, overrides)
     else:
         winner = race.entrants[0]
-    plan, layer = final_plan(ctx, race, winner, budget_s, policy)
+    plan, layer = final_plan(ctx, race, winner, budget_s, policy, overrides)
     data = dict(plan.to_dict(), comp=ctx.comp, budget=budget, base_experiment=race.setup["base_experiment"],
                 native_size=race.setup["native_size"], planned_at=time.strftime("%Y-%m-%d %H:%M:%S"),
                 machine=race.setup["machine"], considered=race.setup["considered"],

@@ -106,9 +106,9 @@ def fold0_folder(ctx) -> Path:
     return final if is_complete(final) else partial_path(final)
 
 
-def discard_fold0(race: Race, e: Entrant, root: Path, overrides: list) -> None:
-    """Remove e's fold 0 trained in the race (the run will not continue it)."""
-    remove_tree(fold0_folder(entrant_context(race, e, root, overrides)))
+def discard_fold0(ctx) -> None:
+    """Remove an entrant's fold 0 trained in the race (ctx: its entrant_context): the run will not continue it."""
+    remove_tree(fold0_folder(ctx))
 
 
 def train_rung(ctx, e: Entrant, seconds: float) -> dict:
@@ -166,7 +166,7 @@ def run_race(race: Race, root: Path, overrides: list) -> Entrant:
         for e in rank(field_, r, race.metric)[keep:]:
             if e.out_at is None:
                 e.out_at = r
-                remove_tree(fold0_folder(context(e)))  # its numbers stay in the race's table
+                discard_fold0(context(e))  # its numbers stay in the race's table
         race.save()
     return race.winner()
 

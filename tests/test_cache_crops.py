@@ -11,6 +11,7 @@ import pytest
 import torch
 from albumentations.pytorch import ToTensorV2
 
+from foldstack.data.sources import Samples
 from foldstack.config.loading import resolve
 from foldstack.config.schema import Config
 from foldstack.config.training import Data
@@ -42,7 +43,7 @@ def write_images(folder: Path, shapes, seed: int = 0) -> list[Path]:
 
 def fake_context(root: Path, paths: list, n_train: int, data: dict, cache: bool = True):
     def table(rows):
-        return SimpleNamespace(paths=rows, fingerprint=lambda: "f", source="table.csv")
+        return SimpleNamespace(paths=rows, samples=Samples(rows), fingerprint=lambda: "f", source="table.csv")
     cfg = Config.model_validate({"data": data, "runtime": {"num_workers": 0, "progress": False, "cache": cache}})
     return SimpleNamespace(root=root, comp="c", cfg=cfg, train=table(paths[:n_train]), test=table(paths[n_train:]))
 
@@ -211,7 +212,7 @@ def test_images_outside_the_competition_go_through_the_s_resize_and_the_eval_tra
     cached = image_store(ctx)
     rows = cached.test_rows([0, 1])
     from_cache = torch.cat([x for x, _ in inference_loader(ctx.cfg, cached, rows, "cpu")])
-    from_files = torch.cat([x for x, _ in inference_loader(ctx.cfg, file_store(paths[4:], 0, ctx.cfg.data),
+    from_files = torch.cat([x for x, _ in inference_loader(ctx.cfg, file_store(paths[4:], 0, ctx.cfg),
                                                            np.arange(2), "cpu")])
     assert from_cache.shape == (2, 3, 24, 24) and torch.equal(from_cache, from_files)
     other = fake_context(tmp_path, paths, 4, {**data, "cache_size": None})  # S = 27: another store

@@ -53,7 +53,7 @@ def test_a_zip_member_outside_the_folder_is_refused(tmp_path):
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
         z.writestr("train.csv", "id,label\n")
         z.writestr("../escaped.txt", "x")
-    with pytest.raises(PipelineError, match=r"evil.zip: member '../escaped.txt' points outside"):
+    with pytest.raises(PipelineError, match=r"evil.zip: entry '../escaped.txt' points outside"):
         unpack(tmp_path)
     assert not (tmp_path.parent / "escaped.txt").exists() and not (tmp_path / "train.csv").exists()
 

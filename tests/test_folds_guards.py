@@ -41,15 +41,66 @@ def competition(root, kind, n_train=24, **columns):
     return folder
 
 
-def test_class_with_fewer_rows_than_folds_is_one_line(tmp_path):
+def test_class_with_fewer_rows_than_folds_is_spread_not_refused(tmp_path):
     labels = ["cat", "dog"] * 9 + ["sea turtle"] * 3 + ["cat"] * 3
     competition(tmp_path, "label", label=labels)
-    proc = run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=5", check=False)
-    line = one_error_line(proc)
+    proc = run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=5")
+    assert ("rare classes: 1 class(es) (3 train rows) with fewer rows each than folds.n_splits=5 (" in proc.stderr
+            and "are spread over the folds in one shared stratum" in proc.stderr), proc.stderr
+    assert "3 of those rows have no row of their class in their fold's train part" not in proc.stderr
+    [folds] = (tmp_path / "folds" / "c").glob("*/folds.csv")
+    turtles = pd.read_csv(folds)["fold"][18:21]
+    assert turtles.nunique() == 3  # three turtles, three folds: each turtle has two in its train part
+    assert "0 of those rows have no row of their class" in proc.stderr
+    proc = run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=5", "competition.metric=roc_auc", check=False)
+    line = one_error_line(proc)  # ROC AUC (one-vs-rest) is undefined without the class: still refused
     assert line.startswith("error: folds.n_splits=5: class 'sea turtle' has only 3 train row(s) (")
-    assert "train.csv); stratified folds need it in every validation fold: lower folds.n_splits" in line
-    assert not (tmp_path / "folds").exists()
-    run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=3")  # 3 rows, 3 folds: fine
+    assert "competition.metric roc_auc needs it in every validation fold: lower folds.n_splits" in line
+
+
+def rare_fixture():
+    """3 frequent classes (30 rows each) and 40 singleton classes, shuffled."""
+    labels = np.array([c for c in range(3) for _ in range(30)] + list(range(3, 43)))
+    return labels[np.random.default_rng(0).permutation(len(labels))]
+
+
+def test_singleton_classes_are_spread_over_the_folds_and_counted(caplog):
+    labels = rare_fixture()
+    names = [f"c{c}" for c in range(43)]
+    needs = metric_requirements(np.eye(43, dtype=np.float32)[labels], "multiclass", "macro_f1", names)
+    with caplog.at_level("INFO", logger="foldstack"):
+        folds = assign_folds(len(labels), 5, 0, labels=labels, requirements=needs, classes=names)
+    assert folds.shape == (130,) and sorted(set(folds.tolist())) == [0, 1, 2, 3, 4]  # every row in one fold
+    for c in range(3):  # each frequent class in every validation fold, stratified (30 rows: 6 a fold)
+        assert np.bincount(folds[labels == c], minlength=5).tolist() == [6] * 5
+    singles = np.bincount(folds[labels >= 3], minlength=5)
+    assert singles.sum() == 40 and singles.max() <= 8 + 1, singles
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rare classes")]
+    assert line.startswith("rare classes: 40 class(es) (40 train rows) with fewer rows each than folds.n_splits=5 "
+                           "(train rows) are spread over the folds in one shared stratum")
+    assert "; 40 of those rows have no row of their class in their fold's train part" in line
+
+
+def test_rare_pairs_count_only_the_rows_left_without_a_train_twin(caplog):
+    labels = np.array([0] * 20 + [1] * 20 + [2, 2, 3, 3, 4])  # two pairs and a single, 5 folds
+    with caplog.at_level("INFO", logger="foldstack"):
+        folds = assign_folds(len(labels), 5, 3, labels=labels)
+    assert sorted(folds[40:].tolist()) == [0, 1, 2, 3, 4]  # the pool of 5 rare rows: one a fold
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rare classes")]
+    # each pair's rows sit in two folds, so each has its twin in train: only the single is unpredictable
+    assert "rare classes: 3 class(es) (5 train rows)" in line and "; 1 of those rows have no row" in line
+
+
+def test_rare_classes_still_refused_where_the_metric_is_undefined():
+    labels = rare_fixture()
+    y = np.eye(43, dtype=np.float32)[labels]
+    needs = metric_requirements(y, "multiclass", "roc_auc", [f"c{c}" for c in range(43)])
+    with pytest.raises(PipelineError, match=r"class 'c\d+' has only 1 train row\(s\) .*roc_auc needs it"):
+        assign_folds(len(labels), 5, 0, labels=labels, requirements=needs)
+    binary = np.array([1] * 3 + [0] * 40)  # a one-sided ROC AUC column in two folds of five
+    needs = metric_requirements(binary[:, None].astype(np.float32), "binary", "roc_auc", ["0", "1"])
+    with pytest.raises(PipelineError, match=r"folds.n_splits=5: class '1' has only 3 train row\(s\)"):
+        assign_folds(len(binary), 5, 0, labels=binary, requirements=needs)
 
 
 def test_fewer_groups_than_folds_is_one_line(tmp_path):
@@ -61,16 +112,20 @@ def test_fewer_groups_than_folds_is_one_line(tmp_path):
     assert not (tmp_path / "folds").exists()
 
 
-def test_class_in_fewer_groups_than_folds_is_one_line(tmp_path):
-    """StratifiedGroupKFold can put a class in at most as many folds as it has groups."""
+def test_class_in_fewer_groups_than_folds_is_spread(tmp_path):
+    """StratifiedGroupKFold can put a class in at most as many folds as it has groups: with 2 groups and 3 folds
+    the class is rare (pooled, logged); under ROC AUC it is refused."""
     labels = ["cat", "dog", "sea turtle"] * 8
     sites = [f"t{i % 2}" if i % 3 == 2 else f"s{i}" for i in range(24)]  # the 8 sea turtles: 2 sites
     competition(tmp_path, "label", label=labels, site=sites)
-    proc = run_here(tmp_path, "01_folds.py", "c", "folds.n_splits=3", "competition.group_col=site", check=False)
+    group = ["folds.n_splits=3", "competition.group_col=site"]
+    proc = run_here(tmp_path, "01_folds.py", "c", *group)
+    assert ("rare classes: 1 class(es) (8 train rows) with fewer groups of competition.group_col 'site' each than "
+            "folds.n_splits=3") in proc.stderr, proc.stderr
+    proc = run_here(tmp_path, "01_folds.py", "c", *group, "competition.metric=roc_auc", check=False)
     line = one_error_line(proc)
     assert ("folds.n_splits=3: class 'sea turtle' is in only 2 of the groups of competition.group_col 'site'"
-            in line) and "stratified folds need it in every validation fold" in line
-    assert not (tmp_path / "folds").exists()
+            in line) and "competition.metric roc_auc needs it in every validation fold" in line
 
 
 # Binary ROC AUC with a group column: 3 positive rows, each its own site, 3 folds. GroupKFold balances fold sizes,

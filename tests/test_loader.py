@@ -13,6 +13,7 @@ from foldstack.data.cache import image_store
 from foldstack.data.dataset import ImageDataset, SeededBatches, make_loader, reseed_epoch, seeded
 from foldstack.engine.runtime import auto_workers
 from foldstack.data.images import ImageStore
+from foldstack.data.sources import Samples
 from foldstack.data.transforms import build_transforms
 
 
@@ -28,7 +29,7 @@ def write_images(folder: Path, shapes) -> list[Path]:
 
 def fake_context(root: Path, paths: list, n_train: int, size: int, fingerprint: str = "f"):
     def table(rows):
-        return SimpleNamespace(paths=rows, fingerprint=lambda: fingerprint, source="table.csv")
+        return SimpleNamespace(paths=rows, samples=Samples(rows), fingerprint=lambda: fingerprint, source="table.csv")
     cfg = Config.model_validate({"data": {"img_size": size}, "runtime": {"num_workers": 0, "progress": False}})
     return SimpleNamespace(root=root, comp="c", cfg=cfg, train=table(paths[:n_train]), test=table(paths[n_train:]))
 

@@ -30,9 +30,12 @@ def col(*values):
 def test_macro_f1_by_hand():
     # binary: F1(class 1) = 4/5, F1(class 0) = 2/3
     assert score("macro_f1", col(1, 1, 1, 0), col(.9, .8, .2, .1), "binary") == pytest.approx((0.8 + 2 / 3) / 2)
-    # multiclass: class 2 is never true nor predicted and still counts (0) in the macro average
+    # multiclass: class 2 is never true nor predicted: left out of the average, as the graders' f1_score does
     y, p = np.eye(3)[[0, 0, 1, 1]], np.eye(3)[[0, 1, 1, 1]] * 0.8 + 0.05
-    assert score("macro_f1", y, p, "multiclass") == pytest.approx((2 / 3 + 0.8 + 0) / 3)
+    assert score("macro_f1", y, p, "multiclass") == pytest.approx((2 / 3 + 0.8) / 2)
+    # ... and counted as 0 once predicted: a wrong guess of an absent class costs
+    p = np.eye(3)[[0, 1, 1, 2]] * 0.8 + 0.05
+    assert score("macro_f1", y, p, "multiclass") == pytest.approx((2 / 3 + 0.5 + 0) / 3)
     # multilabel: per-column F1 2/3 and 1/2, averaged
     y, p = np.array([[1, 0], [1, 1], [0, 1]]), np.array([[.9, .9], [.1, .9], [.2, .1]])
     assert score("macro_f1", y, p, "multilabel") == pytest.approx((2 / 3 + 0.5) / 2)

@@ -26,7 +26,8 @@ def evaluation_section(text: str) -> str:
 
 def described_metric(text: str, task: str) -> tuple[str, str] | None:
     """(metric, the sentence naming it) from the Evaluation section, when it names one of ours that fits the task."""
-    section = evaluation_section(text).lower().replace("**", "")
+    # a link's text only: "micro averaged [F1 score](url)" (imet) names micro_f1
+    section = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", evaluation_section(text)).lower().replace("**", "")
     found = []
     for phrase, metric in METRIC_PHRASES:
         m = re.search(rf"(?<![a-z]){re.escape(phrase)}(?![a-z])", section)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from . import discover_layouts as layouts
 from .data.archives import unpack_archives
 from .description import described_metric
 from .errors import PipelineError
@@ -198,21 +199,28 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         raise PipelineError(f"{sub_path}: expected an id column and at least one target column")
     _rows(sub, sub_path)
     id_col, sub_targets = sub.columns[0], list(sub.columns[1:])
-    test_dir, test_ext = image_folder(input_dir, TEST_DIRS, sub[id_col].tolist(), "test")
-    comp = dict(sample_submission=sub_path.name, test_dir=test_dir, id_col=id_col,
-                submission_columns=list(sub.columns), test_image_ext=test_ext)
+    metadata = layouts.json_metadata_layout(input_dir, sub, id_col, image_folder, TRAIN_DIRS, TEST_DIRS)  # herbarium
+    comp = dict(sample_submission=sub_path.name, id_col=id_col, submission_columns=list(sub.columns))
+    if metadata is None:
+        comp["test_dir"], comp["test_image_ext"] = image_folder(input_dir, TEST_DIRS, sub[id_col].tolist(), "test")
 
     csvs = sorted(input_dir.glob("train*.csv")) or sorted(input_dir.glob("labels.csv"))  # labels.csv: dog breeds
-    if csvs:
+    if metadata is not None:  # COCO-style JSON metadata is the train table
+        found, train = metadata
+        train = _drop_unlabeled(train, found["target_cols"], input_dir / layouts.TRAIN_METADATA, drop_unlabeled)
+        comp.update(found, **_task(train, found["target_cols"], sub_targets, layouts.TRAIN_METADATA))
+        if drop_unlabeled:
+            comp["drop_unlabeled"] = True
+    elif csvs:
         train_path = _only(csvs, "train.csv", "train csv")
         train = _rows(read_csv(train_path, "train csv"), train_path)
         if id_col not in train.columns:
             raise PipelineError(f"{train_path}: no id column {id_col!r} (the first column of {sub_path.name})")
         target_cols = _target_cols(train, id_col, sub_targets, train_path)
         train = _drop_unlabeled(train, target_cols, train_path, drop_unlabeled)
-        train_dir, train_ext = image_folder(input_dir, TRAIN_DIRS, train[id_col].tolist(), "train")
-        comp.update(layout="csv", train_csv=train_path.name, train_dir=train_dir, train_image_ext=train_ext,
-                    target_cols=target_cols, **_task(train, target_cols, sub_targets, train_path))
+        found = layouts.train_images(input_dir, train, id_col, target_cols, image_folder, TRAIN_DIRS)  # paddy too
+        comp.update(layout="csv", train_csv=train_path.name, target_cols=target_cols, **found,
+                    **_task(train, target_cols, sub_targets, train_path))
         group = patient_column(train, id_col)
         if group is not None:
             comp["group_col"] = group
@@ -225,9 +233,9 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
     if named is not None:
         comp["metric"] = named[0]
         log.info(f"competition.metric: {named[0]}, as {description} says: {named[1]!r}")
-    order = ["layout", "train_csv", "sample_submission", "train_dir", "test_dir", "train_image_ext", "test_image_ext",
-             "id_col", "target_cols", "task", "classes", "metric", "submission_format", "submission_columns",
-             "group_col", "drop_unlabeled"]
+    order = ["layout", "train_csv", "train_metadata", "test_metadata", "sample_submission", "train_dir", "test_dir",
+             "train_path", "train_image_ext", "test_image_ext", "id_col", "target_cols", "task", "classes", "metric",
+             "submission_format", "submission_columns", "group_col", "drop_unlabeled"]
     return {k: comp[k] for k in order if k in comp}
 
 

@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from .data.archives import extract_into
 from .errors import PipelineError, last_output_line
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Kaggle competition slugs: also a safe folder name
@@ -78,16 +79,6 @@ def run_cli(command: list[str], hint: str) -> str:
     return proc.stdout
 
 
-def _safe_members(archive: zipfile.ZipFile, zip_path: Path, dest: Path) -> list[zipfile.ZipInfo]:
-    """Every member, refused if it would land outside `dest` (zip slip: '../x', an absolute path)."""
-    base = os.path.normpath(os.path.abspath(dest))
-    for info in archive.infolist():
-        target = os.path.normpath(os.path.join(base, info.filename))
-        if os.path.isabs(info.filename) or not (target == base or target.startswith(base + os.sep)):
-            raise PipelineError(f"{zip_path}: member {info.filename!r} points outside {dest}; not unpacking it")
-    return archive.infolist()
-
-
 def unpack(folder: Path) -> list[Path]:
     """Unzip every .zip under `folder` in place, nested ones too, removing each once unpacked; returns them."""
     done = []
@@ -97,8 +88,7 @@ def unpack(folder: Path) -> list[Path]:
             return done
         for zip_path in zips:
             try:
-                with zipfile.ZipFile(zip_path) as archive:
-                    archive.extractall(zip_path.parent, _safe_members(archive, zip_path, zip_path.parent))
+                extract_into(zip_path, zip_path.parent)  # merged into the folder: <slug>.zip holds its files
             except zipfile.BadZipFile:
                 raise PipelineError(f"{zip_path}: not a valid zip (an interrupted download? delete it and rerun)") \
                     from None

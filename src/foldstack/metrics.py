@@ -60,6 +60,9 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
     if metric in ("macro_f1", "f_beta") and task != "multilabel":
         # binary macro_f1 averages the F1 of both classes; binary f_beta is the positive class's only
         true, pred, labels = _labels(y, p, task, threshold)
+        # multiclass: over the classes in the truth or the predictions, as the graders' f1_score: a rare class
+        # absent from a fold (herbarium's singletons) is not averaged in as a zero
+        labels = None if task == "multiclass" else labels
         if metric == "macro_f1":
             return float(f1_score(true, pred, labels=labels, average="macro", zero_division=0))
         if task == "binary":

@@ -12,8 +12,8 @@ def check_duplicates(a: Auditor) -> None:
     ctx = a.ctx
     cache = artifact_path(ctx.root, "cache", ctx.comp, "x").parent
     progress = ctx.cfg.runtime.progress
-    train_h = content_hashes(ctx.train.paths, cache, progress, "hashing train images")
-    test_h = content_hashes(ctx.test.paths, cache, progress, "hashing test images")
+    train_h = content_hashes(ctx.train.samples, cache, progress, "hashing train images")
+    test_h = content_hashes(ctx.test.samples, cache, progress, "hashing test images")
     a.hashes = (train_h, test_h)
     train_ids, test_ids = ctx.train.ids, ctx.test.ids
     first_train = {h: i for i, h in reversed(list(enumerate(train_h)))}  # each hash's first train row

@@ -24,9 +24,19 @@ def _sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-def content_hashes(paths, cache_dir: Path | None = None, progress: bool = True, desc: str = "hashing images") -> list:
-    """SHA-1 of every file, in order. With cache_dir, hashes of files whose path, size and mtime are unchanged
-    come from cache_dir/file_hashes.json (rewritten atomically when something new was hashed)."""
+def content_hashes(samples, cache_dir: Path | None = None, progress: bool = True, desc: str = "hashing images") -> list:
+    """SHA-1 of every row's image (data/sources.py samples, or a list of files), in order. Rows of one file each:
+    with cache_dir, hashes of files whose path, size and mtime are unchanged come from cache_dir/file_hashes.json
+    (rewritten atomically when something new was hashed). Channel files and table pixels: hashed each time."""
+    from tqdm import tqdm
+
+    from ..data.sources import as_samples
+
+    samples = as_samples(samples)
+    if samples.kind in ("channel_files", "table"):
+        return [samples.digest(i) for i in tqdm(range(len(samples)), desc=desc, leave=False,
+                                                 disable=None if progress else True)]
+    paths = samples.paths
     cache_file = Path(cache_dir) / CACHE_NAME if cache_dir is not None else None
     try:
         cache = json.loads(cache_file.read_text()) if cache_file is not None and cache_file.is_file() else {}
@@ -41,8 +51,6 @@ def content_hashes(paths, cache_dir: Path | None = None, progress: bool = True, 
         else:
             todo.append(i)
     if todo:
-        from tqdm import tqdm
-
         for i in tqdm(todo, desc=desc, leave=False, disable=None if progress else True):
             out[i] = _sha1(paths[i])
             cache[str(paths[i])] = [stats[i].st_size, stats[i].st_mtime_ns, out[i]]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import read_manifest
-from ..data.splits import coverage_problems, metric_requirements
+from ..data.splits import coverage_problems, metric_requirements, set_aside_rare
 from ..utils.io import read_csv
 from .auditor import Auditor, Split
 
@@ -71,7 +71,9 @@ def check_classes(a: Auditor, split: Split) -> None:
     title = "positive rows per tag" if comp.task == "multilabel" else "rows per class"
     a.report.tables.append((f"{title} in each validation fold: {split.csv}", table))
     metric = split.manifest.get("config", {}).get("competition", {}).get("metric", comp.metric)
-    needed = coverage_problems(split.folds, split.n_splits, metric_requirements(y, comp.task, metric, classes))
+    groups = ctx.train.frame[comp.group_col].to_numpy() if comp.group_col else None
+    needs, _ = set_aside_rare(metric_requirements(y, comp.task, metric, classes), split.n_splits, groups)  # rare: WARN
+    needed = coverage_problems(split.folds, split.n_splits, needs)
     for k, r in needed:
         a.add("classes", "FAIL", split.csv, f"{r.gap(k)}; {r.why} it in every validation fold "
                                             f"(its validation metric is NaN or meaningless)")

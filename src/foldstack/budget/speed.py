@@ -11,7 +11,7 @@ import numpy as np
 
 from ..config.schema import Config
 from ..config.training import cache_side
-from ..data.images import ImageStore, read_image, resize_square
+from ..data.images import ImageStore, resize_square
 from ..engine.fold import build_fold
 from ..engine.inference import predict_probs
 from ..engine.runtime import decode_workers
@@ -26,20 +26,21 @@ SAMPLE = 48          # images decoded for the measurements
 WARMUP, TIMED = 2, 3  # untimed batches (allocation, kernels chosen, workers started), then the timed ones
 
 
-def decode_seconds(paths: list, size: int, workers: int) -> tuple[float, list]:
-    """(seconds per image for the cache build with `workers` decoders, the decoded images at full size)."""
+def decode_seconds(samples, rows, size: int, workers: int) -> tuple[float, list]:
+    """(seconds per image for the cache build with `workers` decoders, the decoded images at full size) of rows
+    `rows` of `samples` (data/sources.py)."""
     t0 = time.perf_counter()
-    images = [read_image(p) for p in paths]
+    images = [samples.read(r) for r in rows]
     for img in images:
         resize_square(img, size)  # timed with the decode: the cache holds resized squares
-    return (time.perf_counter() - t0) / max(len(paths), 1) / max(workers, 1), images
+    return (time.perf_counter() - t0) / max(len(rows), 1) / max(workers, 1), images
 
 
 def sample_images(ctx) -> tuple[list, float]:
     """(SAMPLE train images decoded at full size, seconds per image of the cache build on this machine)."""
-    rows = np.linspace(0, len(ctx.train.paths) - 1, min(SAMPLE, len(ctx.train.paths))).astype(int)
+    rows = np.linspace(0, len(ctx.train) - 1, min(SAMPLE, len(ctx.train))).astype(int)
     workers = max(decode_workers(ctx.cfg), 1)
-    decode_s, images = decode_seconds([ctx.train.paths[r] for r in rows], ctx.cfg.data.img_size, workers)
+    decode_s, images = decode_seconds(ctx.train.samples, rows, ctx.cfg.data.img_size, workers)
     return images, decode_s
 
 

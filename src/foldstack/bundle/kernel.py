@@ -49,7 +49,7 @@ def predict_bundle(dataset: Path, input_dir: Path, output: Path, device: str = "
     torch_device = resolve_device(device)
     log.info(f"bundle {spec.key}: {spec.source} of {len(spec.experiments)} experiment(s), {len(test.ids)} test "
              f"images in {input_dir}, on {torch_device}")
-    tests = [test_predictions(dataset, e, overrides, test.paths, spec.n_outputs, torch_device)
+    tests = [test_predictions(dataset, e, overrides, test.samples, spec.n_outputs, torch_device)
              for e in spec.experiments]
     if spec.level2 is None:
         probs = tests[0]
@@ -57,7 +57,7 @@ def predict_bundle(dataset: Path, input_dir: Path, output: Path, device: str = "
         from ..data.meta_features import image_meta_features
         from ..stacking.persist import load_level
 
-        meta = image_meta_features(test.paths, spec.meta_features) if spec.meta_features else None
+        meta = image_meta_features(test.samples, spec.meta_features) if spec.meta_features else None
         probs = load_level(dataset / spec.level2).predict(tests, meta).astype(np.float32)
     thresholds = None if spec.thresholds is None else np.asarray(spec.thresholds)
     sub = build_submission(comp, test.ids, probs, thresholds)

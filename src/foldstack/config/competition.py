@@ -7,6 +7,7 @@ from .base import Section
 
 TASKS = ("binary", "multiclass", "multilabel")
 SUBMISSION_FORMATS = ("probability", "label", "class_columns", "tags")
+IMAGE_SOURCES = ("file", "npy", "dicom", "channel_files", "table")
 # f_beta: sample-averaged for multilabel (Planet), positive class for binary, macro for multiclass;
 # qwk: quadratic weighted kappa on the argmax label (ordinal classes, in competition.classes order).
 METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1", "macro_f1", "qwk", "f_beta")
@@ -23,8 +24,18 @@ class Competition(Section):
     """Train table (id, target and group columns), in the input folder."""
     sample_submission: str = "sample_submission.csv"
     """Sample submission, in the input folder: its columns are the submission's, its ids the test images."""
+    train_metadata: str = ""
+    """COCO-style JSON read as the train table instead of `train_csv` (herbarium: `train_metadata.json`): its
+    `images` (image_id, file_name) joined with its `annotations` (category_id, ...) on image_id; empty: `train_csv`."""
+    test_metadata: str = ""
+    """JSON list of the test images (`image_id`, `file_name`) naming each sample-submission id's file under
+    `test_dir` (herbarium: `test_metadata.json`); empty: the id plus `test_image_ext`."""
     train_dir: str = "train"
     """Folder of the train images, in the input folder."""
+    train_path: str = ""
+    """A train image's path under `train_dir` as a template of the train row's columns, before
+    `train_image_ext`: `{label}/{image_id}` (paddy: a folder named by each row's label, beside the csv),
+    `{file_name}` (herbarium: the metadata's nested path); empty: the id."""
     test_dir: str = "test"
     """Folder of the test images, in the input folder."""
     train_image_ext: str = ""
@@ -57,13 +68,36 @@ class Competition(Section):
     drop_unlabeled: bool = False
     """Train rows with an empty target: refused naming the CSV rows (false), or left out and counted in the log
     (true)."""
+    image_source: Literal[IMAGE_SOURCES] = "file"
+    """Where a row's pixels are (data/sources.py): `file` (an image file per id), `npy` (an array per id: H x W,
+    H x W x C or C x H x W), `dicom` (a DICOM file per id), `channel_files` (one grayscale file per channel:
+    `<id><suffix>` for each of `channel_suffixes`), `table` (in the train table and `test_csv` themselves:
+    `pixel_columns` reshaped to `pixel_shape`). Sources other than RGB files set `model.in_chans` and a
+    `data.mean`/`data.std` measured on train (discovery writes them)."""
+    channel_suffixes: list[str] = []
+    """`channel_files`: the suffix of each channel's file after the id, in channel order (`_red.png`, ...)."""
+    pixel_columns: list[str] = []
+    """`table`: the columns holding pixels, as names or patterns (`pixel*`); one value per column (row-major,
+    channels last) or, in a JSON table, one list of H*W values per channel."""
+    pixel_shape: list[int] = []
+    """`table`: [height, width] of each image."""
+    test_csv: Optional[str] = None
+    """`table`: the table of the test rows' pixels (`test.csv`, `test.json`), matched to the sample submission by
+    `id_col`, or, without that column, row by row in the sample submission's order."""
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        # f_beta is part of the artifact hashes only where it matters: other metrics ignore it.
+        # f_beta is part of the artifact hashes only where it matters: other metrics ignore it; the image source's
+        # keys only when the source is not image files (the keys of runs on files stay what they were).
         out = handler(self)
         if self.metric != "f_beta":
             out.pop("f_beta", None)
+        for key in ("train_metadata", "test_metadata", "train_path"):  # unset: other layouts keep their artifact keys
+            if not out.get(key):
+                out.pop(key, None)
+        if self.image_source == "file":
+            for key in ("image_source", "channel_suffixes", "pixel_columns", "pixel_shape", "test_csv"):
+                out.pop(key, None)
         return out
 
 

@@ -1,7 +1,7 @@
 """The whole config: every section with its defaults."""
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import Section
 from .competition import Competition, Folds
@@ -45,3 +45,12 @@ class Config(Section):
     distill: Distill = Distill()
     lr_find: LrFind = LrFind()
     runtime: Runtime = Runtime()
+
+    @model_validator(mode="after")
+    def _channels_agree(self):
+        # One count of input channels everywhere: the network's first convolution and the normalisation.
+        counts = (self.model.in_chans, len(self.data.mean), len(self.data.std))
+        if len(set(counts)) > 1:
+            raise ValueError(f"model.in_chans is {counts[0]} but data.mean has {counts[1]} values and data.std "
+                             f"{counts[2]}: give one per input channel")
+        return self

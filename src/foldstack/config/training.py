@@ -1,7 +1,7 @@
 """What a fold trains: model, data and augmentation, mixup, optimisation and schedule, loss, LR range test."""
 from typing import Literal, Optional, Union
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from .base import Section
 
@@ -20,6 +20,9 @@ class Model(Section):
     saying so; `true` requires them (a one-line error otherwise); `false`: from scratch. The hash of the file
     loaded is part of the models' key. With weights, the model's data config (input size, mean/std,
     interpolation, crop) is the default of the `data` keys the config leaves unset."""
+    in_chans: int = Field(3, ge=1)
+    """Input channels of the network (timm's `in_chans`; pretrained weights get their first convolution adapted
+    by timm). 3 for RGB files; discovery sets the source's count for other inputs (`competition.image_source`)."""
     pretrained_path: Optional[str] = None
     """Local backbone weights: a timm/torchvision file (.pth/.bin/.safetensors) or a checkpoint this pipeline
     wrote; the head is re-initialised."""
@@ -38,6 +41,13 @@ class Model(Section):
     """Margin heads: logit scale."""
     margin_m: float = Field(0.5, ge=0)
     """Margin heads: additive angular (arcface) or cosine (cosface) margin."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        if self.in_chans == 3:  # RGB runs keep the keys they had before the key existed
+            out.pop("in_chans", None)
+        return out
 
 
 AUGMENT_PRESETS = ("none", "light", "medium", "heavy")

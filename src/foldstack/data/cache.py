@@ -1,6 +1,6 @@
 """The decoded-image cache: every train and test image decoded and resized once into one uint8 array on disk.
 
-cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, 3) uint8, read through a memory map (memory stays flat,
+cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, C) uint8 (float16 for float sources: data/sources.py), read through a memory map (memory stays flat,
 forked workers share the pages). S is config.training.cache_side(data): data.img_size unless data.cache_size (or a
 crop_pct < 1) keeps more pixels for RandomResizedCrop and evaluation's centre crop. The key hashes both tables'
 fingerprints, S and data.interpolation: other data, side or resampling is another folder, never a rewrite. Built
@@ -22,28 +22,26 @@ FORMAT = 2  # bump when what is stored changes (2: read_image refuses truncated 
 
 
 class _Decode:
-    """Decode + resize one file (a picklable Dataset for the parallel build)."""
+    """Decode + resize one row of a file store (a picklable Dataset for the parallel build)."""
 
-    def __init__(self, paths, size, interpolation):
-        self.paths, self.size, self.interpolation = paths, size, interpolation
+    def __init__(self, store):
+        self.store = store
 
     def __len__(self):
-        return len(self.paths)
+        return len(self.store)
 
     def __getitem__(self, i):
-        from .images import read_image, resize_square
-
-        return resize_square(read_image(self.paths[i]), self.size, self.interpolation)
+        return self.store.decode(i)
 
 
-def _fill(array: np.ndarray, paths: list, size: int, interpolation: str, workers: int, progress: bool) -> None:
+def _fill(array: np.ndarray, store, workers: int, progress: bool) -> None:
     import torch
     from tqdm import tqdm
 
     from .images import decode_in_this_thread
 
     decode_in_this_thread()
-    loader = torch.utils.data.DataLoader(_Decode(paths, size, interpolation), batch_size=256, num_workers=workers,
+    loader = torch.utils.data.DataLoader(_Decode(store), batch_size=256, num_workers=workers,
                                          collate_fn=np.stack, worker_init_fn=decode_in_this_thread)
     start = 0
     for block in tqdm(loader, desc="decoding images into the cache", leave=False, disable=None if progress else True):
@@ -51,15 +49,18 @@ def _fill(array: np.ndarray, paths: list, size: int, interpolation: str, workers
         start += len(block)
 
 
-def cache_key(fingerprints: list[str], size: int, interpolation: str) -> str:
-    return stable_hash(dict(tables=fingerprints, size=size, interpolation=interpolation, format=FORMAT), 16)
+def cache_key(fingerprints: list[str], size: int, interpolation: str, source: str = "file") -> str:
+    extra = {} if source == "file" else dict(source=source)  # the keys of image-file caches stay what they were
+    return stable_hash(dict(tables=fingerprints, size=size, interpolation=interpolation, format=FORMAT, **extra), 16)
 
 
-def file_store(paths: list, n_train: int, data):
-    """An ImageStore of the files, resized to S as the cache would be (runtime.cache=false, outside images)."""
+def file_store(samples, n_train: int, cfg):
+    """An ImageStore of the samples (data/sources.py, or a list of image files), decoded and resized to S as the
+    cache would be (runtime.cache=false, images outside the competition)."""
     from .images import ImageStore
 
-    return ImageStore(paths, n_train, size=cache_side(data), interpolation=data.interpolation)
+    return ImageStore(samples, n_train, size=cache_side(cfg.data), interpolation=cfg.data.interpolation,
+                      channels=cfg.model.in_chans)
 
 
 def image_store(ctx, workers: int = 0):
@@ -68,22 +69,24 @@ def image_store(ctx, workers: int = 0):
     processes (engine.runtime.decode_workers; 0: this one)."""
     from .images import ImageStore
 
-    paths, n_train = list(ctx.train.paths) + list(ctx.test.paths), len(ctx.train.paths)
-    size, interpolation = cache_side(ctx.cfg.data), ctx.cfg.data.interpolation
+    store = file_store(ctx.train.samples + ctx.test.samples, len(ctx.train.samples), ctx.cfg)
     if not ctx.cfg.runtime.cache:
-        return file_store(paths, n_train, ctx.cfg.data)
+        return store
+    size, interpolation, n_train, paths = store.size, store.interpolation, store.n_train, store.paths
     fingerprints = [ctx.train.fingerprint(), ctx.test.fingerprint()]
-    key = cache_key(fingerprints, size, interpolation)
+    key = cache_key(fingerprints, size, interpolation, ctx.cfg.competition.image_source)
     path = artifact_path(ctx.root, "cache", ctx.comp, key)
     if not is_complete(path):
         t0 = time.time()
         try:
             with staging(path) as tmp:
-                array = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                                  shape=(len(paths), size, size, 3))
+                # float sources as float16: half the bytes, 3 significant digits (far finer than any augmentation)
+                dtype = np.float16 if store.float_pixels else np.uint8
+                array = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=dtype,
+                                                  shape=(len(paths), size, size, store.channels))
                 with open(tmp / "images.npy", "r+b") as fh:  # a full disk: ENOSPC (one line) now, not SIGBUS
                     os.posix_fallocate(fh.fileno(), 0, os.path.getsize(tmp / "images.npy"))  # mid-write
-                _fill(array, paths, size, interpolation, workers, ctx.cfg.runtime.progress)
+                _fill(array, store, workers, ctx.cfg.runtime.progress)
                 array.flush()
                 del array
                 write_manifest(tmp, "cache", key, dict(size=size, interpolation=interpolation), fold_key=None,
@@ -95,4 +98,5 @@ def image_store(ctx, workers: int = 0):
                 raise
         log.info(f"decoded-image cache: {len(paths)} images at {size}px in {time.time() - t0:.1f}s "
                  f"({Path(path, 'images.npy').stat().st_size / 2**20:.0f} MiB) -> {path}")
-    return ImageStore(paths, n_train, path / "images.npy", size=size, interpolation=interpolation)
+    return ImageStore(store.samples, n_train, path / "images.npy", size=size, interpolation=interpolation,
+                      channels=store.channels)

@@ -10,8 +10,9 @@ from ..config.training import Data
 
 
 class Normalize(torch.nn.Module):
-    """uint8 (N, C, H, W) or (C, H, W), 0..255 -> float32 normalised; mean/std live as buffers on the module's
-    device (and in an exported graph as constants)."""
+    """uint8 (N, C, H, W) or (C, H, W), 0..255 (mean/std as fractions of 255), or float in the source's own units
+    (mean/std in those units) -> float32 normalised; mean/std live as buffers on the module's device (and in an
+    exported graph as constants)."""
 
     def __init__(self, mean, std):
         super().__init__()
@@ -23,7 +24,10 @@ class Normalize(torch.nn.Module):
         return cls(data.mean, data.std)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.float() - self.shift) * self.scale
+        if images.dtype == torch.uint8:
+            return (images.float() - self.shift) * self.scale
+        # Float sources (arrays, DICOM, table values: data/sources.py) have data.mean/std in their own units.
+        return (images.float() - self.shift / 255) * (self.scale * 255)
 
 
 @lru_cache(maxsize=8)

@@ -88,26 +88,54 @@ def _jpeg_truncated(data: bytes) -> bool:
 
 def resize_square(image: np.ndarray, size: int, interpolation: str = "area") -> np.ndarray:
     """An image as the store gives it: resized to size x size (OpenCV, CV2_INTERPOLATIONS[interpolation]), as
-    albumentations' Resize would; an image already that size is returned as it is."""
+    albumentations' Resize would, any number of channels (one kept as H x W x 1); an image already that size is
+    returned as it is."""
     if image.shape[:2] == (size, size):
         return image
-    return cv2.resize(image, (size, size), interpolation=CV2_INTERPOLATIONS[interpolation])
+    resized = cv2.resize(image, (size, size), interpolation=CV2_INTERPOLATIONS[interpolation])
+    return resized[:, :, None] if resized.ndim == 2 else resized
+
+
+def checked_channels(image: np.ndarray, channels: int | None, where) -> np.ndarray:
+    """The image, or a one-line error when it has another number of channels than the run's model.in_chans."""
+    if channels is not None and image.shape[2] != channels:
+        raise PipelineError(f"{where}: {image.shape[2]} channel(s), where the model takes {channels} "
+                            f"(model.in_chans; the other images have {channels})")
+    return image
 
 
 class ImageStore:
-    """N images by row (train rows first, then test rows): from the cache file when given, else the files,
-    resized to size x size (`resize_square`, as the cache was filled) when `size` is given, else as decoded.
+    """N images by row (train rows first, then test rows): from the cache file when given, else the samples
+    (data/sources.py: image files, arrays, DICOM, channel files, table pixels), resized to size x size
+    (`resize_square`, as the cache was filled) when `size` is given, else as decoded. `channels`: what every image
+    must have (model.in_chans), checked where they are decoded.
 
     Pickles without the array (workers re-open the memory map), so memory stays flat whatever the data size."""
 
-    def __init__(self, paths: list, n_train: int, cache_file: Path | None = None, size: int | None = None,
-                 interpolation: str = "area"):
-        self.paths, self.n_train, self.cache_file = list(paths), n_train, cache_file
-        self.size, self.interpolation = size, interpolation
+    def __init__(self, samples, n_train: int, cache_file: Path | None = None, size: int | None = None,
+                 interpolation: str = "area", channels: int | None = None):
+        from .sources import as_samples
+
+        self.samples, self.n_train, self.cache_file = as_samples(samples), n_train, cache_file
+        self.size, self.interpolation, self.channels = size, interpolation, channels
         self._array = None
 
     def __len__(self):
-        return len(self.paths)
+        return len(self.samples)
+
+    @property
+    def paths(self) -> list[Path]:
+        return self.samples.paths
+
+    @property
+    def float_pixels(self) -> bool:
+        """Float32 images (normalised in the transform) rather than uint8."""
+        return self.samples.float_pixels or (self.array is not None and self.array.dtype != np.uint8)
+
+    def decode(self, row: int) -> np.ndarray:
+        """Row `row` decoded and resized to the store's size (as the cache holds it)."""
+        image = checked_channels(self.samples.read(row), self.channels, self.samples.paths[row])
+        return image if self.size is None else resize_square(image, self.size, self.interpolation)
 
     @property
     def array(self) -> np.ndarray | None:
@@ -120,12 +148,12 @@ class ImageStore:
         return self.n_train + np.asarray(index, dtype=np.int64)
 
     def read(self, rows) -> list[np.ndarray]:
-        """RGB uint8 images of `rows`: S x S (cached, or files with a size), else files as decoded."""
+        """H x W x C images of `rows` (uint8, or float32 for float sources): S x S (cached, or decoded with a
+        size), else as decoded."""
         if self.array is None:
-            if self.size is None:
-                return [read_image(self.paths[r]) for r in rows]
-            return [resize_square(read_image(self.paths[r]), self.size, self.interpolation) for r in rows]
-        return list(self.array[np.asarray(rows, dtype=np.int64)])  # one gather from the memory map per batch
+            return [self.decode(r) for r in rows]
+        block = self.array[np.asarray(rows, dtype=np.int64)]  # one gather from the memory map per batch
+        return list(block.astype(np.float32) if block.dtype == np.float16 else block)
 
     def __getstate__(self):
         return {**self.__dict__, "_array": None}

@@ -7,9 +7,17 @@ from PIL import Image
 from ..errors import PipelineError
 
 
-def image_meta_features(paths: list[Path], names: list[str]) -> np.ndarray:
-    """(N, len(names)) float matrix of width / height / aspect (w/h) / file_size (bytes) per image."""
+def image_meta_features(samples, names: list[str]) -> np.ndarray:
+    """(N, len(names)) float matrix of width / height / aspect (w/h) / file_size (bytes) per image file
+    (data/sources.py `file` samples, or a list of files)."""
     from .images import PIL_ERRORS  # OpenCV with it: only when meta features are asked for
+    from .sources import as_samples
+
+    samples = as_samples(samples)
+    if samples.kind != "file":
+        raise PipelineError(f"stack.meta_features {names} are read from image file headers; this competition's "
+                            f"images are {samples.kind} (competition.image_source): set stack.meta_features to []")
+    paths = samples.paths
 
     out = np.zeros((len(paths), len(names)))
     for i, path in enumerate(paths):

@@ -1,4 +1,5 @@
 """Train/test tables: ids, image paths and encoded targets, with one-line errors for bad input."""
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -10,7 +11,10 @@ import pandas as pd
 from ..config.competition import Competition
 from ..errors import PipelineError
 from ..discover import IMAGE_EXTS, blank_rows, unlabeled_error
+from ..discover_layouts import fill_path, metadata_table, test_names
 from ..utils.io import read_csv, require_columns, stable_hash
+from .pixel_tables import pixel_array, read_table
+from .sources import ChannelFiles, Samples, TablePixels, as_samples, file_samples
 
 log = logging.getLogger("foldstack")
 
@@ -18,21 +22,34 @@ log = logging.getLogger("foldstack")
 @dataclass
 class Table:
     ids: list[str]
-    paths: list[Path]
-    frame: pd.DataFrame          # the rows as read (targets, group column)
+    samples: Samples             # the rows' pixels (data/sources.py); a list of image files is taken as `file` samples
+    frame: pd.DataFrame          # the rows as read (targets, group column), without pixel columns
     source: str                  # file (or folder) the rows came from, for error messages
+
+    def __post_init__(self):
+        self.samples = as_samples(self.samples)
 
     def __len__(self):
         return len(self.ids)
 
+    @property
+    def paths(self) -> list[Path]:
+        """The file behind each row (its first channel's; the table itself for pixels in a table)."""
+        return self.samples.paths
+
     def fingerprint(self) -> str:
-        """Content hash of the table and the image files' names and sizes (cheap, no image reads)."""
-        sizes = [p.stat().st_size for p in self.paths]
-        return stable_hash([self.frame.to_csv(index=False), [p.name for p in self.paths], sizes], 16)
+        """Content hash of the table and the image files' names and sizes (cheap, no image reads); pixels held in
+        the table itself are hashed whole."""
+        files = [f for i in range(len(self.samples)) for f in self.samples.files(i)]
+        pixels = getattr(self.samples, "array", None)
+        extra = [] if pixels is None else [hashlib.sha1(np.ascontiguousarray(pixels).tobytes()).hexdigest()]
+        return stable_hash([self.frame.to_csv(index=False), [p.name for p in files],
+                            [p.stat().st_size for p in files], *extra], 16)
 
 
-def _paths(folder: Path, ids, ext: str, source: str, lines) -> list[Path]:
-    """lines: each id's frame index (CSV line - 2; rows may have been left out), for the error messages."""
+def _paths(folder: Path, ids, ext: str, source: str, lines, suffixes=("",)) -> list[Path]:
+    """lines: each id's frame index (CSV line - 2; rows may have been left out), for the error messages.
+    suffixes: the files each path stands for (`path + suffix`: one per channel for channel files)."""
     # Lexical normalisation, not Path.resolve(): realpath costs a syscall per path component (4 s for 17,500 ids
     # under a linked input/); what it must catch is an id like '../x' escaping the folder.
     base = os.path.normpath(os.path.abspath(folder))
@@ -43,12 +60,25 @@ def _paths(folder: Path, ids, ext: str, source: str, lines) -> list[Path]:
         if not path.startswith(base + os.sep):
             raise PipelineError(f"{source} row {n + 2}: id {name!r} points outside {folder}")
         paths.append(Path(path))
-    missing = [(n, p) for n, p in zip(lines, paths) if not p.is_file()]
+    missing = [(n, Path(f"{p}{s}")) for n, p in zip(lines, paths) for s in suffixes if not Path(f"{p}{s}").is_file()]
     if missing:
         n, p = missing[0]
-        raise PipelineError(f"{source} row {n + 2}: image not found: {p}"
+        raise PipelineError(f"{source} row {n + 2}: {'image' if suffixes == ('',) else 'channel file'} not found: {p}"
                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     return paths
+
+
+def samples_of(comp: Competition, folder: Path, ids, ext: str, frame: pd.DataFrame, source: str,
+               table: Path | None = None) -> Samples:
+    """The rows' pixels as competition.image_source says (data/sources.py); `table`: the file holding the frame,
+    for pixels in a table."""
+    kind = comp.image_source
+    if kind == "table":
+        return TablePixels(pixel_array(table, comp.pixel_columns, comp.pixel_shape, frame.index), table)
+    if kind == "channel_files":
+        return ChannelFiles(_paths(folder, ids, "", source, frame.index, tuple(comp.channel_suffixes)),
+                            comp.channel_suffixes)
+    return file_samples(kind, _paths(folder, ids, ext, source, frame.index))
 
 
 def input_dir(comp: Competition, root: Path, name: str) -> Path:
@@ -76,9 +106,12 @@ def load_train(comp: Competition, root: Path, name: str) -> Table:
         labels = [p.parent.name if comp.layout == "folders" else p.name.split(".")[0] for p in files]
         frame = pd.DataFrame({comp.id_col: ids, comp.target_cols[0]: labels})
         source = str(folder)
+    elif comp.train_metadata:  # COCO-style JSON metadata (herbarium)
+        source = str(base / comp.train_metadata)
+        frame = metadata_table(base / comp.train_metadata, comp.id_col)
     else:
         source = str(base / comp.train_csv)
-        frame = read_csv(base / comp.train_csv, "train csv")
+        frame = table_rows(comp, base / comp.train_csv, "train csv")
     cols = [comp.id_col, *comp.target_cols] + ([comp.group_col] if comp.group_col else [])
     require_columns(frame, cols, source)
     _check_ids(frame[comp.id_col], source)
@@ -92,7 +125,9 @@ def load_train(comp: Competition, root: Path, name: str) -> Table:
     if not len(frame):
         raise PipelineError(f"{source}: no rows")
     ids = frame[comp.id_col].tolist()
-    return Table(ids, _paths(folder, ids, comp.train_image_ext, source, frame.index), frame, source)
+    names = fill_path(comp.train_path, frame, source) if comp.train_path else ids  # label folder, nested path
+    return Table(ids, samples_of(comp, folder, names, comp.train_image_ext, frame, source, base / comp.train_csv),
+                 frame, source)
 
 
 def load_test(comp: Competition, root: Path, name: str) -> Table:
@@ -106,7 +141,43 @@ def load_test(comp: Competition, root: Path, name: str) -> Table:
     if not len(frame):
         raise PipelineError(f"{source}: no rows")
     ids = frame[comp.id_col].tolist()
-    return Table(ids, _paths(base / comp.test_dir, ids, comp.test_image_ext, source, frame.index), frame, source)
+    if comp.image_source == "table":
+        return Table(ids, test_pixels(comp, base, frame), frame, source)
+    names = test_names(base / comp.test_metadata, ids, source) if comp.test_metadata else ids  # herbarium
+    return Table(ids, samples_of(comp, base / comp.test_dir, names, comp.test_image_ext, frame, source), frame, source)
+
+
+def table_rows(comp: Competition, path: Path, what: str) -> pd.DataFrame:
+    """A train table's rows as strings, without its pixel columns; a table of pixels without an id column (the
+    digit-recognizer's train.csv) gets row numbers from 1 as ids."""
+    patterns = comp.pixel_columns if comp.image_source == "table" else ()
+    frame, _ = read_table(path, what, patterns)
+    if comp.image_source == "table" and comp.id_col not in frame.columns:
+        frame.insert(0, comp.id_col, [str(n + 1) for n in range(len(frame))])
+    return frame
+
+
+def test_pixels(comp: Competition, base: Path, submission: pd.DataFrame) -> TablePixels:
+    """The test rows' pixels from competition.test_csv, in the sample submission's order: matched by id_col, or
+    row by row when the table has no such column (digit-recognizer: ImageId is the row number from 1)."""
+    if not comp.test_csv:
+        raise PipelineError("competition.test_csv: name the table holding the test rows' pixels "
+                            "(competition.image_source is table)")
+    path = base / comp.test_csv
+    frame, _ = read_table(path, "test table", comp.pixel_columns)
+    if comp.id_col in frame.columns:
+        where = pd.Series(range(len(frame)), index=frame[comp.id_col])
+        missing = submission.index[~submission[comp.id_col].isin(where.index)]
+        if len(missing):
+            raise PipelineError(f"{comp.sample_submission} row {missing[0] + 2}: id "
+                                f"{submission[comp.id_col][missing[0]]!r} is not in {path}")
+        order = where.loc[submission[comp.id_col]].to_numpy()
+    elif len(frame) != len(submission):
+        raise PipelineError(f"{path}: {len(frame)} rows but {len(submission)} in {comp.sample_submission}; without "
+                            f"an {comp.id_col!r} column they must match row by row")
+    else:
+        order = np.arange(len(frame))
+    return TablePixels(pixel_array(path, comp.pixel_columns, comp.pixel_shape, order), path)
 
 
 def output_names(comp: Competition) -> list[str]:

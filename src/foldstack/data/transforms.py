@@ -29,18 +29,19 @@ def _light_affine() -> A.Affine:
     return A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-15, 15), border_mode=REFLECT, p=0.5)
 
 
-def _medium_ops() -> list:
+def _medium_ops(rgb: bool = True) -> list:
+    # Hue and saturation exist for RGB only: other channel counts (and float sources) keep the rest.
     return [
         A.Affine(scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), rotate=(-30, 30), shear=(-8, 8),
                  border_mode=REFLECT, p=0.7),
         A.RandomBrightnessContrast(brightness_limit=(-0.2, 0.2), contrast_limit=(-0.2, 0.2), p=0.5),
-        A.HueSaturationValue(hue_shift_limit=(-10, 10), sat_shift_limit=(-20, 20), val_shift_limit=(-10, 10), p=0.3),
-    ]
+    ] + ([A.HueSaturationValue(hue_shift_limit=(-10, 10), sat_shift_limit=(-20, 20), val_shift_limit=(-10, 10),
+                               p=0.3)] if rgb else [])
 
 
-def _heavy_ops() -> list:
+def _heavy_ops(rgb: bool = True) -> list:
     # sized for 32-224 px images: small kernels, holes as fractions of the side
-    return _medium_ops() + [
+    return _medium_ops(rgb) + [
         A.OneOf([
             A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2)),
             A.MotionBlur(blur_limit=(3, 5)),
@@ -51,11 +52,12 @@ def _heavy_ops() -> list:
     ]
 
 
-def preset_ops(name: str) -> list:
-    """The albumentations ops of one `data.augment` preset (after Resize and the flips)."""
+def preset_ops(name: str, rgb: bool = True) -> list:
+    """The albumentations ops of one `data.augment` preset (after Resize and the flips); rgb=False: for inputs
+    that are not RGB uint8 (no hue/saturation)."""
     if name not in AUGMENT_PRESETS:
         raise PipelineError(f"data.augment: unknown preset {name!r} (expected one of {', '.join(AUGMENT_PRESETS)})")
-    return {"none": list, "light": lambda: [_light_affine()], "medium": _medium_ops, "heavy": _heavy_ops}[name]()
+    return {"none": lambda _: [], "light": lambda _: [_light_affine()], "medium": _medium_ops, "heavy": _heavy_ops}[name](rgb)
 
 
 def _error_text(err: Exception) -> str:
@@ -95,9 +97,9 @@ class TrainTransform:
     """The training pipeline; see the module docstring for its order."""
 
     def __init__(self, augment: A.Compose, auto_augment: AutoAugment | None, finish: A.Compose,
-                 erasing: Erasing | None, img_size: int, seed: int = 0):
+                 erasing: Erasing | None, img_size: int, seed: int = 0, normalize: Normalize | None = None):
         self.augment, self.auto_augment, self.finish = augment, auto_augment, finish
-        self.erasing, self.img_size = erasing, img_size
+        self.erasing, self.img_size, self.normalize = erasing, img_size, normalize
         self.set_random_seed(seed)
 
     def set_random_seed(self, seed: int) -> None:
@@ -121,7 +123,9 @@ class TrainTransform:
             image = self.auto_augment(np.ascontiguousarray(image))
         tensor = self.finish(image=image)["image"]
         if self.erasing is not None:
-            tensor = self.erasing(tensor)
+            tensor = self.erasing(tensor)  # normalises, then erases
+        elif self.normalize is not None:
+            tensor = self.normalize(tensor)
         return {"image": tensor}
 
     def __repr__(self):
@@ -135,12 +139,32 @@ def _resize(cfg: Data, side: int) -> A.Resize:
     return A.Resize(side, side, interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
 
 
-def build_transforms(cfg: Data, train: bool):
-    """Training or evaluation transform: `t(image=rgb_uint8_hwc)["image"]`, `t.set_random_seed(seed)`."""
+class EvalTransform:
+    """Resize (and centre crop) to a tensor; float sources normalised here (uint8 batches are, on the device)."""
+
+    def __init__(self, ops: A.Compose, normalize: Normalize | None):
+        self.ops, self.normalize = ops, normalize
+
+    def set_random_seed(self, seed: int) -> None:
+        self.ops.set_random_seed(seed)
+
+    def __call__(self, *, image: np.ndarray, **_) -> dict:
+        tensor = self.ops(image=image)["image"]
+        return {"image": tensor if self.normalize is None else self.normalize(tensor)}
+
+
+def build_transforms(cfg: Data, train: bool, float_pixels: bool = False):
+    """Training or evaluation transform: `t(image=uint8_or_float_hwc)["image"]`, `t.set_random_seed(seed)`.
+    float_pixels: the source gives float32 (data/sources.py), normalised in the transform, in its own units."""
+    normalize = Normalize.of(cfg) if float_pixels else None
     if not train:
         side = eval_side(cfg)
         crop = [A.CenterCrop(cfg.img_size, cfg.img_size)] if side != cfg.img_size else []
-        return A.Compose([_resize(cfg, side), *crop, ToTensorV2()], seed=0)
+        return EvalTransform(A.Compose([_resize(cfg, side), *crop, ToTensorV2()], seed=0), normalize)
+    rgb = len(cfg.mean) == 3 and not float_pixels
+    if cfg.auto_augment and not rgb:
+        raise PipelineError(f"data.auto_augment={cfg.auto_augment!r} needs RGB 8-bit images; this input has "
+                            f"{len(cfg.mean)} channel(s){' of floats' if float_pixels else ''}: set it to null")
     ops = [A.RandomResizedCrop(size=(cfg.img_size, cfg.img_size), scale=tuple(cfg.rrc_scale),
                                ratio=tuple(cfg.rrc_ratio), interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
            if cfg.rrc else _resize(cfg, cfg.img_size)]
@@ -148,9 +172,9 @@ def build_transforms(cfg: Data, train: bool):
         ops.append(A.HorizontalFlip(p=0.5))
     if cfg.vflip:
         ops.append(A.VerticalFlip(p=0.5))
-    ops += preset_ops(cfg.augment)
+    ops += preset_ops(cfg.augment, rgb)
     ops += [build_extra_aug(e, f"data.extra_augs[{i}]") for i, e in enumerate(cfg.extra_augs)]
     auto = AutoAugment(cfg.auto_augment, cfg.img_size, cfg.mean) if cfg.auto_augment else None
     erasing = Erasing(cfg.random_erasing, Normalize.of(cfg)) if cfg.random_erasing > 0 else None
     finish = A.Compose([ToTensorV2()], seed=0)
-    return TrainTransform(A.Compose(ops, seed=0), auto, finish, erasing, cfg.img_size)
+    return TrainTransform(A.Compose(ops, seed=0), auto, finish, erasing, cfg.img_size, normalize=normalize)

@@ -15,7 +15,6 @@ from ..errors import PipelineError, first_line
 from ..loss.factory import logits_to_probs
 from ..utils.io import sha256_file
 from ..utils.timing import median_seconds
-from .inference import inference_loader
 
 log = logging.getLogger("foldstack")
 
@@ -36,7 +35,8 @@ def requirements():
 
 
 class ExportNet(nn.Module):
-    """uint8 (N, C, H, W) -> probabilities averaged over `models` (one fold's), normalised inside."""
+    """uint8 (N, C, H, W), or float32 for float sources -> probabilities averaged over `models` (one fold's),
+    normalised inside."""
 
     def __init__(self, models: list, data, task: str):
         super().__init__()
@@ -55,12 +55,18 @@ class ExportNet(nn.Module):
         return any(m.pretrained_cfg.get("fixed_input_size", False) for m in self.models)
 
 
-def contract(cfg, n_outputs: int) -> dict:
-    """The input/output contract, written into each graph's metadata_props and export.json."""
+def contract(cfg, n_outputs: int, float_pixels: bool = False) -> dict:
+    """The input/output contract, written into each graph's metadata_props and export.json. float_pixels: the
+    image source gives floats (data/sources.py), taken as they are read, in their own units."""
     comp = cfg.competition
-    return {"input_name": INPUT, "input_dtype": "uint8", "input_layout": "NCHW RGB 0..255",
+    source = "" if comp.image_source == "file" else f" ({comp.image_source})"
+    return {"input_name": INPUT, "input_dtype": "float32" if float_pixels else "uint8",
+            "input_layout": (f"NCHW{source} in the source's units" if float_pixels
+                             else "NCHW RGB 0..255" if comp.image_source == "file" else f"NCHW{source} 0..255"),
             "input_shape": ["batch", len(cfg.data.mean), "height", "width"], "img_size": cfg.data.img_size,
-            "normalisation": "inside the graph: (x - 255 * mean) / (255 * std)", "mean": list(cfg.data.mean),
+            "normalisation": "inside the graph: " + ("(x - mean) / std" if float_pixels
+                                                     else "(x - 255 * mean) / (255 * std)"),
+            "mean": list(cfg.data.mean),
             "std": list(cfg.data.std), "output_name": OUTPUT, "output_shape": ["batch", n_outputs],
             "output": "probabilities: " + ("softmax" if comp.task == "multiclass" else "sigmoid")
                       + " of the logits" + (" (the positive class)" if comp.task == "binary" else ""),
@@ -101,20 +107,24 @@ def add_metadata(onnx, path, metadata: dict) -> None:
 
 
 def check_images(cfg, images, rows) -> torch.Tensor:
-    """The test rows `rows` of an ImageStore through the evaluation transform: uint8 (n, C, img_size, img_size)."""
-    loader = inference_loader(cfg, images, images.test_rows(rows), torch.device("cpu"))
-    x = torch.cat([batch for batch, _ in loader])
-    if x.dtype != torch.uint8:
-        raise PipelineError(f"internal: the evaluation transform gives {x.dtype}, not uint8")
+    """The test rows `rows` of an ImageStore through the evaluation transform, before normalisation (the graph
+    normalises): uint8 (n, C, img_size, img_size), float32 in the source's units for float sources."""
+    from ..data.dataset import ImageDataset, make_loader
+    from ..data.transforms import build_transforms
+
+    dataset = ImageDataset(images, images.test_rows(rows), None, build_transforms(cfg.data, False))
+    x = torch.cat([batch for batch, _ in make_loader(dataset, cfg.data.batch_size * 2, 0)])
+    if x.dtype != (torch.float32 if images.float_pixels else torch.uint8):
+        raise PipelineError(f"internal: the evaluation transform gives {x.dtype} for this image source")
     return x
 
 
 def resized(x, size: int):
-    """A uint8 batch at another side (bilinear, rounded back to uint8)."""
+    """A batch at another side (bilinear; uint8 rounded back to uint8)."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
     y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False)
-    return y.round().clamp(0, 255).to(x.dtype)
+    return y.round().clamp(0, 255).to(x.dtype) if x.dtype == torch.uint8 else y
 
 
 def checked_diff(net: ExportNet, session, x, what: str) -> float:
@@ -129,9 +139,12 @@ def checked_diff(net: ExportNet, session, x, what: str) -> float:
     return diff
 
 
-def speeds(net: ExportNet, session, batch: int, size: int, channels: int, repeats: int) -> dict:
-    """Median images/s of PyTorch (eval, inference_mode) and ONNX Runtime on one random uint8 batch."""
-    images = torch.randint(0, 256, (batch, channels, size, size), dtype=torch.uint8)
+def speeds(net: ExportNet, session, batch: int, size: int, like: torch.Tensor, repeats: int) -> dict:
+    """Median images/s of PyTorch (eval, inference_mode) and ONNX Runtime on one random batch of `like`'s
+    channels and dtype."""
+    shape = (batch, like.shape[1], size, size)
+    images = (torch.randint(0, 256, shape, dtype=torch.uint8) if like.dtype == torch.uint8
+              else torch.randn(shape, dtype=like.dtype))
     feed = {INPUT: images.numpy()}
 
     def torch_step():
@@ -153,5 +166,5 @@ def export_fold(net: ExportNet, path, x_check, sizes: list, metadata: dict, batc
     for size in sizes if dynamic else sizes[:1]:
         x = resized(x_check, size)
         entry["sizes"][str(size)] = {"max_abs_diff": checked_diff(net, session, x, f"fold {metadata['fold']}"),
-                                     **speeds(net, session, batch, size, x.shape[1], repeats)}
+                                     **speeds(net, session, batch, size, x, repeats)}
     return {**entry, "bytes": path.stat().st_size, "sha256": sha256_file(path)}

@@ -73,9 +73,9 @@ def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
     train_rows, train_targets = train_idx, targets[train_idx]
     if extra is not None:
         train_rows, train_targets = np.concatenate([train_rows, extra.rows]), np.vstack([train_targets, extra.targets])
-    train_ds = ImageDataset(images, train_rows, train_targets, build_transforms(cfg.data, train=True))
+    train_ds = ImageDataset(images, train_rows, train_targets, build_transforms(cfg.data, True, images.float_pixels))
     valid_rows = dist.shard(valid_idx)
-    valid_ds = ImageDataset(images, valid_rows, y[valid_rows], build_transforms(cfg.data, train=False))
+    valid_ds = ImageDataset(images, valid_rows, y[valid_rows], build_transforms(cfg.data, False, images.float_pixels))
     batch, generator, workers = cfg.data.batch_size, torch.Generator(), num_workers(cfg, device)
     sampler = ExtraRowsSampler(len(train_idx), len(extra.rows), extra.fraction, generator) if extra else None
     per_epoch = len(sampler) if sampler is not None else len(train_ds)

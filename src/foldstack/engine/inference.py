@@ -40,7 +40,7 @@ def inference_loader(cfg: Config, images, rows, device):
         raise PipelineError(f"internal: an image store of {images.size}px squares for a config whose cache side is "
                             f"{cache_side(cfg.data)}px (data.cache_size={cfg.data.cache_size}, "
                             f"data.crop_pct={cfg.data.crop_pct})")
-    dataset = ImageDataset(images, rows, None, build_transforms(cfg.data, train=False))
+    dataset = ImageDataset(images, rows, None, build_transforms(cfg.data, False, images.float_pixels))
     return make_loader(dataset, cfg.data.batch_size * 2, num_workers(cfg, device))
 
 
@@ -49,7 +49,8 @@ def predict_files(models: list, cfg: Config, files: list, device, desc: str = "p
     rows (decoded to the cache's side by data.cache.file_store, the configured TTA, the models averaged)."""
     from ..data.cache import file_store
 
-    loader = inference_loader(cfg, file_store(list(files), 0, cfg.data), np.arange(len(files)), device)
+    store = file_store(files, 0, cfg)  # image files, or a competition's samples (data/sources.py)
+    loader = inference_loader(cfg, store, np.arange(len(store)), device)
     return predict_probs(models, loader, cfg, device, tta_views(cfg), desc=desc)
 
 

@@ -62,7 +62,7 @@ def summarize(cfg, n_outputs: int, seconds: float = 2.0, speed: bool = True) -> 
     model = model.to(device)
     if layout:
         model = model.to(memory_format=torch.channels_last)
-    flops = count_flops(model, size, device=device)
+    flops = count_flops(model, size, cfg.model.in_chans, device=device)
     out = {"model": cfg.model.name, "model_key": stable_hash(cfg.model.model_dump()), "task": task,
            "n_outputs": n_outputs, "img_size": size, "params_total": total, "params_trainable": trainable,
            "params_trainable_frozen": frozen, "feature_width": int(model.num_features), "flops": flops,
@@ -75,7 +75,7 @@ def summarize(cfg, n_outputs: int, seconds: float = 2.0, speed: bool = True) -> 
         return out
 
     def batch_of(n):
-        x = torch.randn(n, 3, size, size, device=device)
+        x = torch.randn(n, cfg.model.in_chans, size, size, device=device)
         return x.contiguous(memory_format=torch.channels_last) if layout else x
 
     x_infer, x_train = batch_of(out["infer_batch"]), batch_of(out["train_batch"])

@@ -29,7 +29,7 @@ def create_model(cfg: Model, num_classes: int, task: str = "multiclass", weights
     if source is not None and not source.is_file():
         raise PipelineError(f"{what}: file not found: {source}")
     backbone = _backbone(cfg)
-    loaded = load_backbone_weights(backbone, source, cfg.name, what) if source is not None else None
+    loaded = load_backbone_weights(backbone, source, cfg.name, what, cfg.in_chans) if source is not None else None
     if cfg.pool == "avg":  # the model's own pooling: any architecture, ViTs included
         pool, nhwc = nn.Identity(), False
         width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
@@ -45,7 +45,7 @@ def create_model(cfg: Model, num_classes: int, task: str = "multiclass", weights
 def _backbone(cfg: Model) -> nn.Module:
     # num_classes=0: no classifier (the head is ours). global_pool='': the model returns its unpooled map after
     # any post-feature layers (MobileNetV3's conv_head, ConvNeXt's head norm), which forward_features skips.
-    kwargs = dict(num_classes=0)
+    kwargs = dict(num_classes=0, in_chans=cfg.in_chans)
     if cfg.pool != "avg":
         kwargs["global_pool"] = ""
     if cfg.drop_path_rate:
@@ -66,8 +66,8 @@ def _feature_map(backbone: nn.Module, cfg: Model) -> tuple[int, bool]:
     model's own input size (timm's pretrained cfg): every model takes it, fixed-size ones (ViT, Swin) only it."""
     was_training = backbone.training
     backbone.eval()
-    size = backbone.pretrained_cfg.get("input_size", (3, 224, 224))
-    out = backbone(torch.zeros(1, *size))
+    size = backbone.pretrained_cfg.get("input_size", (3, 224, 224))[1:]
+    out = backbone(torch.zeros(1, cfg.in_chans, *size))
     backbone.train(was_training)
     if out.ndim != 4:
         raise PipelineError(f"model.pool={cfg.pool} needs a CNN with a 2-D feature map; {cfg.name} gives shape "

@@ -76,26 +76,42 @@ def coverage(state: dict, own: dict, path: Path | None) -> dict:
                 first_missing=missing[:5], unused=len([k for k in state if k not in own]))
 
 
-def _converted(path: Path, name: str) -> dict | None:
+def _converted(path: Path, name: str, in_chans: int = 3) -> dict | None:
     """The file's tensors through timm's own pretrained loading of `name` (its converter for original releases,
-    e.g. ConvNeXt or Swin from their authors), loaded strictly; None when they do not fit."""
+    e.g. ConvNeXt or Swin from their authors; its adaptation of the first convolution to `in_chans` channels),
+    loaded strictly; None when they do not fit."""
     import timm
 
     try:
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)),
+                                  in_chans=in_chans)
     except (RuntimeError, KeyError, ValueError):  # missing, unexpected or misshapen tensors, in the load or converter
         return None
     return model.state_dict()
 
 
-def load_backbone_weights(backbone: nn.Module, path: Path, name: str, what: str = "model.pretrained_path") -> dict:
+def _first_conv_adapted(state: dict, own: dict, backbone: nn.Module) -> dict:
+    """RGB weights for a model of other input channels (model.in_chans): the first convolution adapted as timm's
+    own pretrained loading does (`adapt_input_conv`: summed for 1 channel, repeated and rescaled for more)."""
+    from timm.models import adapt_input_conv
+
+    names = backbone.pretrained_cfg.get("first_conv") or []
+    for name in [names] if isinstance(names, str) else names:
+        key = f"{name}.weight"
+        if key in state and key in own and state[key].ndim == 4 and state[key].shape[1] != own[key].shape[1]:
+            state = {**state, key: adapt_input_conv(own[key].shape[1], state[key])}
+    return state
+
+
+def load_backbone_weights(backbone: nn.Module, path: Path, name: str, what: str = "model.pretrained_path",
+                          in_chans: int = 3) -> dict:
     """Load the backbone from `path`; returns its `coverage` (logged when partial, kept in the fold manifest).
     Refused when under MIN_COVERAGE of the tensors fit: that is another architecture, not a partial match."""
     own = backbone.state_dict()
-    state = _clean(read_state_dict(path, what), own)
+    state = _first_conv_adapted(_clean(read_state_dict(path, what), own), own, backbone)
     problem = _misfit(state, own)
     if problem:
-        converted = _converted(path, name)
+        converted = _converted(path, name, in_chans)
         if converted is None or _misfit(converted, own):
             raise PipelineError(f"{what}: {path} does not fit {name}: {problem}")
         state = converted

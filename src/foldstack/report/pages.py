@@ -163,7 +163,7 @@ def mistakes_section(folder, ctx, y, preds, comp, n: int = 24) -> str:
     cells = []
     for rank, row in enumerate(frame.itertuples(index=False)):
         src = f"mistakes/{rank:03d}.png"
-        plots.thumbnail(ctx.train.paths[row.row], folder / src)
+        plots.thumbnail(ctx.train.samples.read(row.row), folder / src)
         cells.append(f'<figure><img src="{src}" alt="{escape(str(row.id))}"><figcaption>{escape(str(row.id))}<br>'
                      f'<span class="true">true: {escape(row.true)}</span><br><span class="pred">predicted: '
                      f'{escape(row.predicted)}</span><br>confidence {row.confidence:.3f}</figcaption></figure>')

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import read_image
+from ..data.sources import display_image
 from ..utils.io import atomic_write_bytes
 from ..utils.plots import _pyplot, _save
 
@@ -107,15 +107,15 @@ def class_distribution(frame, path: Path) -> None:
     _save(fig, path)
 
 
-def thumbnail(image_path: Path, path: Path, side: int = 112) -> None:
-    """The image (the project's reader: any format, EXIF orientation) scaled so its longer side is `side`."""
+def thumbnail(pixels: np.ndarray, path: Path, side: int = 112) -> None:
+    """A row's pixels (its samples' read(): any source) as a picture scaled so its longer side is `side`."""
     import cv2
 
-    image = read_image(image_path)
+    image = display_image(pixels)
     scale = side / max(image.shape[:2])
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
     ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise RuntimeError(f"cannot encode a thumbnail of {image_path}")
+        raise RuntimeError(f"cannot encode a thumbnail for {path}")
     atomic_write_bytes(path, png.tobytes())

@@ -80,7 +80,7 @@ def run(ctx) -> dict:
     onnx, ort = export.requirements()
     n_outputs = ctx.targets.shape[1]
     x_check = export.check_images(cfg, ctx.images, np.arange(min(args.check_rows, len(ctx.test.ids))))
-    contract = export.contract(cfg, n_outputs)
+    contract = export.contract(cfg, n_outputs, ctx.images.float_pixels)
     log.info(f"export: {len(trained.dirs)} fold(s) of {ctx.exp} ({cfg.model.name}, checkpoint "
              f"{cfg.predict.checkpoint}) from {trained.path} at {' and '.join(f'{s}px' for s in sizes)}")
     report = {"comp": ctx.comp, "experiment": ctx.exp, "train": str(trained.path.relative_to(ctx.root)),

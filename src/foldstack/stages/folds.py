@@ -36,7 +36,7 @@ def split_inputs(ctx) -> SplitInputs:
     desc = f"groups of competition.group_col {comp.group_col!r}"
     if cfg.dedupe:
         cache = artifact_path(ctx.root, "cache", ctx.comp, "x").parent
-        hashes = content_hashes(ctx.train.paths, cache, ctx.cfg.runtime.progress, "hashing train images (dedupe)")
+        hashes = content_hashes(ctx.train.samples, cache, ctx.cfg.runtime.progress, "hashing train images (dedupe)")
         dups = duplicate_sets(hashes)  # [[row, ...], ...]
         dup_info = dict(duplicate_sets=len(dups), duplicate_rows=sum(map(len, dups)),
                         content_hash=stable_hash(hashes, 16))

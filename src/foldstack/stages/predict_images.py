@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import stage_root
+from ..data.sources import FILE_SUFFIXES, file_samples
 from ..discover import IMAGE_EXTS
 from ..errors import PipelineError
 from ..lineage import fold_dirs
@@ -29,17 +30,22 @@ def add_arguments(p) -> None:
                                                "under the project root)")
 
 
-def find_images(path: Path) -> tuple[list[Path], list[str]]:
-    """The image files to predict and their names in the CSV: a file alone (its name), or every file under a
-    folder with an image suffix, recursively, sorted by path relative to the folder (that path is its name)."""
+def find_images(path: Path, source: str = "file") -> tuple[list[Path], list[str]]:
+    """The files to predict and their names in the CSV: a file alone (its name), or every file under a folder
+    with a suffix of the competition's image source (image files, .npy, DICOM), recursively, sorted by path
+    relative to the folder (that path is its name)."""
+    if source not in ("file", *FILE_SUFFIXES):
+        raise PipelineError(f"make predict reads one file per image; competition.image_source is {source}: "
+                            f"predict through a competition folder (make oof) instead")
+    suffixes = FILE_SUFFIXES.get(source, IMAGE_EXTS)
     if path.is_file():
         return [path], [path.name]
     if not path.is_dir():
         raise PipelineError(f"no such image file or folder: {path}")
-    files = sorted((f for f in path.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.is_file()),
+    files = sorted((f for f in path.rglob("*") if f.suffix.lower() in suffixes and f.is_file()),
                    key=lambda f: f.relative_to(path).as_posix())
     if not files:
-        raise PipelineError(f"no images found under {path} (suffixes: {' '.join(IMAGE_EXTS)})")
+        raise PipelineError(f"no images found under {path} (suffixes: {' '.join(suffixes)})")
     return files, [f.relative_to(path).as_posix() for f in files]
 
 
@@ -69,7 +75,8 @@ def run(ctx):
     if args.top_k < 1:
         raise PipelineError(f"--top-k {args.top_k}: must be at least 1")
     images = Path(args.images).expanduser()
-    files, names = find_images(images)
+    source = ctx.cfg.competition.image_source
+    files, names = find_images(images, source)
     trained = fold_dirs(ctx)  # every fold trained, on this config's split
     name = images.stem if images.is_file() else images.resolve().name
     out = Path(args.out).expanduser() if args.out else stage_root(ctx.root, "predict_images", ctx.comp, ctx.exp,
@@ -84,7 +91,7 @@ def run(ctx):
     log.info(f"{len(files)} image(s), {len(models)} model(s) from {trained.path}, TTA: {len(views)} view(s) "
              f"({', '.join(v.name for v in views)}) on {device}")
     # no cache: each file decoded and resized to the cache's side S, then the evaluation transform, as test rows
-    probs = predict_files(models, cfg, files, device, desc=f"{len(files)} images")
+    probs = predict_files(models, cfg, file_samples(source, files), device, desc=f"{len(files)} images")
 
     classes = list(comp.classes)
     frame = top_k_frame(names, class_probs(probs, comp.task), classes, args.top_k)

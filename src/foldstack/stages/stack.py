@@ -42,8 +42,8 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict, tuple]:
     methods = list(dict.fromkeys(st.compare + [st.method]))  # ordered, unique
     oof_meta = test_meta = None  # the meta-models' image header features, read once for all of them
     if any(uses_meta_features(m, st) for m in methods):
-        oof_meta = image_meta_features(ctx.train.paths, st.meta_features)
-        test_meta = image_meta_features(ctx.test.paths, st.meta_features)
+        oof_meta = image_meta_features(ctx.train.samples, st.meta_features)
+        test_meta = image_meta_features(ctx.test.samples, st.meta_features)
     for method in methods:
         fit = fit_level(method, oofs, tests, y, folds, comp, st, oof_meta, test_meta)
         kind = "blend" if method in BLENDS else f"stack on {len(oofs)} experiment(s)"

@@ -1,0 +1,212 @@
+"""Where a row's pixels come from (competition.image_source), behind one interface: `Samples.read(i)` gives row i
+as an H x W x C array, uint8 for 8-bit sources and float32 for the others, whatever the files are.
+
+- `file`: an image file per row (everything OpenCV or PIL reads; RGB, 3 channels);
+- `npy`: a NumPy array per row (H x W, H x W x C, or C x H x W when C is the short side: SETI's 6 x 273 x 256),
+  uint8 kept, any other dtype as float32;
+- `dicom`: a DICOM file per row (pydicom): rescale slope/intercept applied, MONOCHROME1 inverted, clipped to the
+  window its tags give; float32, 1 channel (3 for colour DICOM);
+- `channel_files`: one grayscale file per channel, `<id><suffix>` for each of competition.channel_suffixes (Human
+  Protein Atlas: `_red.png _green.png _blue.png _yellow.png`);
+- `table`: pixels stored in the train/test table itself (digit-recognizer's `pixel0..pixel783` columns, statoil's
+  JSON lists `band_1`, `band_2`), reshaped to competition.pixel_shape.
+Every source goes through the decoded-image cache, so from the second epoch on they all read alike."""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PipelineError
+
+
+class Samples:
+    """The rows' pixels. `paths`: the file backing each row (its first channel's file; the table, for pixels in a
+    table), for messages, sizes and hashes. `float_pixels`: read() gives float32 (normalised in raw units)."""
+    kind = "file"
+    float_pixels = False
+
+    def __init__(self, paths):
+        self.paths = [Path(p) for p in paths]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def read(self, i: int) -> np.ndarray:
+        from .images import read_image
+
+        return read_image(self.paths[i])
+
+    def files(self, i: int) -> list[Path]:
+        """Every file row i reads."""
+        return [self.paths[i]]
+
+    def digest(self, i: int) -> str:
+        """SHA-1 of what row i reads (duplicate checks)."""
+        h = hashlib.sha1()
+        for path in self.files(i):
+            h.update(path.read_bytes())
+        return h.hexdigest()
+
+    def __add__(self, other: "Samples") -> "Samples":
+        return Concat(self, other)
+
+
+class NpyFiles(Samples):
+    kind = "npy"
+
+    def __init__(self, paths, float_pixels: bool = True):
+        super().__init__(paths)
+        self.float_pixels = float_pixels
+
+    def read(self, i):
+        path = self.paths[i]
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise PipelineError(f"cannot read array: {path} ({' '.join(str(e).split())})") from None
+        if array.ndim == 2:
+            array = array[:, :, None]
+        elif array.ndim == 3 and array.shape[0] < min(array.shape[1:]):  # channels first
+            array = np.moveaxis(array, 0, -1)
+        elif array.ndim != 3:
+            raise PipelineError(f"{path}: an array of shape {array.shape}; expected H x W, H x W x C or C x H x W")
+        if not self.float_pixels:
+            if array.dtype != np.uint8:
+                raise PipelineError(f"{path}: dtype {array.dtype}, where the first train arrays are uint8")
+            return np.ascontiguousarray(array)
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+class DicomFiles(Samples):
+    kind, float_pixels = "dicom", True
+
+    def read(self, i):
+        return read_dicom(self.paths[i])
+
+
+def read_dicom(path: Path) -> np.ndarray:
+    """H x W x 1 (3 for colour) float32 in the modality's units: slope/intercept applied, MONOCHROME1 inverted (so
+    bright is dense, as in MONOCHROME2), clipped to the first window of the tags when they give one."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError) as e:
+        raise PipelineError(f"cannot read DICOM: {path} ({' '.join(str(e).split())})") from None
+    if "PixelData" not in ds:
+        raise PipelineError(f"{path}: a DICOM without pixel data")
+    try:
+        pixels = ds.pixel_array.astype(np.float32)
+    except (RuntimeError, ValueError, NotImplementedError) as e:  # a transfer syntax without its decoder installed
+        raise PipelineError(f"cannot decode DICOM pixels: {path} ({' '.join(str(e).split())})") from None
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        raise PipelineError(f"{path}: {ds.NumberOfFrames} frames; one image per file is expected")
+    pixels = pixels * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+    if ds.get("PhotometricInterpretation") == "MONOCHROME1":
+        pixels = pixels.max() + pixels.min() - pixels
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is not None and width is not None:
+        first = (lambda v: float(v[0]) if isinstance(v, pydicom.multival.MultiValue) else float(v))
+        c, w = first(center), first(width)
+        pixels = np.clip(pixels, c - w / 2, c + w / 2)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+class ChannelFiles(Samples):
+    """`stems[i] + suffix` for each suffix, stacked as channels. `paths`: the first channel's files."""
+    kind = "channel_files"
+
+    def __init__(self, stems, suffixes):
+        self.stems, self.suffixes = [str(s) for s in stems], list(suffixes)
+        super().__init__([f"{s}{self.suffixes[0]}" for s in self.stems])
+
+    def files(self, i):
+        return [Path(f"{self.stems[i]}{s}") for s in self.suffixes]
+
+    def read(self, i):
+        import cv2
+
+        planes = []
+        for path in self.files(i):
+            plane = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if plane is None:
+                raise PipelineError(f"cannot read channel file: {path}"
+                                    + ("" if path.is_file() else " (missing)"))
+            planes.append(plane)
+        if len({p.shape for p in planes}) > 1:
+            raise PipelineError(f"{self.files(i)[0]}: its channel files differ in size "
+                                f"({', '.join('x'.join(map(str, p.shape)) for p in planes)})")
+        return np.stack(planes, axis=-1)
+
+
+class TablePixels(Samples):
+    """Rows of an (N, H, W, C) array read from a table; `paths`: the table, for every row."""
+    kind = "table"
+
+    def __init__(self, array: np.ndarray, table: Path):
+        self.array = array
+        self.float_pixels = array.dtype != np.uint8
+        super().__init__([table] * len(array))
+
+    def read(self, i):
+        return self.array[i]
+
+    def files(self, i):
+        return []
+
+    def digest(self, i):
+        return hashlib.sha1(np.ascontiguousarray(self.array[i]).tobytes()).hexdigest()
+
+
+class Concat(Samples):
+    """Train rows, then test rows (the decoded-image cache's order)."""
+
+    def __init__(self, first: Samples, second: Samples):
+        self.parts = [first, second]
+        self.kind, self.float_pixels = first.kind, first.float_pixels or second.float_pixels
+        self.paths = first.paths + second.paths
+
+    def _part(self, i):
+        n = len(self.parts[0])
+        return (self.parts[0], i) if i < n else (self.parts[1], i - n)
+
+    def read(self, i):
+        part, j = self._part(i)
+        return part.read(j)
+
+    def files(self, i):
+        part, j = self._part(i)
+        return part.files(j)
+
+    def digest(self, i):
+        part, j = self._part(i)
+        return part.digest(j)
+
+
+# The suffixes of the files a source reads one per row (`make predict` lists a folder's files by them).
+FILE_SUFFIXES = {"npy": (".npy",), "dicom": (".dcm", ".dicom")}
+
+
+def file_samples(kind: str, paths) -> Samples:
+    """Samples of one file per row: image files, arrays (uint8 kept as such when the first one is uint8, as the
+    run's cache holds them) or DICOM."""
+    if kind == "npy":
+        first = np.load(paths[0], mmap_mode="r", allow_pickle=False) if len(paths) else None
+        return NpyFiles(paths, float_pixels=first is None or first.dtype != np.uint8)
+    return DicomFiles(paths) if kind == "dicom" else Samples(paths)
+
+
+def as_samples(paths_or_samples) -> Samples:
+    """Samples as they are; a list of image files as `file` samples."""
+    return paths_or_samples if isinstance(paths_or_samples, Samples) else Samples(paths_or_samples)
+
+
+def display_image(pixels: np.ndarray) -> np.ndarray:
+    """Any source's pixels as an RGB uint8 picture (report thumbnails): the first three channels (one channel
+    repeated), float values stretched from their 1st to 99th percentile."""
+    pixels = pixels[:, :, :3] if pixels.shape[2] >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)
+    if pixels.dtype == np.uint8:
+        return np.ascontiguousarray(pixels)
+    low, high = np.percentile(pixels, [1, 99])
+    return (np.clip((pixels - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)

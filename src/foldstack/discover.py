@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 
 from . import discover_layouts as layouts
+from . import discover_sources as sources
 from .data.archives import unpack_archives
 from .description import described_metric
 from .errors import PipelineError
@@ -15,6 +16,11 @@ from .utils.io import atomic_write_text, read_csv
 
 log = logging.getLogger("foldstack")
 
+# The inferred keys in the order the YAML shows them.
+KEY_ORDER = ["layout", "train_csv", "test_csv", "train_metadata", "test_metadata", "sample_submission", "train_dir",
+             "test_dir", "train_path", "test_path", "train_image_ext", "test_image_ext", "image_source",
+             "channel_suffixes", "pixel_columns", "pixel_shape", "id_col", "target_cols", "task", "classes", "metric",
+             "submission_format", "submission_columns", "group_col", "drop_unlabeled"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".bmp")
 TRAIN_DIRS = ("train", "train_images", "images", "train_imgs")
 TEST_DIRS = ("test", "test_images", "images", "test_imgs")
@@ -150,38 +156,6 @@ def _drop_unlabeled(train: pd.DataFrame, target_cols: list[str], path, drop: boo
     return _rows(train.drop(index=blank), path)
 
 
-def labels_in_file_names(folder: Path) -> list[str] | None:
-    """The labels of a train folder whose files are named `<label>.<n>.<ext>` (dogs vs cats: cat.0.jpg), sorted;
-    None when the names hold no such labels (fewer than two, numbers, or about one file each)."""
-    files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
-    prefixes = [name.split(".")[0] for name in files if name.count(".") >= 2]
-    labels = sort_classes(prefixes)
-    if len(prefixes) < len(files) or not 2 <= len(labels) <= len(files) // 2:
-        return None
-    if pd.to_numeric(pd.Series(labels), errors="coerce").notna().any():
-        return None
-    return labels
-
-
-def _unlabeled_folder(input_dir: Path, train_dir: str, sub: pd.DataFrame, sub_targets: list[str]) -> dict:
-    """A train folder without a csv: a folder per class, or labels in the file names."""
-    folder = input_dir / train_dir
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    layout = "folders"
-    if len(classes) < 2:
-        classes, layout = labels_in_file_names(folder), "filenames"
-        if classes is None:
-            raise PipelineError(f"{input_dir}: no train csv, no train/<class>/ folders and no labels in the file "
-                                f"names (<label>.<n>.jpg)")
-    comp = dict(layout=layout, train_dir=train_dir, train_image_ext="", target_cols=["label"])
-    probabilities = pd.to_numeric(sub[sub_targets[0]], errors="coerce").notna().all()
-    if len(classes) == 2 and len(sub_targets) == 1 and probabilities:  # P(the second class), e.g. P(dog)
-        return dict(comp, task="binary", classes=classes, metric="roc_auc", submission_format="probability")
-    fmt = "class_columns" if len(sub_targets) > 1 else "label"
-    return dict(comp, task="multiclass", classes=sub_targets if fmt == "class_columns" else classes,
-                submission_format=fmt, metric="log_loss" if fmt == "class_columns" else "accuracy")
-
-
 def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
     """The competition section for `input_dir` (its zips unpacked first). Rows with an empty target are refused
     (naming them) unless drop_unlabeled, which leaves them out of the discovery (and of training: the flag is
@@ -201,10 +175,10 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
     id_col, sub_targets = sub.columns[0], list(sub.columns[1:])
     metadata = layouts.json_metadata_layout(input_dir, sub, id_col, image_folder, TRAIN_DIRS, TEST_DIRS)  # herbarium
     comp = dict(sample_submission=sub_path.name, id_col=id_col, submission_columns=list(sub.columns))
-    if metadata is None:
-        comp["test_dir"], comp["test_image_ext"] = image_folder(input_dir, TEST_DIRS, sub[id_col].tolist(), "test")
-
-    csvs = sorted(input_dir.glob("train*.csv")) or sorted(input_dir.glob("labels.csv"))  # labels.csv: dog breeds
+    if metadata is None:  # image files; else pixels in tables, arrays, DICOM, channel files
+        comp.update(sources.test_layout(input_dir, sub, id_col, TEST_DIRS, image_folder))
+    csvs = (sources.train_tables(input_dir, comp) or sorted(input_dir.glob("train*.csv"))
+            or sorted(input_dir.glob("labels.csv")))  # labels.csv: dog breeds
     if metadata is not None:  # COCO-style JSON metadata is the train table
         found, train = metadata
         train = _drop_unlabeled(train, found["target_cols"], input_dir / layouts.TRAIN_METADATA, drop_unlabeled)
@@ -213,12 +187,14 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
             comp["drop_unlabeled"] = True
     elif csvs:
         train_path = _only(csvs, "train.csv", "train csv")
-        train = _rows(read_csv(train_path, "train csv"), train_path)
+        train = _rows(sources.read_train(train_path, comp), train_path)
         if id_col not in train.columns:
             raise PipelineError(f"{train_path}: no id column {id_col!r} (the first column of {sub_path.name})")
         target_cols = _target_cols(train, id_col, sub_targets, train_path)
         train = _drop_unlabeled(train, target_cols, train_path, drop_unlabeled)
-        found = layouts.train_images(input_dir, train, id_col, target_cols, image_folder, TRAIN_DIRS)  # paddy too
+        found = sources.train_files(input_dir, train, id_col, comp, TRAIN_DIRS)
+        if found is None:  # image files: by id, or in label folders (paddy)
+            found = layouts.train_images(input_dir, train, id_col, target_cols, image_folder, TRAIN_DIRS)
         comp.update(layout="csv", train_csv=train_path.name, target_cols=target_cols, **found,
                     **_task(train, target_cols, sub_targets, train_path))
         group = patient_column(train, id_col)
@@ -227,23 +203,40 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         if drop_unlabeled:
             comp["drop_unlabeled"] = True
     else:
-        comp.update(_unlabeled_folder(input_dir, _first_existing(input_dir, TRAIN_DIRS, "train"), sub, sub_targets))
+        comp.update(layouts.unlabeled_folder(input_dir, _first_existing(input_dir, TRAIN_DIRS, "train"), sub, sub_targets))
     description = input_dir / "description.md"
     named = described_metric(description.read_text(errors="replace"), comp["task"]) if description.is_file() else None
     if named is not None:
         comp["metric"] = named[0]
         log.info(f"competition.metric: {named[0]}, as {description} says: {named[1]!r}")
-    order = ["layout", "train_csv", "train_metadata", "test_metadata", "sample_submission", "train_dir", "test_dir",
-             "train_path", "train_image_ext", "test_image_ext", "id_col", "target_cols", "task", "classes", "metric",
-             "submission_format", "submission_columns", "group_col", "drop_unlabeled"]
-    return {k: comp[k] for k in order if k in comp}
+    return {k: comp[k] for k in KEY_ORDER if k in comp}
+
+
+class _Findings(logging.Handler):
+    """What discovery logged (what it found and why), kept for the YAML's header."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
 
 
 def write_competition_config(path: Path, input_dir: Path, shown_as=None, drop_unlabeled: bool = False) -> dict:
-    comp = discover_competition(input_dir, drop_unlabeled)
+    findings, level = _Findings(), log.level
+    log.addHandler(findings)
+    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
+    try:
+        comp = discover_competition(input_dir, drop_unlabeled)
+        extra = sources.input_sections(comp, input_dir)  # model.in_chans, data.mean/std of non-RGB inputs
+    finally:
+        log.removeHandler(findings)
+        log.setLevel(level)
     header = (f"# Inferred from {shown_as or input_dir} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n"
               f"# This file is yours now: edit it (it wins over inference) or delete it to infer again.\n"
               f"# Any other section (folds, model, data, train, loss, predict, stack, runtime) may go here too:\n"
               f"# see docs/config.md for the keys.\n")
-    atomic_write_text(path, header + yaml.safe_dump({"competition": comp}, sort_keys=False))
+    header += "".join(f"# found: {' '.join(line.split())}\n" for line in findings.lines)
+    atomic_write_text(path, header + yaml.safe_dump({"competition": comp, **extra}, sort_keys=False))
     return comp

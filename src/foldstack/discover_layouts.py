@@ -1,9 +1,11 @@
-"""Train and test layouts beyond "one image per id in a folder": a folder named by the row's label in the path
+"""Train and test layouts beyond "one image per id in a folder": a train folder without a table (a folder per
+class, or the label in each file's name: dogs-vs-cats' cat.0.jpg), a folder named by the row's label in the path
 (paddy-disease-classification: train.csv beside train_images/<label>/<image_id>) and COCO-style JSON metadata as the
 train table (herbarium-2022-fgvc9: train_metadata.json's images and annotations; test_metadata.json naming each
 test id's file). Discovery (discover.py) calls these; data/table.py reads the JSON rows with `metadata_table`."""
 import json
 import logging
+import re
 import string
 from pathlib import Path
 
@@ -17,13 +19,14 @@ TRAIN_METADATA, TEST_METADATA = "train_metadata.json", "test_metadata.json"
 PATH_COLUMN = "file_name"  # COCO's image path column, relative to the image folder
 
 
-def fill_path(template: str, frame: pd.DataFrame, source: str) -> list[str]:
-    """Each row's image path from competition.train_path (`{label}/{image_id}`): the template's fields filled from
-    the row's columns; a field naming no column is one line."""
-    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
+def fill_path(template: str, frame: pd.DataFrame, source: str, key: str = "train_path") -> list[str]:
+    """Each row's image path from competition.train_path or test_path (`{label}/{image_id}`, SETI's
+    `{id[0]}/{id}`: a folder named by the id's first character): the template's fields filled from the row's
+    columns; a field naming no column is one line."""
+    fields = sorted({re.split(r"[.\[]", f)[0] for _, f, _, _ in string.Formatter().parse(template) if f})
     missing = [f for f in fields if f not in frame.columns]
     if missing:
-        raise PipelineError(f"competition.train_path {template!r}: no column {missing[0]!r} in {source}")
+        raise PipelineError(f"competition.{key} {template!r}: no column {missing[0]!r} in {source}")
     return [template.format_map(row) for row in frame[fields].to_dict("records")]
 
 
@@ -117,3 +120,39 @@ def json_metadata_layout(input_dir: Path, sub: pd.DataFrame, id_col: str, image_
              f"{len(train)} rows, id image_id, target category_id, path {PATH_COLUMN} under {comp['train_dir']}/"
              + (f"; test files named by {TEST_METADATA}" if test_json.is_file() else ""))
     return comp, train
+
+
+def labels_in_file_names(folder: Path) -> list[str] | None:
+    """The labels of a train folder whose files are named `<label>.<n>.<ext>` (dogs vs cats: cat.0.jpg), sorted;
+    None when the names hold no such labels (fewer than two, numbers, or about one file each)."""
+    from .discover import IMAGE_EXTS, sort_classes
+
+    files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
+    prefixes = [name.split(".")[0] for name in files if name.count(".") >= 2]
+    labels = sort_classes(prefixes)
+    if len(prefixes) < len(files) or not 2 <= len(labels) <= len(files) // 2:
+        return None
+    if pd.to_numeric(pd.Series(labels), errors="coerce").notna().any():
+        return None
+    return labels
+
+
+def unlabeled_folder(input_dir: Path, train_dir: str, sub: pd.DataFrame, sub_targets: list[str]) -> dict:
+    """A train folder without a csv: a folder per class, or labels in the file names."""
+    from .discover import sort_classes
+
+    folder = input_dir / train_dir
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    layout = "folders"
+    if len(classes) < 2:
+        classes, layout = labels_in_file_names(folder), "filenames"
+        if classes is None:
+            raise PipelineError(f"{input_dir}: no train csv, no train/<class>/ folders and no labels in the file "
+                                f"names (<label>.<n>.jpg)")
+    comp = dict(layout=layout, train_dir=train_dir, train_image_ext="", target_cols=["label"])
+    probabilities = pd.to_numeric(sub[sub_targets[0]], errors="coerce").notna().all()
+    if len(classes) == 2 and len(sub_targets) == 1 and probabilities:  # P(the second class), e.g. P(dog)
+        return dict(comp, task="binary", classes=classes, metric="roc_auc", submission_format="probability")
+    fmt = "class_columns" if len(sub_targets) > 1 else "label"
+    return dict(comp, task="multiclass", classes=sub_targets if fmt == "class_columns" else classes,
+                submission_format=fmt, metric="log_loss" if fmt == "class_columns" else "accuracy")

@@ -140,3 +140,69 @@ def input_sections(comp: dict, input_dir: Path) -> dict:
     log.info(f"{comp['image_source']} inputs of {len(mean)} channel(s): model.in_chans={len(mean)}, data.mean "
              f"{mean} and data.std {std}, measured on {min(STATS_SAMPLE, len(train))} train images")
     return {"model": {"in_chans": len(mean)}, "data": {"mean": mean, "std": std}}
+
+
+def _layout_keys(rule: dict, id_col: str, side: str) -> dict:
+    keys = {"image_source": rule["image_source"], f"{side}_image_ext": rule["ext"]}
+    if "channel_suffixes" in rule:
+        keys["channel_suffixes"] = rule["channel_suffixes"]
+    if rule["nested"]:
+        keys[f"{side}_path"] = f"{{{id_col}[0]}}/{{{id_col}}}"
+    return keys
+
+
+def test_layout(input_dir: Path, sub: pd.DataFrame, id_col: str, test_dirs, image_folder) -> dict:
+    """The competition keys of the test rows: pixels in test.csv / test.json; else image files named by the ids
+    (`image_folder`: preferred, e.g. SIIM's jpeg/test beside its DICOM test/); else arrays, DICOM or channel
+    files in a test folder; else image_folder's refusal."""
+    table = pixel_table(input_dir, "test")
+    if table is not None:
+        name = next(n for n in ("test.csv", "test.json") if (input_dir / n).is_file())
+        return dict(table, test_csv=name)
+    try:
+        return dict(zip(("test_dir", "test_image_ext"), image_folder(input_dir, test_dirs, sub[id_col].tolist(),
+                                                                     "test")))
+    except PipelineError as no_images:
+        refusal = no_images
+    for name in [n for n in test_dirs if (input_dir / n).is_dir()]:
+        rule = file_rule(input_dir / name, sub[id_col].tolist())
+        if rule is not None:
+            keys = _layout_keys(rule, id_col, "test")
+            log.info(f"competition.image_source: {rule['image_source']}: {input_dir / name} holds "
+                     + (f"{', '.join(rule['channel_suffixes'])} per id" if "channel_suffixes" in rule
+                        else f"<id>{rule['ext']}") + (", in folders named by the id's first character"
+                                                      if rule["nested"] else ""))
+            return dict(test_dir=name, **keys)
+    raise refusal
+
+
+def train_tables(input_dir: Path, comp: dict) -> list[Path]:
+    """The train table of pixels in a table (train.csv, or statoil's train.json); [] for other sources."""
+    if comp.get("image_source") != "table":
+        return []
+    return [p for p in (input_dir / "train.csv", input_dir / "train.json") if p.is_file()][:1]
+
+
+def read_train(path: Path, comp: dict) -> pd.DataFrame:
+    """The train table's rows as strings (without its pixel columns when they are the images)."""
+    from .config.competition import Competition
+    from .data.table import table_rows
+
+    known = {k: v for k, v in comp.items() if k in Competition.model_fields}
+    return table_rows(Competition(**known), path, "train csv")
+
+
+def train_files(input_dir: Path, train: pd.DataFrame, id_col: str, comp: dict, train_dirs) -> dict | None:
+    """train_dir and the path keys of the train rows when the test rows are not image files ({} for pixels in the
+    table); None for image files (discovered as usual)."""
+    kind = comp.get("image_source", "file")
+    if kind == "file":
+        return None
+    if kind == "table":
+        return {}
+    for name in [n for n in train_dirs if (input_dir / n).is_dir()]:
+        rule = file_rule(input_dir / name, train[id_col].tolist())
+        if rule is not None and rule["image_source"] == kind:
+            return dict(train_dir=name, **_layout_keys(rule, id_col, "train"))
+    raise PipelineError(f"{input_dir}: the test images are {kind} files, but no train folder ({', '.join(train_dirs)})"
+                        f" holds them for the train ids ({train[id_col].iloc[0]!r}, ...)")

@@ -38,6 +38,9 @@ class Competition(Section):
     `{file_name}` (herbarium: the metadata's nested path); empty: the id."""
     test_dir: str = "test"
     """Folder of the test images, in the input folder."""
+    test_path: str = ""
+    """A test image's path under `test_dir` as a template of the sample submission's columns, before
+    `test_image_ext`: `{id[0]}/{id}` (SETI: a folder named by the id's first character); empty: the id."""
     train_image_ext: str = ""
     """Suffix appended to a train id to get its file name (empty when the ids carry it)."""
     test_image_ext: str = ""
@@ -92,7 +95,7 @@ class Competition(Section):
         out = handler(self)
         if self.metric != "f_beta":
             out.pop("f_beta", None)
-        for key in ("train_metadata", "test_metadata", "train_path"):  # unset: other layouts keep their artifact keys
+        for key in ("train_metadata", "test_metadata", "train_path", "test_path"):  # unset: other layouts keep their artifact keys
             if not out.get(key):
                 out.pop(key, None)
         if self.image_source == "file":

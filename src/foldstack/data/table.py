@@ -143,7 +143,8 @@ def load_test(comp: Competition, root: Path, name: str) -> Table:
     ids = frame[comp.id_col].tolist()
     if comp.image_source == "table":
         return Table(ids, test_pixels(comp, base, frame), frame, source)
-    names = test_names(base / comp.test_metadata, ids, source) if comp.test_metadata else ids  # herbarium
+    names = (test_names(base / comp.test_metadata, ids, source) if comp.test_metadata  # herbarium
+             else fill_path(comp.test_path, frame, source, "test_path") if comp.test_path else ids)
     return Table(ids, samples_of(comp, base / comp.test_dir, names, comp.test_image_ext, frame, source), frame, source)
 
 

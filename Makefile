@@ -43,6 +43,7 @@ help:
 	@echo "make audit                     leak audit of what is on disk: OOF, pseudo, stack and teacher rows, duplicate images"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
 	@echo "make bench                     pipeline vs compute ceiling (train, inference), peak memory; BENCH_ARGS=--epoch"
+	@echo "make bench SOURCES=1           cached reads of .npy / DICOM / channel-file / table-pixel sources against RGB JPEG"
 	@echo "make test                      the whole test suite (CPU; about 17 minutes on 2 cores), the 20 slowest tests listed"
 	@echo "make test-fast                 the unit tier: no test that starts a script, make, Ray, torchrun or Chromium (< 3 minutes)"
 	@echo "make docs                      regenerate docs/config.md from the schema (a test fails when it is stale)"
@@ -175,9 +176,12 @@ lr-find: folds
 	$(PY) scripts/lr_find.py $(ARGS)
 
 # Images/s of the real pipeline against the model's compute ceiling on this machine (a table, not a test).
+# SOURCES=1: each image source (.npy, DICOM, channel files, table pixels) against RGB JPEGs through the decoded-image
+# cache, on images it generates (no COMP, no folds).
 BENCH_ARGS ?=
-bench: folds
-	$(PY) scripts/bench.py $(ARGS) $(BENCH_ARGS)
+SOURCES ?=
+bench: $(if $(SOURCES),| $(INSTALL),folds)
+	$(if $(SOURCES),$(PY) scripts/bench_sources.py,$(PY) scripts/bench.py $(ARGS)) $(BENCH_ARGS)
 
 # BUDGET=10m: the plan for this machine (made once) + the pipeline in the budget, in one process, with a table of
 # planned against actual seconds per stage (and the score with LABELS).

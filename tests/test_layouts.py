@@ -3,6 +3,7 @@
 thousands of rare classes and a test_metadata.json naming each test file, and imet-2020-fgvc7's space-separated
 attribute ids beside a labels.csv that is not the train table. Tiny generated data in the real names and shapes."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from conftest import COLORS, write_png
 from foldstack.config.competition import Competition
 from foldstack.data.splits import assign_folds, metric_requirements
-from foldstack.data.table import encode_targets, load_test, load_train, stratify_labels
+from foldstack.data.table import class_index, encode_targets, load_test, load_train
 from foldstack.discover import discover_competition
 from foldstack.errors import PipelineError
 
@@ -120,7 +121,7 @@ def test_herbarium_coco_metadata_is_the_train_table(tmp_path, caplog):
     assert test.ids == [str(i) for i in range(6)] and test.paths[5] == folder / "test_images" / "000/test-000005.jpg"
 
     # the folds stage's assignment: stratified, macro F1's classes; the 5 singletons spread, not refused
-    labels = stratify_labels(y, config)
+    labels = class_index(train, config)
     needs = metric_requirements(y, config.task, config.metric, config.classes)
     with caplog.at_level("INFO", logger="foldstack"):
         folds = assign_folds(len(train), 5, 42, "auto", labels, None, None, needs, config.classes, train.source)
@@ -185,3 +186,47 @@ def test_imet_attribute_ids_are_tags_and_labels_csv_is_not_the_train_table(tmp_p
                for r in caplog.records)  # read from the text (the link's text), not the task's default
     y = encode_targets(load_train(Competition(**comp), tmp_path, "imet"), Competition(**comp))
     assert y.sum(0).tolist() == [6, 10, 8, 6, 8]
+
+
+def test_leaf_tabular_features_beside_a_shared_images_folder_are_not_pixels(tmp_path):
+    """leaf-classification: train.csv id,species,margin1..64,shape1..64,texture1..64 and test.csv the same less
+    species (three runs of 64 numbered columns: features, not an 8x8 image), images/<id>.jpg for train and test,
+    a probability column per species."""
+    folder = tmp_path / "input" / "leaf"
+    species = ["Acer_Capillipes", "Acer_Circinatum", "Acer_Mono", "Quercus_Rubra"]
+    features = {f"{kind}{n}": np.linspace(0, 0.05, 14).round(5) for kind in ("margin", "shape", "texture")
+                for n in range(1, 65)}
+    for i in range(1, 15):
+        write_png(folder / "images" / f"{i}.jpg", COLORS[i % 4], seed=i, size=8)
+    pd.DataFrame({"id": range(1, 11), "species": [species[i % 4] for i in range(10)],
+                  **{k: v[:10] for k, v in features.items()}}).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame({"id": range(11, 15), **{k: v[10:] for k, v in features.items()}}).to_csv(folder / "test.csv",
+                                                                                         index=False)
+    pd.DataFrame({"id": range(11, 15), **{s: 0.25 for s in species}}).to_csv(folder / "sample_submission.csv",
+                                                                            index=False)
+    comp = discover_competition(folder)
+    assert "image_source" not in comp and (comp["train_dir"], comp["test_dir"]) == ("images", "images")
+    assert (comp["train_image_ext"], comp["test_image_ext"]) == (".jpg", ".jpg")
+    assert comp["target_cols"] == ["species"] and comp["classes"] == species
+    assert (comp["task"], comp["submission_format"], comp["metric"]) == ("multiclass", "class_columns", "log_loss")
+    test = load_test(Competition(**comp), tmp_path, "leaf")
+    assert test.paths == [folder / "images" / f"{i}.jpg" for i in range(11, 15)]
+
+
+@pytest.mark.parametrize("section, metric", [
+    ("## **Evaluation**\n\nSubmissions are evaluated on [area under the ROC curve](http://x) between the predicted "
+     "probability and the observed target.\n\n### **Submission File**\n", "roc_auc"),  # SETI: a bold heading
+    ("### Evaluation\n\n#### Root Mean Squared Error $RMSE$\n\nSubmissions are scored on the root mean squared "
+     "error.\n", "'#### root mean squared error $rmse$'"),  # petfinder: regression
+    ("## Evaluation\n\nSubmissions are evaluated according to the Mean Average Precision @ 5 (MAP@5):\n",
+     "'submissions are evaluated according to the mean average precision @ 5 (map@5):'")])  # whale: retrieval
+def test_bold_evaluation_headings_are_read_and_metrics_we_lack_are_refused(section, metric):
+    from foldstack.description import described_metric
+
+    text = f"# title\n\n## Description\n\nAUC is not the metric here.\n\n{section}\n## Timeline\n\nlog loss\n"
+    if metric.startswith("'"):
+        with pytest.raises(PipelineError, match=rf"^description\.md: the competition is scored on a metric foldstack "
+                                                rf"does not compute \({re.escape(metric)}: regression and retrieval"):
+            described_metric(text, "multiclass")
+    else:
+        assert described_metric(text, "binary")[0] == metric

@@ -16,7 +16,7 @@ from foldstack.config.competition import Competition
 from foldstack.config.schema import Config
 from foldstack.config.training import Data, Model
 from foldstack.data.cache import image_store
-from foldstack.data.sources import ChannelFiles, NpyFiles, TablePixels, read_dicom
+from foldstack.data.sources import ChannelFiles, NpyFiles, TablePixels, file_samples, read_dicom
 from foldstack.data.table import load_test, load_train
 from foldstack.data.transforms import build_transforms
 from foldstack.errors import PipelineError
@@ -89,17 +89,19 @@ def _store_context(root, samples_train, samples_test, cfg):
 def test_float_arrays_go_through_a_float16_cache_and_are_normalised_in_their_units(tmp_path):
     rng = np.random.default_rng(1)
     for i in range(4):
-        np.save(tmp_path / f"{i}.npy", (rng.normal(size=(2, 16, 16)) * 30 + 100).astype(np.float32))
+        np.save(tmp_path / f"{i}.npy", (rng.normal(size=(2, 16, 16)) * 30 + 100).astype(np.float16))
     files = [tmp_path / f"{i}.npy" for i in range(4)]
     mean, std = [100.0, 90.0], [30.0, 15.0]
     cfg = Config.model_validate({"model": {"in_chans": 2}, "data": {"img_size": 16, "mean": mean, "std": std},
                                  "competition": {"image_source": "npy"}, "runtime": {"progress": False}})
-    store = image_store(_store_context(tmp_path, NpyFiles(files[:3]), NpyFiles(files[3:]), cfg))
-    assert store.array.dtype == np.float16 and store.array.shape == (4, 16, 16, 2)
+    store = image_store(_store_context(tmp_path, file_samples("npy", files[:3]), file_samples("npy", files[3:]), cfg))
+    assert store.array.dtype == np.float16 and store.array.shape == (4, 16, 16, 2)  # float16 arrays: kept as such
     decoded = NpyFiles(files).read(3)
     cached = store.read([3])[0]
     assert cached.dtype == np.float32
-    np.testing.assert_allclose(cached, decoded, rtol=1e-3)  # float16: 3 significant digits
+    np.testing.assert_array_equal(cached, decoded)  # lossless
+    write_dicom(tmp_path / "big.dcm", np.full((8, 8), 65535))  # beyond float16: the cache keeps float32
+    assert file_samples("dicom", [tmp_path / "big.dcm"]).cache_dtype == np.float32
     x = build_transforms(cfg.data, train=False, float_pixels=True)(image=cached)["image"]
     expected = (torch.from_numpy(cached).permute(2, 0, 1) - torch.tensor(mean).view(2, 1, 1)) / torch.tensor(
         std).view(2, 1, 1)
@@ -237,3 +239,68 @@ def test_the_channel_count_is_one_number_across_model_and_normalisation():
         Config.model_validate({"model": {"in_chans": 4}})
     assert "in_chans" not in Config().model_dump()["model"]  # RGB configs hash as they did before the key
     assert "image_source" not in Config().model_dump()["competition"]
+
+
+def _seti_like(root: Path, n_train=8, n_test=3):
+    rng = np.random.default_rng(6)
+    ids = [f"{'ab01'[i % 4]}{i:05d}" for i in range(n_train + n_test)]
+    for split, rows in (("train", ids[:n_train]), ("test", ids[n_train:])):
+        for i in rows:
+            (root / split / i[0]).mkdir(parents=True, exist_ok=True)
+            np.save(root / split / i[0] / f"{i}.npy", rng.normal(size=(6, 12, 10)).astype(np.float16))
+    pd.DataFrame({"id": ids[:n_train], "target": [0, 1] * (n_train // 2)}).to_csv(root / "train_labels.csv",
+                                                                                  index=False)
+    pd.DataFrame({"id": ids[n_train:], "target": 0.5}).to_csv(root / "sample_submission.csv", index=False)
+
+
+def test_discovery_writes_the_source_channels_and_normalisation_it_found(tmp_path):
+    import yaml
+
+    from foldstack.discover import write_competition_config
+
+    layouts = {"digits": lambda d: _digits_like(d, n_train=12), "statoil": _statoil_like, "seti": _seti_like}
+    expected = {"digits": ("table", 1, {"test_csv": "test.csv", "pixel_columns": ["pixel[0-9]*"],
+                                        "pixel_shape": [8, 8], "id_col": "ImageId"}),
+                "statoil": ("table", 2, {"train_csv": "train.json", "test_csv": "test.json",
+                                         "pixel_columns": ["band_1", "band_2"], "task": "binary"}),
+                "seti": ("npy", 6, {"train_csv": "train_labels.csv", "train_path": "{id[0]}/{id}",
+                                    "test_path": "{id[0]}/{id}", "train_image_ext": ".npy"})}
+    for name, build in layouts.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        build(folder)
+        write_competition_config(tmp_path / f"{name}.yaml", folder)
+        text = (tmp_path / f"{name}.yaml").read_text()
+        config = yaml.safe_load(text)
+        kind, channels, keys = expected[name]
+        assert config["competition"]["image_source"] == kind and config["model"]["in_chans"] == channels
+        assert {k: config["competition"][k] for k in keys} == keys
+        assert len(config["data"]["mean"]) == len(config["data"]["std"]) == channels
+        assert f"# found: {kind} inputs of {channels} channel(s)" in text
+        cfg = Config.model_validate(config)  # the written sections agree with each other
+        comp = cfg.competition.model_copy(update=dict(input_dir=str(folder)))
+        train = load_train(comp, tmp_path, name)
+        assert train.samples.read(0).shape[2] == channels and len(load_test(comp, tmp_path, name)) > 0
+    # the normalisation is the train pixels' own: statoil's bands, in dB
+    statoil = yaml.safe_load((tmp_path / "statoil.yaml").read_text())["data"]
+    assert -21 < statoil["mean"][0] < -19 and -26 < statoil["mean"][1] < -24 and 3.5 < statoil["std"][1] < 4.5
+
+
+def test_channel_files_discovered_in_colour_order_and_missing_train_arrays_refused(tmp_path):
+    from foldstack.discover import discover_competition
+
+    (tmp_path / "hpa" / "train").mkdir(parents=True)
+    (tmp_path / "hpa" / "test").mkdir()
+    _hpa_like(tmp_path / "hpa" / "train", ["t0", "t1", "t2", "t3"], ("_yellow.png", "_blue.png", "_red.png", "_green.png"))
+    _hpa_like(tmp_path / "hpa" / "test", ["u0"], ("_yellow.png", "_blue.png", "_red.png", "_green.png"))
+    pd.DataFrame({"Id": ["t0", "t1", "t2", "t3"], "Target": ["0 1", "1", "0", "2 1"]}).to_csv(
+        tmp_path / "hpa" / "train.csv", index=False)
+    pd.DataFrame({"Id": ["u0"], "Predicted": "0"}).to_csv(tmp_path / "hpa" / "sample_submission.csv", index=False)
+    comp = discover_competition(tmp_path / "hpa")
+    assert comp["image_source"] == "channel_files" and comp["task"] == "multilabel"
+    assert comp["channel_suffixes"] == ["_red.png", "_green.png", "_blue.png", "_yellow.png"]
+    _seti_like(tmp_path / "seti")
+    for path in (tmp_path / "seti" / "train").rglob("*.npy"):
+        path.rename(path.with_suffix(".npz"))
+    with pytest.raises(PipelineError, match=r"the test images are npy files, but no train folder"):
+        discover_competition(tmp_path / "seti")

@@ -10,7 +10,7 @@ import yaml
 from . import discover_layouts as layouts
 from . import discover_sources as sources
 from .data.archives import unpack_archives
-from .description import described_metric
+from .description import competition_metric
 from .errors import PipelineError
 from .utils.io import atomic_write_text, read_csv
 
@@ -62,9 +62,13 @@ def image_folder(root: Path, names, ids, what: str) -> tuple[str, str]:
     first_error = None
     for name in candidates:
         try:
-            return name, image_ext_for(root / name, ids)
+            ext = image_ext_for(root / name, ids)
         except PipelineError as e:
             first_error = first_error or e
+            continue
+        if first_error is not None:  # SIIM: jpeg/train, beside a train/ of DICOM files
+            log.info(f"competition.{what}_dir: {name}, where the ids name image files ({first_error})")
+        return name, ext
     raise first_error
 
 
@@ -140,11 +144,18 @@ def _task(train: pd.DataFrame, target_cols: list[str], sub_targets: list[str], t
     return _single_column_task(train[target_cols[0]])
 
 
+GROUP_NAMES = ("patientid", "patient", "subjectid", "subject", "studyinstanceuid", "studyid")
+
+
 def patient_column(train: pd.DataFrame, id_col: str) -> str | None:
-    """A patient id column holding repeats (patient_id, PatientID): the folds group by it, or the same patient's
-    images would sit in train and validation (a leak the CV would reward)."""
+    """A patient, subject or study column holding repeats (patient_id, PatientID, subject, a repeated
+    StudyInstanceUID): the folds group by it, or the same patient's images would sit in train and validation (a
+    leak the CV would reward)."""
     for col in train.columns:
-        if col != id_col and col.lower().replace("_", "") in ("patientid", "patient") and train[col].duplicated().any():
+        repeats = train[col].duplicated().sum() if col != id_col and col.lower().replace("_", "") in GROUP_NAMES else 0
+        if repeats:
+            log.info(f"competition.group_col: {col} ({train[col].nunique()} values for {len(train)} rows): the "
+                     f"folds keep each {col}'s images together")
             return col
     return None
 
@@ -204,11 +215,10 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
             comp["drop_unlabeled"] = True
     else:
         comp.update(layouts.unlabeled_folder(input_dir, _first_existing(input_dir, TRAIN_DIRS, "train"), sub, sub_targets))
-    description = input_dir / "description.md"
-    named = described_metric(description.read_text(errors="replace"), comp["task"]) if description.is_file() else None
+    named = competition_metric(input_dir, comp["task"])  # description.md, else the slug's known metric
     if named is not None:
         comp["metric"] = named[0]
-        log.info(f"competition.metric: {named[0]}, as {description} says: {named[1]!r}")
+        log.info(f"competition.metric: {named[0]}, {named[1]}")
     return {k: comp[k] for k in KEY_ORDER if k in comp}
 
 

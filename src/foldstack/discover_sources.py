@@ -33,8 +33,8 @@ def pixel_columns(columns) -> tuple[list[str], list[int]] | None:
     (`pixel0`..`pixel783`) making a square image of 1 or 3 channels; else None."""
     numbered = [re.fullmatch(r"([A-Za-z_]*)(\d+)", str(c)) for c in columns]
     prefixes = pd.Series([m.group(1) for m in numbered if m])
-    if prefixes.empty:
-        return None
+    if prefixes.empty or (prefixes.value_counts() == prefixes.value_counts().iloc[0]).sum() > 1:
+        return None  # several runs as long are features, not an image (leaf's margin1..64, shape1..64, texture1..64)
     prefix, count = prefixes.value_counts().index[0], int(prefixes.value_counts().iloc[0])
     for channels in (1, 3):
         side = _square_side(count // channels) if count % channels == 0 else None

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import read_manifest
-from ..data.splits import coverage_problems, metric_requirements, set_aside_rare
+from ..data.fold_requirements import Carriers, coverage_problems, set_aside_rare
+from ..data.splits import metric_requirements
+from ..data.table import class_index
 from ..utils.io import read_csv
 from .auditor import Auditor, Split
 
@@ -56,15 +58,11 @@ def check_classes(a: Auditor, split: Split) -> None:
     if split.ids != ctx.train.ids:
         a.add("classes", "SKIP", split.csv, f"its ids are not the current {ctx.train.source}'s: no targets")
         return
-    y = ctx.targets
     classes = list(comp.classes)
-    if comp.task == "binary":
-        onehot = np.hstack([1 - y, y])
-    elif comp.task == "multiclass":
-        onehot = np.eye(y.shape[1], dtype=np.float32)[y.argmax(1)]
-    else:
-        onehot = y
-    counts = np.stack([onehot[split.folds == k].sum(0) for k in range(split.n_splits)], 1).astype(np.int64)
+    # single-label: class indices, never an (N, K) one-hot (herbarium: 840k x 15,501)
+    y = ctx.targets if comp.task == "multilabel" else class_index(ctx.train, comp)
+    rows = Carriers(multihot=y) if comp.task == "multilabel" else Carriers(y, width=len(classes))
+    counts = rows.per_part(split.folds, split.n_splits).astype(np.int64)
     table = pd.DataFrame(counts, index=pd.Index(classes, name="tag" if comp.task == "multilabel" else "class"),
                          columns=[f"fold {k}" for k in range(split.n_splits)])
     table["all"] = counts.sum(1)

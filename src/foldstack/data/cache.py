@@ -1,6 +1,6 @@
 """The decoded-image cache: every train and test image decoded and resized once into one uint8 array on disk.
 
-cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, C) uint8 (float16 for float sources: data/sources.py), read through a memory map (memory stays flat,
+cache/<comp>/<key>/images.npy holds (N_train + N_test, S, S, C) uint8 (float for float sources: data/sources.py), read through a memory map (memory stays flat,
 forked workers share the pages). S is config.training.cache_side(data): data.img_size unless data.cache_size (or a
 crop_pct < 1) keeps more pixels for RandomResizedCrop and evaluation's centre crop. The key hashes both tables'
 fingerprints, S and data.interpolation: other data, side or resampling is another folder, never a rewrite. Built
@@ -80,8 +80,7 @@ def image_store(ctx, workers: int = 0):
         t0 = time.time()
         try:
             with staging(path) as tmp:
-                # float sources as float16: half the bytes, 3 significant digits (far finer than any augmentation)
-                dtype = np.float16 if store.float_pixels else np.uint8
+                dtype = store.samples.cache_dtype  # uint8; float16 arrays as such; other floats as float32
                 array = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=dtype,
                                                   shape=(len(paths), size, size, store.channels))
                 with open(tmp / "images.npy", "r+b") as fh:  # a full disk: ENOSPC (one line) now, not SIGBUS

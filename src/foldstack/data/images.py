@@ -153,7 +153,7 @@ class ImageStore:
         if self.array is None:
             return [self.decode(r) for r in rows]
         block = self.array[np.asarray(rows, dtype=np.int64)]  # one gather from the memory map per batch
-        return list(block.astype(np.float32) if block.dtype == np.float16 else block)
+        return list(block.astype(np.float32) if block.dtype == np.float16 else block)  # OpenCV has no float16
 
     def __getstate__(self):
         return {**self.__dict__, "_array": None}

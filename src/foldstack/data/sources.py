@@ -50,13 +50,23 @@ class Samples:
     def __add__(self, other: "Samples") -> "Samples":
         return Concat(self, other)
 
+    @property
+    def cache_dtype(self):
+        """What the decoded-image cache stores: uint8, float16 for float16 arrays (lossless), else float32 (DICOM
+        and table values in their units: float16 would overflow above 65,504)."""
+        return np.float32 if self.float_pixels else np.uint8
+
 
 class NpyFiles(Samples):
     kind = "npy"
 
-    def __init__(self, paths, float_pixels: bool = True):
+    def __init__(self, paths, float_pixels: bool = True, dtype=np.float32):
         super().__init__(paths)
-        self.float_pixels = float_pixels
+        self.float_pixels, self.dtype = float_pixels, np.dtype(dtype)
+
+    @property
+    def cache_dtype(self):
+        return np.float16 if self.dtype == np.float16 else super().cache_dtype
 
     def read(self, i):
         path = self.paths[i]
@@ -167,6 +177,11 @@ class Concat(Samples):
         self.kind, self.float_pixels = first.kind, first.float_pixels or second.float_pixels
         self.paths = first.paths + second.paths
 
+    @property
+    def cache_dtype(self):
+        dtypes = {np.dtype(p.cache_dtype) for p in self.parts}
+        return dtypes.pop() if len(dtypes) == 1 else super().cache_dtype
+
     def _part(self, i):
         n = len(self.parts[0])
         return (self.parts[0], i) if i < n else (self.parts[1], i - n)
@@ -193,7 +208,8 @@ def file_samples(kind: str, paths) -> Samples:
     run's cache holds them) or DICOM."""
     if kind == "npy":
         first = np.load(paths[0], mmap_mode="r", allow_pickle=False) if len(paths) else None
-        return NpyFiles(paths, float_pixels=first is None or first.dtype != np.uint8)
+        dtype = np.float32 if first is None else first.dtype
+        return NpyFiles(paths, float_pixels=dtype != np.uint8, dtype=dtype)
     return DicomFiles(paths) if kind == "dicom" else Samples(paths)
 
 

@@ -5,36 +5,18 @@ is refused with one line naming the fold and the class: a NaN or meaningless val
 steer best.pt, plateau schedules and early stopping without a word. Rare classes (fewer rows, or groups, than folds:
 herbarium's and whale's thousands of singletons) cannot be in every fold: where the metric stays defined without them
 (stratification, class-averaged F scores) they share one stratum and the log counts what that costs; where it does
-not (ROC AUC) the split is refused. numpy / scikit-learn only."""
-import logging
+not (ROC AUC) the split is refused. The checks count rows per class and fold (data/fold_requirements.py), so they
+run at herbarium's scale. numpy / scikit-learn only."""
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import PipelineError
-
-log = logging.getLogger("foldstack")
+from .fold_requirements import (Carriers, Requirement, check_requirements, coverage_problems, log_rare,
+                                pooled_strata, set_aside_rare)
 
 STRATIFIED = ("stratified", "stratified_group")
 GROUPED = ("group", "stratified_group")
-
-
-@dataclass
-class Requirement:
-    """Every validation fold must hold at least one of the rows in `mask`."""
-    what: str          # "class 'cat'", "tag 'cloudy'"
-    mask: np.ndarray   # (N,) bool: the rows that carry it
-    why: str           # "stratified folds need", "competition.metric roc_auc needs"
-    negative: bool = False  # the rows *without* tag `what` (ROC AUC needs both sides of a tag)
-    rare_ok: bool = False   # carried by fewer rows than folds: dropped (and logged), the metric stays defined
-
-    def too_few(self, rows: int) -> str:
-        return f"is absent from only {rows} train row(s)" if self.negative else f"has only {rows} train row(s)"
-
-    def gap(self, fold: int) -> str:
-        return (f"validation fold {fold} has {self.what} on every row" if self.negative
-                else f"validation fold {fold} has no train row of {self.what}")
 
 
 def resolve_method(method: str, task: str | None, group_col: bool, grouped: bool) -> str:
@@ -52,91 +34,36 @@ def resolve_method(method: str, task: str | None, group_col: bool, grouped: bool
     return "stratified_group" if grouped else "stratified"
 
 
-def _units(mask: np.ndarray, groups: np.ndarray | None) -> int:
-    """How many independent pieces (rows, or groups) carry the requirement: at most that many folds can."""
-    return int(mask.sum()) if groups is None else len(np.unique(groups[mask]))
-
-
-def check_requirements(requirements, n_splits: int, groups, source: str, group_desc: str) -> None:
-    """Before splitting: a requirement carried by fewer rows (groups) than folds cannot be met."""
-    for r in requirements:
-        units = _units(r.mask, groups)
-        if units >= n_splits:
-            continue
-        rows = int(r.mask.sum())
-        where = r.too_few(rows) if groups is None or units == rows else (
-            f"{'is absent from' if r.negative else 'is in'} only {units} of the {group_desc}")
-        raise PipelineError(f"folds.n_splits={n_splits}: {r.what} {where} ({source}); {r.why} it in every "
-                            f"validation fold: lower folds.n_splits or merge/drop the class")
-
-
-def set_aside_rare(requirements, n_splits: int, groups) -> tuple[list, list]:
-    """(kept, rare): a requirement fewer rows (groups) carry than there are folds cannot be met; where the metric
-    stays defined without it (rare_ok) it is set aside, to be spread and logged, instead of refused."""
-    kept, rare = [], []
-    for r in requirements:
-        (rare if r.rare_ok and _units(r.mask, groups) < n_splits else kept).append(r)
-    return kept, rare
-
-
-def pooled_strata(labels: np.ndarray, rare) -> np.ndarray:
-    """Stratification labels with every rare class in one shared stratum (-1): StratifiedKFold spreads the pool
-    evenly over the folds, where it would refuse (or warn about) each class with fewer rows than folds."""
-    strata = np.asarray(labels).copy()
-    if rare:
-        strata[np.logical_or.reduce([r.mask for r in rare])] = -1
-    return strata
-
-
-def log_rare(rare, folds: np.ndarray, n_splits: int, stratified: bool, source: str, units: str) -> None:
-    """One log line on the rare classes of a split: how many, their rows, and how many of those rows have no row of
-    their class in their fold's train part (their out-of-fold prediction cannot be right)."""
-    if not rare:
-        return
-    rows = int(np.logical_or.reduce([r.mask for r in rare]).sum())
-    unseen = sum(int((r.mask & (folds == k)).sum()) for r in rare for k in range(n_splits)
-                 if not (r.mask & (folds != k)).any())
-    how = "in one shared stratum" if stratified else "without stratification"
-    log.info(f"rare classes: {len(rare)} class(es) ({rows} train rows) with fewer {units} each than "
-             f"folds.n_splits={n_splits} ({source}) are spread over the folds {how}, not in every validation "
-             f"fold; {unseen} of those rows have no row of their class in their fold's train part, so their "
-             f"out-of-fold prediction cannot be right (the CV counts them as errors; a class-averaged F score "
-             f"averages each fold over the classes it holds)")
-
-
-def coverage_problems(folds: np.ndarray, n_splits: int, requirements) -> list:
-    """After splitting: [(fold, requirement)] for every validation fold that misses a requirement."""
-    return [(k, r) for r in requirements for k in range(n_splits) if not (r.mask & (folds == k)).any()]
-
-
 def metric_requirements(y: np.ndarray, task: str, metric: str, classes: list[str]) -> list:
     """What competition.metric needs in every validation fold to be defined and meaningful:
     roc_auc: both classes (binary), every class (multiclass, one-vs-rest), both sides of every tag (multilabel);
     class-averaged F scores (macro_f1; f_beta on single-label tasks): every class that has train rows, but a rare
     one may be set aside (rare_ok: a fold's average leaves an absent class out); multilabel macro_f1: every tag's
     positives. Other metrics (accuracy, log_loss, micro_f1, multilabel f_beta per row, qwk) stay defined when a
-    class is absent."""
+    class is absent. y: the (N, K) targets, or for a single-label task the (N,) class index (data/table.py's
+    class_index: no one-hot needed)."""
     why = f"competition.metric {metric} needs"
     if task == "multilabel":
-        y = y.astype(bool)
-        out = []
-        if metric in ("roc_auc", "macro_f1"):
-            out += [Requirement(f"tag {c!r}", y[:, j], why) for j, c in enumerate(classes)]
+        if metric not in ("roc_auc", "macro_f1"):
+            return []
+        tags = Carriers(multihot=y, width=len(classes))
+        out = [Requirement(f"tag {c!r}", tags, j, why) for j, c in enumerate(classes)]
         if metric == "roc_auc":
-            out += [Requirement(f"tag {c!r}", ~y[:, j], why, negative=True) for j, c in enumerate(classes)]
+            out += [Requirement(f"tag {c!r}", tags, j, why, negative=True) for j, c in enumerate(classes)]
         return out
-    labels = y[:, 0].astype(int) if task == "binary" else y.argmax(1)
-    present = set(np.unique(labels).tolist())
+    labels = np.asarray(y) if np.ndim(y) == 1 else y[:, 0].astype(int) if task == "binary" else y.argmax(1)
+    present = np.unique(labels).tolist()
     averaged = metric == "macro_f1" or (metric == "f_beta" and task == "multiclass")
     if metric == "roc_auc":
         wanted = range(len(classes))
     elif averaged:  # a rare class may miss a fold: the fold's average leaves it out, as the graders' F1 does
-        wanted = sorted(present)
+        wanted = present
     elif metric == "f_beta":  # binary: the positive class's F score
         wanted = [1]
     else:
         return []
-    return [Requirement(f"class {classes[c]!r}", labels == c, why, rare_ok=averaged) for c in wanted]
+    rows = Carriers(labels, width=len(classes))
+    return [Requirement(f"class {classes[c]!r}", rows, c, why, rare_ok=averaged) for c in wanted]
 
 
 def _merge(*lists) -> list:
@@ -178,7 +105,8 @@ def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",
                                 f"needs at least one: lower folds.n_splits")
     if method in STRATIFIED:
         names = classes or [str(c) for c in range(int(labels.max()) + 1)]
-        strat = [Requirement(f"class {names[c]!r}", labels == c, "stratified folds need", rare_ok=True)
+        rows = Carriers(labels)
+        strat = [Requirement(f"class {names[c]!r}", rows, c, "stratified folds need", rare_ok=True)
                  for c in np.unique(labels).tolist()]
         requirements = _merge(strat, requirements or [])
     requirements, rare = set_aside_rare(requirements or [], n_splits, split_groups)
@@ -196,7 +124,9 @@ def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",
             y = units
         unit_folds = np.full(len(y), -1, np.int64)
         splitter = MultilabelStratifiedKFold(n_splits, shuffle=True, random_state=seed)
-        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(y)), y.astype(np.int64))):
+        # int8, not int64: iterstrat copies the remaining rows of this matrix once per tag it places (imet's 142k
+        # x 3,474: 0.5 GB a copy, not 3.9 GB); same folds, as it indexes with the 0/1 values either way
+        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(y)), y.astype(np.int8))):
             unit_folds[valid] = k
         folds = unit_folds if inverse is None else unit_folds[inverse]
     else:

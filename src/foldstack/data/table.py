@@ -190,37 +190,49 @@ def encode_targets(table: Table, comp: Competition) -> np.ndarray:
     """Targets as a float32 (N, n_outputs) matrix: one-hot / multi-hot / positive-class column.
 
     Soft targets fit the same shape, so mixup and pseudo-labels need no second code path."""
+    _check_classes(comp)
+    if len(comp.target_cols) > 1:
+        return _class_columns(table, comp)
     classes, src, frame = comp.classes, table.source, table.frame
-    if comp.task == "binary" and len(classes) != 2:
-        raise PipelineError(f"competition.classes: binary task needs exactly 2 classes, got {classes}")
-    if len(classes) < 2:
-        raise PipelineError(f"competition.classes: need at least 2 classes, got {classes}")
-    if len(comp.target_cols) > 1:  # one 0/1 column per class
-        values = frame[comp.target_cols].apply(pd.to_numeric, errors="coerce")
-        bad = values.index[values.isna().any(axis=1) | ~values.isin([0, 1]).all(axis=1)]
-        if len(bad):
-            raise PipelineError(f"{src} row {bad[0] + 2}: class columns must be 0 or 1")
-        return values.to_numpy(np.float32)
-    col, lookup = comp.target_cols[0], {c: i for i, c in enumerate(classes)}
     y = np.zeros((len(table), len(classes)), np.float32)
     if comp.task == "multilabel":
+        col, lookup = comp.target_cols[0], {c: i for i, c in enumerate(classes)}
         for row, (line, value) in enumerate(frame[col].items()):
             for tag in value.split():
                 if tag not in lookup:
                     raise PipelineError(f"{src} row {line + 2}: tag {tag!r} is not a known class")
                 y[row, lookup[tag]] = 1
         return y
-    idx = frame[col].map(lookup)
-    bad = idx.index[idx.isna()]
-    if len(bad):
-        raise PipelineError(f"{src} row {bad[0] + 2}: {col}={frame[col][bad[0]]!r} is not a known class {classes}")
-    y[np.arange(len(idx)), idx.to_numpy(dtype=np.int64)] = 1
+    y[np.arange(len(y)), class_index(table, comp)] = 1
     return y[:, 1:] if comp.task == "binary" else y
 
 
-def stratify_labels(y: np.ndarray, comp: Competition) -> np.ndarray | None:
-    if comp.task == "binary":
-        return y[:, 0].astype(int)
-    if comp.task == "multiclass":
-        return y.argmax(1)
-    return None  # multilabel: stages/folds.py stratifies the multi-hot matrix itself (iterative stratification)
+def class_index(table: Table, comp: Competition) -> np.ndarray:
+    """The class of each row of a single-label task: (N,) int64 indices into competition.classes, without the
+    (N, K) one-hot (folds need only these; herbarium's 840k rows x 15,501 classes in float32 would take 52 GB)."""
+    _check_classes(comp)
+    if len(comp.target_cols) > 1:
+        return _class_columns(table, comp).argmax(1)
+    classes, src, col = comp.classes, table.source, comp.target_cols[0]
+    idx = table.frame[col].map({c: i for i, c in enumerate(classes)})
+    bad = idx.index[idx.isna()]
+    if len(bad):
+        known = classes if len(classes) <= 20 else f"(none of the {len(classes)} of competition.classes)"
+        raise PipelineError(f"{src} row {bad[0] + 2}: {col}={table.frame[col][bad[0]]!r} is not a known class {known}")
+    return idx.to_numpy(dtype=np.int64)
+
+
+def _check_classes(comp: Competition) -> None:
+    if comp.task == "binary" and len(comp.classes) != 2:
+        raise PipelineError(f"competition.classes: binary task needs exactly 2 classes, got {comp.classes}")
+    if len(comp.classes) < 2:
+        raise PipelineError(f"competition.classes: need at least 2 classes, got {comp.classes}")
+
+
+def _class_columns(table: Table, comp: Competition) -> np.ndarray:
+    """One 0/1 column per class, as (N, K) float32."""
+    values = table.frame[comp.target_cols].apply(pd.to_numeric, errors="coerce")
+    bad = values.index[values.isna().any(axis=1) | ~values.isin([0, 1]).all(axis=1)]
+    if len(bad):
+        raise PipelineError(f"{table.source} row {bad[0] + 2}: class columns must be 0 or 1")
+    return values.to_numpy(np.float32)

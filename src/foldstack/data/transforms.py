@@ -12,6 +12,7 @@ pipeline a pure function of (seed, the images it sees).
 import inspect
 
 import albumentations as A
+import torch
 import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
@@ -97,7 +98,7 @@ class TrainTransform:
     """The training pipeline; see the module docstring for its order."""
 
     def __init__(self, augment: A.Compose, auto_augment: AutoAugment | None, finish: A.Compose,
-                 erasing: Erasing | None, img_size: int, seed: int = 0, normalize: Normalize | None = None):
+                 erasing: Erasing | None, img_size: int, seed: int = 0, normalize: "FloatNormalize | None" = None):
         self.augment, self.auto_augment, self.finish = augment, auto_augment, finish
         self.erasing, self.img_size, self.normalize = erasing, img_size, normalize
         self.set_random_seed(seed)
@@ -121,11 +122,11 @@ class TrainTransform:
                                 f"expected data.img_size={self.img_size}; drop size-changing transforms")
         if self.auto_augment is not None:
             image = self.auto_augment(np.ascontiguousarray(image))
+        if self.normalize is not None:  # float sources: normalised here, before erasing
+            image = self.normalize(image)
         tensor = self.finish(image=image)["image"]
         if self.erasing is not None:
-            tensor = self.erasing(tensor)  # normalises, then erases
-        elif self.normalize is not None:
-            tensor = self.normalize(tensor)
+            tensor = self.erasing(tensor)  # uint8: normalises, then erases
         return {"image": tensor}
 
     def __repr__(self):
@@ -139,28 +140,42 @@ def _resize(cfg: Data, side: int) -> A.Resize:
     return A.Resize(side, side, interpolation=CV2_INTERPOLATIONS[cfg.interpolation])
 
 
+class FloatNormalize:
+    """Float sources' pixels (data/sources.py) normalised with data.mean/std in their own units, as one numpy
+    expression on the H x W x C array (a torch call per image costs more than the rest of the read); uint8
+    batches are normalised on the device instead (data.device.to_device)."""
+
+    def __init__(self, cfg: Data):
+        self.mean = np.asarray(cfg.mean, np.float32)
+        self.inv_std = np.asarray([1 / s for s in cfg.std], np.float32)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return (image - self.mean) * self.inv_std
+
+
 class EvalTransform:
     """Resize (and centre crop) to a tensor; float sources normalised here (uint8 batches are, on the device)."""
 
-    def __init__(self, ops: A.Compose, normalize: Normalize | None):
-        self.ops, self.normalize = ops, normalize
+    def __init__(self, ops: A.Compose, normalize: FloatNormalize | None):
+        self.ops, self.normalize, self.to_tensor = ops, normalize, ToTensorV2()
 
     def set_random_seed(self, seed: int) -> None:
         self.ops.set_random_seed(seed)
 
     def __call__(self, *, image: np.ndarray, **_) -> dict:
-        tensor = self.ops(image=image)["image"]
-        return {"image": tensor if self.normalize is None else self.normalize(tensor)}
+        image = self.ops(image=image)["image"]  # a resize and crop: normalising after them reads fewer pixels
+        return {"image": image if self.normalize is None else self.to_tensor(image=self.normalize(image))["image"]}
 
 
 def build_transforms(cfg: Data, train: bool, float_pixels: bool = False):
     """Training or evaluation transform: `t(image=uint8_or_float_hwc)["image"]`, `t.set_random_seed(seed)`.
     float_pixels: the source gives float32 (data/sources.py), normalised in the transform, in its own units."""
-    normalize = Normalize.of(cfg) if float_pixels else None
+    normalize = FloatNormalize(cfg) if float_pixels else None
     if not train:
         side = eval_side(cfg)
         crop = [A.CenterCrop(cfg.img_size, cfg.img_size)] if side != cfg.img_size else []
-        return EvalTransform(A.Compose([_resize(cfg, side), *crop, ToTensorV2()], seed=0), normalize)
+        return EvalTransform(A.Compose([_resize(cfg, side), *crop] + ([] if float_pixels else [ToTensorV2()]),
+                                       seed=0), normalize)
     rgb = len(cfg.mean) == 3 and not float_pixels
     if cfg.auto_augment and not rgb:
         raise PipelineError(f"data.auto_augment={cfg.auto_augment!r} needs RGB 8-bit images; this input has "
@@ -175,6 +190,7 @@ def build_transforms(cfg: Data, train: bool, float_pixels: bool = False):
     ops += preset_ops(cfg.augment, rgb)
     ops += [build_extra_aug(e, f"data.extra_augs[{i}]") for i, e in enumerate(cfg.extra_augs)]
     auto = AutoAugment(cfg.auto_augment, cfg.img_size, cfg.mean) if cfg.auto_augment else None
-    erasing = Erasing(cfg.random_erasing, Normalize.of(cfg)) if cfg.random_erasing > 0 else None
+    erasing = (Erasing(cfg.random_erasing, torch.nn.Identity() if float_pixels else Normalize.of(cfg))
+               if cfg.random_erasing > 0 else None)
     finish = A.Compose([ToTensorV2()], seed=0)
     return TrainTransform(A.Compose(ops, seed=0), auto, finish, erasing, cfg.img_size, normalize=normalize)

@@ -10,7 +10,7 @@ from ..artifacts import artifact_path, is_complete, staging, write_manifest
 from ..audit.duplicates import content_hashes, duplicate_sets, union_groups
 from ..config.loading import sections
 from ..data.splits import assign_folds, metric_requirements, resolve_method
-from ..data.table import stratify_labels
+from ..data.table import class_index
 from ..errors import PipelineError
 from ..lineage import folds_dir
 from ..utils.io import atomic_write_csv, stable_hash
@@ -30,7 +30,7 @@ class SplitInputs:
 
 
 def split_inputs(ctx) -> SplitInputs:
-    comp, cfg, y = ctx.cfg.competition, ctx.cfg.folds, ctx.targets
+    comp, cfg = ctx.cfg.competition, ctx.cfg.folds
     group_values = ctx.train.frame[comp.group_col].to_numpy() if comp.group_col else None
     groups, dup_info = None, None
     desc = f"groups of competition.group_col {comp.group_col!r}"
@@ -57,8 +57,9 @@ def split_inputs(ctx) -> SplitInputs:
         raise PipelineError(f"folds.dedupe=true with folds.method={method}: {method} ignores groups, so the "
                             f"{dup_info['duplicate_rows']} byte-identical train images could straddle folds; use "
                             f"folds.method=auto (or a group-aware method)")
-    labels = stratify_labels(y, comp) if task != "multilabel" else None
-    multihot = y if task == "multilabel" else None
+    # single-label: the class index straight from the table, never the (N, K) one-hot (52 GB for herbarium)
+    labels = class_index(ctx.train, comp) if task != "multilabel" else None
+    multihot = ctx.targets if task == "multilabel" else None
     return SplitInputs(method, labels, multihot, groups, desc, dup_info)
 
 
@@ -69,7 +70,8 @@ def run(ctx):
         return path
     comp, cfg = ctx.cfg.competition, ctx.cfg.folds
     split = split_inputs(ctx)
-    needs = metric_requirements(ctx.targets, comp.task, comp.metric, comp.classes)
+    needs = metric_requirements(split.multihot if split.labels is None else split.labels, comp.task, comp.metric,
+                                comp.classes)
     folds = assign_folds(len(ctx.train), cfg.n_splits, cfg.seed, split.method, split.labels, split.groups,
                          split.multihot, needs, comp.classes, ctx.train.source, split.group_desc)
     sizes = np.bincount(folds, minlength=cfg.n_splits).tolist()

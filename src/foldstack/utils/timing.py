@@ -37,3 +37,23 @@ def median_seconds(fn, repeats: int = 3, warmup: int = 2, device=None) -> float:
     """The median seconds of one call of fn (see per_call_seconds): a burst of load on a shared machine moves a
     mean, not a median."""
     return float(statistics.median(per_call_seconds(fn, repeats, warmup, device)))
+
+
+def interleaved(steps: dict, warmup: int, n: int, rounds: int, device) -> tuple[dict, dict]:
+    """Candidates (name -> (step, batch iterator, images per call)) timed in turns: n calls each per round after
+    `warmup` untimed ones. Returns ({name: images/s over all rounds}, {name: median over rounds of its speed
+    relative to the first candidate's in the same round}): short alternating rounds and a median keep a burst of
+    load on a shared machine from deciding the ratio."""
+    calls = {name: (lambda step=step, batches=batches: step(next(batches)))
+             for name, (step, batches, _) in steps.items()}
+    seconds = {name: [] for name in steps}
+    for call in calls.values():
+        seconds_of(call, warmup)  # untimed: allocation, kernel choice, the loader's workers starting
+    for _ in range(rounds):
+        for name, call in calls.items():
+            seconds[name].append(seconds_of(call, n, device))
+    first = next(iter(steps))
+    speed = {name: n * rounds * steps[name][2] / sum(seconds[name]) for name in steps}
+    ratio = {name: float(statistics.median([(steps[name][2] / s) / (steps[first][2] / s0)
+                                            for s, s0 in zip(seconds[name], seconds[first])])) for name in steps}
+    return speed, ratio

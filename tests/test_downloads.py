@@ -293,3 +293,11 @@ def test_plant_pathology_like_one_hot_columns_in_one_images_folder_scored_by_col
     comp = discover_competition(folder)
     assert comp["train_dir"] == comp["test_dir"] == "images" and comp["target_cols"] == classes
     assert comp["submission_format"] == "class_columns" and comp["metric"] == "roc_auc"
+
+
+def test_a_kaggle_download_without_description_gets_its_competitions_metric_by_slug(tmp_path):
+    """aptos2019-blindness-detection as Kaggle serves it (no description.md): quadratic weighted kappa, not the
+    multiclass default (accuracy); the same folder under another name keeps the default."""
+    folder = make_competition(tmp_path, "aptos2019-blindness-detection", "label", classes=("0", "1", "2", "3"))
+    assert discover_competition(folder)["metric"] == "qwk"
+    assert discover_competition(folder.rename(folder.with_name("my-retina-copy")))["metric"] == "accuracy"

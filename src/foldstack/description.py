@@ -27,7 +27,10 @@ KNOWN_METRICS = {"dogs-vs-cats-redux-kernels-edition": "log_loss", "plant-pathol
                  "aptos2019-blindness-detection": "qwk", "ranzcr-clip-catheter-line-classification": "roc_auc",
                  "statoil-iceberg-classifier-challenge": "log_loss", "herbarium-2022-fgvc9": "macro_f1",
                  "human-protein-atlas-image-classification": "macro_f1", "plant-seedlings-classification": "micro_f1",
-                 "leaf-classification": "log_loss", "dog-breed-identification": "log_loss"}
+                 "leaf-classification": "log_loss", "dog-breed-identification": "log_loss",
+                 # metrics we do not compute (regression, retrieval): refused, not replaced by a default
+                 "petfinder-pawpularity-score": "rmse", "whale-categorization-playground": "map@5",
+                 "humpback-whale-identification": "map@5"}
 
 
 def competition_metric(folder, task: str) -> tuple[str, str] | None:
@@ -39,10 +42,15 @@ def competition_metric(folder, task: str) -> tuple[str, str] | None:
     if description.is_file():
         named = described_metric(description.read_text(errors="replace"), task)
         return None if named is None else (named[0], f"as {description} says: {named[1]!r}")
-    metric = KNOWN_METRICS.get(Path(folder).resolve().name)
+    slug = Path(folder).resolve().name
+    metric = KNOWN_METRICS.get(slug)
+    if metric in ("rmse", "map@5"):
+        raise PipelineError(f"{slug} is scored on {metric}, a metric foldstack does not compute (regression and "
+                            f"retrieval are not supported yet); to train on one of ours anyway, write "
+                            f"configs/<comp>.yaml with competition.metric set")
     if metric is None or metric not in FITS.get(task, set()):
         return None
-    return metric, f"the evaluation metric of Kaggle's {Path(folder).resolve().name} (no description.md here)"
+    return metric, f"the evaluation metric of Kaggle's {slug} (no description.md here)"
 
 
 def evaluation_section(text: str) -> str:

@@ -202,3 +202,31 @@ def test_missing_fold_one_line_error_nothing_written(trained, tmp_path):
     assert lines[-1].startswith("error: fold(s) [1] of baseline not trained for this config")
     assert "make train COMP=c EXP=baseline" in lines[-1]
     assert not (root / "export").exists()
+
+
+def test_a_float_source_exports_float_input_normalised_inside_the_graph(tmp_path):
+    """SETI-like input (6 float channels in their own units): the graph takes float32 as the source gives it and
+    normalises inside with data.mean/std in those units; ONNX Runtime equals PyTorch on the raw batch."""
+    import onnxruntime as ort
+    import torch
+
+    from foldstack.config.schema import Config
+    from foldstack.engine.export import ExportNet, contract, export_fold
+    from foldstack.models.factory import create_model
+
+    mean, std = [100.0] * 6, [30.0] * 6
+    cfg = Config.model_validate({"model": {"name": "test_resnet", "in_chans": 6}, "data": {"mean": mean, "std": std},
+                                 "competition": {"task": "binary", "classes": ["0", "1"], "image_source": "npy"}})
+    torch.manual_seed(0)
+    model = create_model(cfg.model, 1, "binary").eval()
+    net = ExportNet([model], cfg.data, "binary").eval()
+    raw = torch.randn(4, 6, 32, 32) * 30 + 100
+    entry = export_fold(net, tmp_path / "fold0.onnx", raw, [32], {"fold": 0}, batch=4, repeats=1)
+    assert entry["sizes"]["32"]["max_abs_diff"] < 1e-4
+    got = ort.InferenceSession(str(tmp_path / "fold0.onnx")).run(None, {"images": raw.numpy()})[0]
+    with torch.inference_mode():
+        expected = torch.sigmoid(model((raw - 100) / 30)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    terms = contract(cfg, 1, float_pixels=True)
+    assert terms["input_dtype"] == "float32" and terms["input_shape"][1] == 6
+    assert terms["normalisation"] == "inside the graph: (x - mean) / std"

@@ -304,3 +304,16 @@ def test_channel_files_discovered_in_colour_order_and_missing_train_arrays_refus
         path.rename(path.with_suffix(".npz"))
     with pytest.raises(PipelineError, match=r"the test images are npy files, but no train folder"):
         discover_competition(tmp_path / "seti")
+
+
+def test_make_predict_lists_the_sources_files_and_refuses_pixels_in_tables(tmp_path):
+    from foldstack.stages.predict_images import find_images
+
+    (tmp_path / "a").mkdir()
+    np.save(tmp_path / "a" / "x.npy", np.zeros((6, 4, 4), np.float16))
+    cv2.imwrite(str(tmp_path / "a" / "y.png"), np.zeros((4, 4, 3), np.uint8))
+    write_dicom(tmp_path / "a" / "z.dcm", np.zeros((4, 4)))
+    assert find_images(tmp_path, "npy")[1] == ["a/x.npy"] and find_images(tmp_path, "dicom")[1] == ["a/z.dcm"]
+    assert find_images(tmp_path)[1] == ["a/y.png"]
+    with pytest.raises(PipelineError, match="make predict reads one file per image; competition.image_source is table"):
+        find_images(tmp_path, "table")

@@ -85,6 +85,7 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
                                         merge_views(probs.float(), cfg.predict.tta_merge, task))
             identity = identity + weight * probs[0].float()
         merged_out.append(merged.cpu() / sum(shares))
-        plain_out.append(identity.cpu() / sum(shares))
+        if plain:  # a second (rows x classes) matrix only when asked for: 52 GB at herbarium's size
+            plain_out.append(identity.cpu() / sum(shares))
     merged = torch.cat(merged_out).numpy().astype(np.float64)
     return (merged, torch.cat(plain_out).numpy().astype(np.float64)) if plain else merged

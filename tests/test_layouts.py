@@ -217,7 +217,7 @@ def test_leaf_tabular_features_beside_a_shared_images_folder_are_not_pixels(tmp_
     ("## **Evaluation**\n\nSubmissions are evaluated on [area under the ROC curve](http://x) between the predicted "
      "probability and the observed target.\n\n### **Submission File**\n", "roc_auc"),  # SETI: a bold heading
     ("### Evaluation\n\n#### Root Mean Squared Error $RMSE$\n\nSubmissions are scored on the root mean squared "
-     "error.\n", "'#### root mean squared error $rmse$'"),  # petfinder: regression
+     "error.\n", "rmse"),  # petfinder: regression
     ("## Evaluation\n\nSubmissions are evaluated according to the Mean Average Precision @ 5 (MAP@5):\n",
      "'submissions are evaluated according to the mean average precision @ 5 (map@5):'")])  # whale: retrieval
 def test_bold_evaluation_headings_are_read_and_metrics_we_lack_are_refused(section, metric):
@@ -226,7 +226,11 @@ def test_bold_evaluation_headings_are_read_and_metrics_we_lack_are_refused(secti
     text = f"# title\n\n## Description\n\nAUC is not the metric here.\n\n{section}\n## Timeline\n\nlog loss\n"
     if metric.startswith("'"):
         with pytest.raises(PipelineError, match=rf"^description\.md: the competition is scored on a metric foldstack "
-                                                rf"does not compute \({re.escape(metric)}: regression and retrieval"):
+                                                rf"does not compute \({re.escape(metric)}: retrieval"):
+            described_metric(text, "multiclass")
+    elif metric == "rmse":  # a regression metric: the regression task's, and a misread task is one line
+        assert described_metric(text, "regression") == ("rmse", "#### root mean squared error $rmse$")
+        with pytest.raises(PipelineError, match=r"scored on rmse, but the target was read as a multiclass task"):
             described_metric(text, "multiclass")
     else:
         assert described_metric(text, "binary")[0] == metric

@@ -149,6 +149,7 @@ def test_errors_name_the_key():
 
 
 REJECTED = {("soft_ce", "binary"), ("soft_ce", "multilabel"), ("lovasz", "multiclass")}  # see test_errors_name_the_key
+REJECTED |= {(n, t) for n in ("mse", "huber") for t in ("binary", "multiclass", "multilabel")}  # test_regression.py
 
 
 @pytest.mark.parametrize("name,task", [(n, t) for n in LOSSES for t in ("binary", "multiclass", "multilabel")

@@ -11,7 +11,9 @@ from . import discover_layouts as layouts
 from . import discover_sources as sources
 from .data.archives import unpack_archives
 from .description import competition_metric
+from .data.tabular import discover_tabular
 from .errors import PipelineError
+from .regression import discover_regression
 from .utils.io import atomic_write_text, read_csv
 
 log = logging.getLogger("foldstack")
@@ -20,7 +22,7 @@ log = logging.getLogger("foldstack")
 KEY_ORDER = ["layout", "train_csv", "test_csv", "train_metadata", "test_metadata", "sample_submission", "train_dir",
              "test_dir", "train_path", "test_path", "train_image_ext", "test_image_ext", "image_source",
              "channel_suffixes", "pixel_columns", "pixel_shape", "id_col", "target_cols", "task", "classes", "metric",
-             "submission_format", "submission_columns", "group_col", "drop_unlabeled"]
+             "target_range", "submission_format", "submission_columns", "group_col", "tabular_cols", "drop_unlabeled"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".bmp")
 TRAIN_DIRS = ("train", "train_images", "images", "train_imgs")
 TEST_DIRS = ("test", "test_images", "images", "test_imgs")
@@ -206,11 +208,12 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         found = sources.train_files(input_dir, train, id_col, comp, TRAIN_DIRS)
         if found is None:  # image files: by id, or in label folders (paddy)
             found = layouts.train_images(input_dir, train, id_col, target_cols, image_folder, TRAIN_DIRS)
-        comp.update(layout="csv", train_csv=train_path.name, target_cols=target_cols, **found,
-                    **_task(train, target_cols, sub_targets, train_path))
+        task = discover_regression(train, target_cols, sub) or _task(train, target_cols, sub_targets, train_path)
+        comp.update(layout="csv", train_csv=train_path.name, target_cols=target_cols, **found, **task)
         group = patient_column(train, id_col)
         if group is not None:
             comp["group_col"] = group
+        comp.update(discover_tabular(input_dir, train, comp))  # meta features: columns the test rows have too
         if drop_unlabeled:
             comp["drop_unlabeled"] = True
     else:

@@ -3,15 +3,39 @@ that only read artifacts (make submit, an up-to-date make stack) start without i
 import numpy as np
 
 from .errors import PipelineError
+from .regression import HIGHER_IS_BETTER as REGRESSION_HIGHER_IS_BETTER, regression_score, unscale
 
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "log_loss": False, "micro_f1": True, "macro_f1": True,
-                    "qwk": True, "f_beta": True}
-EPS = 1e-7
+                    "qwk": True, "f_beta": True, **REGRESSION_HIGHER_IS_BETTER}
+EPS = 1e-7  # the floor of stacking/blend.py's smooth log-loss objective, not the metric's (LOG_LOSS_CLIP)
+LOG_LOSS_CLIP = 1e-15  # Kaggle's log loss replaces p by max(min(p, 1 - 1e-15), 1e-15) (leaf-classification's text)
 
 
-def _binary_cross_entropy(y, p) -> float:
-    p = np.clip(p, EPS, 1 - EPS)
+def clipped_log_loss(y: np.ndarray, p: np.ndarray, task: str) -> float:
+    """Kaggle's log loss. Multiclass (leaf-classification, dog-breed-identification): each row rescaled to sum to
+    one, clipped to [1e-15, 1 - 1e-15], the mean over rows of -log of the true class's probability. Binary
+    (statoil, dogs-vs-cats) and multilabel: each cell's -[y log p + (1 - y) log(1 - p)] after the same clip,
+    averaged. Multiclass reads only the row sums and the true class's column: no (N, K) copy."""
+    if task == "multiclass":
+        total = p.sum(1, dtype=np.float64)
+        p_true = p[np.arange(len(p)), y.argmax(1)].astype(np.float64)
+        # a row of zeros gives its true class no probability: the clip's floor, as p = 0 does
+        p_true = np.divide(p_true, total, out=np.zeros_like(total), where=total > 0)
+        return float(-np.log(np.clip(p_true, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)).mean())
+    y, p = np.asarray(y, np.float64), np.clip(np.asarray(p, np.float64), LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def mean_column_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean column-wise ROC AUC: each column's AUC of its own scores, as submitted (not renormalised), averaged
+    (plant-pathology-2020: four one-hot class columns; ranzcr: 11 tags; binary: its one column). NaN when a column
+    holds one class only: AUC is undefined there. The fold guard refuses such validation folds; on a test set the
+    graders' roc_auc_score returns NaN (scikit-learn 1.9; older versions raise) and the submission gets no score."""
+    from sklearn.metrics import roc_auc_score
+
+    if any(len(np.unique(y[:, k])) < 2 for k in range(y.shape[1])):
+        return float("nan")
+    return float(np.mean([roc_auc_score(y[:, k], p[:, k]) for k in range(y.shape[1])]))
 
 
 def hard_predictions(p: np.ndarray, task: str, threshold=0.5) -> np.ndarray:
@@ -35,31 +59,28 @@ def _labels(y, p, task, threshold):
 
 
 def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, beta: float = 2.0) -> float:
-    from sklearn.metrics import cohen_kappa_score, f1_score, fbeta_score, log_loss, roc_auc_score
+    from sklearn.metrics import cohen_kappa_score, f1_score, fbeta_score
 
-    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    if metric in REGRESSION_HIGHER_IS_BETTER:  # on values: comp_score unscales them
+        return regression_score(metric, y, p)
+    # as given, no float64 copy: herbarium's (N, 15,501) matrices are only reduced to class indices
+    y, p = np.asarray(y), np.asarray(p)
     if metric == "roc_auc":
-        if task == "multiclass":
-            labels = y.argmax(1)
-            if len(np.unique(labels)) < y.shape[1]:
-                return float("nan")
-            return float(roc_auc_score(labels, p / p.sum(1, keepdims=True), multi_class="ovr"))
-        if any(len(np.unique(y[:, k])) < 2 for k in range(y.shape[1])):
-            return float("nan")  # AUC is undefined when a fold holds one class only
-        return float(roc_auc_score(y, p, average="macro"))
+        return mean_column_auc(y, p)
     if metric == "log_loss":
-        if task == "multiclass":
-            p = np.clip(p, EPS, 1)
-            return float(log_loss(y.argmax(1), p / p.sum(1, keepdims=True), labels=list(range(y.shape[1]))))
-        return _binary_cross_entropy(y, p)
+        return clipped_log_loss(y, p, task)
     if metric == "qwk":
         if task == "multilabel":
             raise PipelineError("competition.metric qwk needs one ordinal label per row: not defined for multilabel")
         true, pred, labels = _labels(y, p, task, threshold)
+        # weights (i - j)^2 over every class index, as aptos's text; the grader's default (the grades present in
+        # truth or predictions) agrees whenever each grade appears in one of them
         return float(cohen_kappa_score(true, pred, labels=labels, weights="quadratic"))
-    if metric in ("macro_f1", "f_beta") and task != "multilabel":
+    if metric in ("accuracy", "macro_f1", "f_beta") and task != "multilabel":
         # binary macro_f1 averages the F1 of both classes; binary f_beta is the positive class's only
         true, pred, labels = _labels(y, p, task, threshold)
+        if metric == "accuracy":
+            return float((true == pred).mean())
         # multiclass: over the classes in the truth or the predictions, as the graders' f1_score: a rare class
         # absent from a fold (herbarium's singletons) is not averaged in as a zero
         labels = None if task == "multiclass" else labels
@@ -69,7 +90,7 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
             return float(fbeta_score(true, pred, beta=beta, pos_label=1, average="binary", zero_division=0))
         return float(fbeta_score(true, pred, beta=beta, labels=labels, average="macro", zero_division=0))
     hard = hard_predictions(p, task, threshold)
-    if metric == "accuracy":
+    if metric == "accuracy":  # multilabel: every tag of the row right
         return float((hard == y.astype(np.int64)).all(1).mean())
     if metric in ("micro_f1", "macro_f1"):  # multilabel macro: per-column F1, averaged
         return float(f1_score(y.astype(np.int64), hard, average=metric[:5], zero_division=0))
@@ -81,6 +102,8 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
 def comp_score(comp, y: np.ndarray, p: np.ndarray, threshold=None) -> float:
     """The competition's metric (comp: config.Competition); threshold defaults to comp.tag_threshold."""
     threshold = comp.tag_threshold if threshold is None else threshold
+    if comp.task == "regression":  # predictions and targets are scaled to [0, 1]: the metric is on the values
+        y, p = unscale(y, comp.target_range), unscale(p, comp.target_range)
     return score(comp.metric, y, p, comp.task, threshold, beta=comp.f_beta)
 
 

@@ -8,6 +8,7 @@ from .config.competition import Competition
 from .data.table import Table, encode_targets
 from .errors import PipelineError
 from .metrics import comp_score, hard_predictions
+from .regression import scale, target_values, unscale
 from .utils.io import read_csv, require_columns
 
 
@@ -18,6 +19,9 @@ def build_submission(comp: Competition, ids: list[str], probs: np.ndarray, thres
         body = {cols[0]: probs[:, 0]}
     elif comp.submission_format == "class_columns":
         body = {c: probs[:, comp.classes.index(c)] for c in cols}
+    elif comp.submission_format == "value":  # regression: predictions are scaled to [0, 1]
+        values = unscale(probs, comp.target_range)
+        body = {c: values[:, comp.target_cols.index(c)] for c in cols}
     elif comp.submission_format == "label":
         full = np.column_stack([1 - probs[:, 0], probs[:, 0]]) if comp.task == "binary" else probs
         body = {cols[0]: [comp.classes[i] for i in full.argmax(1)]}
@@ -51,6 +55,11 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: Competiti
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise PipelineError(f"{source} row {i + 2}: {col}={values.iloc[i]!r} is not a probability in [0, 1]")
+        elif comp.submission_format == "value":
+            bad = ~np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(np.float64))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise PipelineError(f"{source} row {i + 2}: {col}={values.iloc[i]!r} is not a number")
         else:
             known = set(comp.classes)
             tokens = values.astype(str).str.split() if comp.submission_format == "tags" else values.astype(str).map(lambda v: [v])
@@ -67,6 +76,8 @@ def submission_probs(sub: pd.DataFrame, comp: Competition) -> np.ndarray:
         return sub[[cols[0]]].astype(float).to_numpy()
     if comp.submission_format == "class_columns":
         return sub[comp.classes].astype(float).to_numpy()
+    if comp.submission_format == "value":  # scaled as the predictions are
+        return scale(target_values(sub, list(comp.target_cols), "submission"), comp.target_range)
     # a label/tags column reads like the train target column
     frame = sub.rename(columns={cols[0]: comp.target_cols[0]})
     table = Table(frame.iloc[:, 0].astype(str).tolist(), [], frame, "submission")
@@ -90,5 +101,8 @@ def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition,
     if labels[id_col].isna().any():
         raise PipelineError(f"{labels_source}: no label for id {labels.index[labels[id_col].isna()][0]!r}")
     labels = labels.reset_index(drop=True)
-    y = encode_targets(Table(labels[id_col].tolist(), [], labels, labels_source), comp)
+    if comp.task == "regression":  # scaled, not range-checked: a test value may lie outside the train range
+        y = scale(target_values(labels, list(comp.target_cols), labels_source), comp.target_range)
+    else:
+        y = encode_targets(Table(labels[id_col].tolist(), [], labels, labels_source), comp)
     return comp_score(comp, y, submission_probs(sub, comp))

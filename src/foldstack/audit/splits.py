@@ -58,6 +58,9 @@ def check_classes(a: Auditor, split: Split) -> None:
     if split.ids != ctx.train.ids:
         a.add("classes", "SKIP", split.csv, f"its ids are not the current {ctx.train.source}'s: no targets")
         return
+    if comp.task == "regression":  # no classes to count (the folds stratify on quantile bins of the target)
+        a.add("classes", "SKIP", split.csv, "regression: no classes per fold")
+        return
     classes = list(comp.classes)
     # single-label: class indices, never an (N, K) one-hot (herbarium: 840k x 15,501)
     y = ctx.targets if comp.task == "multilabel" else class_index(ctx.train, comp)

@@ -5,12 +5,14 @@ from pydantic import Field, model_serializer
 
 from .base import Section
 
-TASKS = ("binary", "multiclass", "multilabel")
-SUBMISSION_FORMATS = ("probability", "label", "class_columns", "tags")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+SUBMISSION_FORMATS = ("probability", "label", "class_columns", "tags", "value")
 IMAGE_SOURCES = ("file", "npy", "dicom", "channel_files", "table")
+TABULAR_TYPES = ("numeric", "binary", "categorical")
 # f_beta: sample-averaged for multilabel (Planet), positive class for binary, macro for multiclass;
 # qwk: quadratic weighted kappa on the argmax label (ordinal classes, in competition.classes order).
-METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1", "macro_f1", "qwk", "f_beta")
+# rmse, mae, r2: regression (foldstack/regression.py), on the unscaled values.
+METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1", "macro_f1", "qwk", "f_beta", "rmse", "mae", "r2")
 
 
 class Competition(Section):
@@ -48,18 +50,24 @@ class Competition(Section):
     id_col: str = "id"
     """Id column of the train CSV and the sample submission."""
     target_cols: list[str] = ["label"]
-    """Target column(s): one label or tags column, or one 0/1 column per class."""
+    """Target column(s): one label or tags column, or one 0/1 column per class; regression: one numeric column
+    per target."""
     task: Literal[TASKS] = "multiclass"
-    """`binary` (one of two classes), `multiclass` (one of many), `multilabel` (any number of tags)."""
+    """`binary` (one of two classes), `multiclass` (one of many), `multilabel` (any number of tags), `regression`
+    (numbers: the model predicts each target scaled to [0, 1] by `target_range`)."""
     classes: list[str] = []
     """Class names in the order of the prediction columns (binary: `[negative, positive]`)."""
     metric: Literal[METRICS] = "accuracy"
-    """Validation and test metric; `qwk`: quadratic weighted kappa on the argmax label, classes in
+    """Validation and test metric; `rmse`, `mae`, `r2`: regression, on the unscaled values; `qwk`: quadratic
+    weighted kappa on the argmax label, classes in
     `competition.classes` order; `f_beta`: beta `competition.f_beta` (sample-averaged for multilabel, the positive
     class for binary, macro for multiclass)."""
     submission_format: Literal[SUBMISSION_FORMATS] = "label"
     """`probability` (of the positive class), `label` (argmax), `class_columns` (a probability per class),
-    `tags` (space-separated tags above their thresholds)."""
+    `tags` (space-separated tags above their thresholds), `value` (regression: the number in each target column)."""
+    target_range: list[tuple[float, float]] = []
+    """Regression: [min, max] of each target column (discovery writes the train table's): targets are scaled to
+    [0, 1] by it for training, predictions stored so, and unscaled for the metric and the submission."""
     submission_columns: list[str] = ["id", "label"]
     """The sample submission's columns in order: every stage checks them at start-up."""
     tag_threshold: float = Field(0.5, gt=0, lt=1)
@@ -85,8 +93,15 @@ class Competition(Section):
     pixel_shape: list[int] = []
     """`table`: [height, width] of each image."""
     test_csv: Optional[str] = None
-    """`table`: the table of the test rows' pixels (`test.csv`, `test.json`), matched to the sample submission by
-    `id_col`, or, without that column, row by row in the sample submission's order."""
+    """The table of the test rows (`test.csv`, `test.json`): their pixels (`table`) and their `tabular_cols`,
+    matched to the sample submission by `id_col`, or, without that column, row by row in the sample submission's
+    order."""
+    tabular_cols: dict[str, Literal[TABULAR_TYPES]] = {}
+    """Meta features: columns of the train table, also in the test rows' table (`test_csv`, else the sample
+    submission), that are not id, target or group, each `numeric` (a missing value: the train median and a
+    missing flag), `binary` (two values) or `categorical` (one-hot over the train values, missing a level of its
+    own). Discovery lists them; the level-2 meta-models (`stack.method` xgboost / logreg) see them beside the
+    OOF probabilities (data/tabular.py); blends and the network do not."""
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
@@ -95,24 +110,29 @@ class Competition(Section):
         out = handler(self)
         if self.metric != "f_beta":
             out.pop("f_beta", None)
-        for key in ("train_metadata", "test_metadata", "train_path", "test_path"):  # unset: other layouts keep their artifact keys
+        # unset: other layouts, and competitions without tabular columns, keep their artifact keys
+        for key in ("train_metadata", "test_metadata", "train_path", "test_path", "tabular_cols", "test_csv"):
             if not out.get(key):
                 out.pop(key, None)
+        if self.task != "regression":  # the artifact keys of classification runs stay what they were
+            out.pop("target_range", None)
         if self.image_source == "file":
-            for key in ("image_source", "channel_suffixes", "pixel_columns", "pixel_shape", "test_csv"):
+            for key in ("image_source", "channel_suffixes", "pixel_columns", "pixel_shape"):
                 out.pop(key, None)
         return out
 
 
-FOLD_METHODS = ("auto", "kfold", "stratified", "group", "stratified_group", "multilabel_stratified")
+FOLD_METHODS = ("auto", "kfold", "stratified", "group", "stratified_group", "multilabel_stratified",
+                "multilabel_rarest")
 
 
 class Folds(Section):
     """How train rows split into folds. `auto`: StratifiedKFold (binary/multiclass), MultilabelStratifiedKFold
-    (multilabel: iterative stratification); with groups (competition.group_col, or duplicate images under
-    folds.dedupe) StratifiedGroupKFold, and for multilabel GroupKFold with a group column (duplicate sets alone
-    stay iteratively stratified, each set one unit). A split that leaves a validation fold without a class the
-    metric needs is refused."""
+    (multilabel: iterative stratification; past rows x tags² = 2e10, where it would take minutes to hours, e.g.
+    imet's 142k rows x 3,474 tags, `multilabel_rarest`, an approximation whose per-tag balance the log states);
+    with groups (competition.group_col, or duplicate images under folds.dedupe) StratifiedGroupKFold, and for
+    multilabel GroupKFold with a group column (duplicate sets alone stay stratified, each set one unit). A split
+    that leaves a validation fold without a class the metric needs is refused."""
     n_splits: int = Field(5, ge=2)
     """Number of folds."""
     seed: int = 42
@@ -120,6 +140,7 @@ class Folds(Section):
     method: Literal[FOLD_METHODS] = "auto"
     """Splitter: `auto` (see the section), or `kfold`, `stratified`, `group`, `stratified_group` (scikit-learn's
     KFold, StratifiedKFold, GroupKFold, StratifiedGroupKFold), `multilabel_stratified` (iterative
-    stratification)."""
+    stratification), `multilabel_rarest` (StratifiedKFold on each row's rarest tag, strata of fewer rows than
+    folds pooled: seconds at any size, each tag less evenly spread than iterative stratification spreads it)."""
     dedupe: bool = False
     """Byte-identical train images share a group, so they never sit in two folds."""

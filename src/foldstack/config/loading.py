@@ -109,6 +109,9 @@ def check_across_sections(cfg: Config) -> None:
     """Rules that tie keys of several sections (or layers) together, checked on the merged config so that
     nothing fails after hours of training for a value known to be wrong from the start."""
     p, size = cfg.predict, cfg.data.img_size
+    if cfg.competition.task == "regression" and (cfg.distill.teacher or cfg.pseudo.round):
+        raise PipelineError("distill.teacher / pseudo.round: not for regression yet (their soft labels are class "
+                            "probabilities); unset them")
     if {"five_crop", "ten_crop"} & set(p.tta) and round(size / p.tta_crop_fraction) == size:
         raise PipelineError(f"predict.tta_crop_fraction={p.tta_crop_fraction} at data.img_size={size} makes every "
                             f"five/ten_crop view the whole image (round({size} / {p.tta_crop_fraction}) = {size}); "

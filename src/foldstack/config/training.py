@@ -211,14 +211,14 @@ class Train(Section):
     """Seed of the model initialisation and of the shuffle and augmentation streams (fold k adds k)."""
 
 
-LOSSES = ("auto", "ce", "focal", "weighted_ce", "ohem", "bce", "soft_ce", "lovasz")
+LOSSES = ("auto", "ce", "focal", "weighted_ce", "ohem", "bce", "soft_ce", "lovasz", "mse", "huber")
 
 
 class Loss(Section):
     """The training loss; every loss takes soft targets (mixup, pseudo labels, distillation)."""
     name: Literal[LOSSES] = "auto"
-    """`auto`: cross-entropy (multiclass) or BCE (binary/multilabel); `ce`, `focal`, `weighted_ce`, `ohem`,
-    `bce` (BCE on multiclass targets, as in "ResNet strikes back"), `soft_ce`, `lovasz` (binary/multilabel)."""
+    """`auto`: cross-entropy (multiclass), BCE (binary/multilabel), `mse` (regression); `ce`, `focal`, `weighted_ce`,
+    `ohem`, `bce` (RSB's on multiclass; regression: on the [0, 1] target), `soft_ce`, `lovasz`, `mse`, `huber`."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     """Multiclass: towards uniform; binary/multilabel: towards 0.5."""
     focal_gamma: float = Field(2.0, ge=0)

@@ -126,21 +126,24 @@ def pooled_strata(labels: np.ndarray, rare) -> np.ndarray:
     return strata
 
 
-def log_rare(rare, folds: np.ndarray, n_splits: int, stratified: bool, source: str, units: str) -> None:
-    """One log line on the rare classes of a split: how many, their rows, and how many of those rows have no row of
-    their class in their fold's train part (their out-of-fold prediction cannot be right)."""
+def log_rare(rare, folds: np.ndarray, n_splits: int, how: str, source: str, units: str, noun: str = "class") -> None:
+    """One log line on the rare classes (noun "tag": multilabel tags) of a split: how many, their rows, and how many
+    of those rows have no row of their class in their fold's train part (their out-of-fold prediction cannot be
+    right). how: how the folds spread them ("in one shared stratum")."""
     if not rare:
         return
     rows = int(_rows_of(rare).sum())
     # a class whose rows all sit in one fold has none in that fold's train part
     unseen = sum(int(counts.sum()) for _, counts in _counted(rare, lambda c, neg: c.per_part(folds, n_splits, neg))
                  if np.count_nonzero(counts) <= 1)
-    how = "in one shared stratum" if stratified else "without stratification"
-    log.info(f"rare classes: {len(rare)} class(es) ({rows} train rows) with fewer {units} each than "
+    plural, counted = ("classes", "class(es)") if noun == "class" else (f"{noun}s", f"{noun}(s)")
+    cost = ("the CV counts them as errors; a class-averaged F score averages each fold over the classes it holds"
+            if noun == "class" else "the CV counts those tags as missed; micro F1, per-row F scores and log loss "
+            "stay defined")
+    log.info(f"rare {plural}: {len(rare)} {counted} ({rows} train rows) with fewer {units} each than "
              f"folds.n_splits={n_splits} ({source}) are spread over the folds {how}, not in every validation "
-             f"fold; {unseen} of those rows have no row of their class in their fold's train part, so their "
-             f"out-of-fold prediction cannot be right (the CV counts them as errors; a class-averaged F score "
-             f"averages each fold over the classes it holds)")
+             f"fold; {unseen} of those rows have no row of their {noun} in their fold's train part, so their "
+             f"out-of-fold prediction cannot be right ({cost})")
 
 
 def coverage_problems(folds: np.ndarray, n_splits: int, requirements) -> list:

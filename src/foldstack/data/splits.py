@@ -5,8 +5,10 @@ is refused with one line naming the fold and the class: a NaN or meaningless val
 steer best.pt, plateau schedules and early stopping without a word. Rare classes (fewer rows, or groups, than folds:
 herbarium's and whale's thousands of singletons) cannot be in every fold: where the metric stays defined without them
 (stratification, class-averaged F scores) they share one stratum and the log counts what that costs; where it does
-not (ROC AUC) the split is refused. The checks count rows per class and fold (data/fold_requirements.py), so they
-run at herbarium's scale. numpy / scikit-learn only."""
+not (ROC AUC) the split is refused. Rare multilabel tags likewise: spread and counted under micro F1, per-row F
+scores and log loss, refused under ROC AUC and multilabel macro F1. The checks count rows per class and fold
+(data/fold_requirements.py), so they run at herbarium's scale. numpy / scikit-learn / iterstrat only; multilabel
+splitters in data/multilabel_folds.py."""
 import warnings
 
 import numpy as np
@@ -14,21 +16,24 @@ import numpy as np
 from ..errors import PipelineError
 from .fold_requirements import (Carriers, Requirement, check_requirements, coverage_problems, log_rare,
                                 pooled_strata, set_aside_rare)
+from .multilabel_folds import MULTILABEL, multilabel_folds, multilabel_method
 
 STRATIFIED = ("stratified", "stratified_group")
 GROUPED = ("group", "stratified_group")
 
 
-def resolve_method(method: str, task: str | None, group_col: bool, grouped: bool) -> str:
+def resolve_method(method: str, task: str | None, group_col: bool, grouped: bool,
+                   tags_shape: tuple[int, int] | None = None) -> str:
     """The splitter `auto` stands for. task None: no labels to stratify on. grouped: rows carry groups
-    (competition.group_col, or duplicate images under folds.dedupe)."""
+    (competition.group_col, or duplicate images under folds.dedupe). tags_shape: the multilabel (N, K) tag matrix's
+    shape; past a size iterative stratification takes minutes to hours (data/multilabel_folds.py)."""
     if method != "auto":
         return method
     if task == "multilabel":
         # With a group column: GroupKFold. Iterative stratification of whole groups would weigh a 1-row group
         # like a 500-row one and unbalance the fold sizes; duplicate-image groups (1-3 rows) are stratified as
         # units instead (see assign_folds).
-        return "group" if group_col else "multilabel_stratified"
+        return "group" if group_col else multilabel_method(*(tags_shape or (0, 0)))
     if task is None:
         return "group" if grouped else "kfold"
     return "stratified_group" if grouped else "stratified"
@@ -39,9 +44,10 @@ def metric_requirements(y: np.ndarray, task: str, metric: str, classes: list[str
     roc_auc: both classes (binary), every class (multiclass, one-vs-rest), both sides of every tag (multilabel);
     class-averaged F scores (macro_f1; f_beta on single-label tasks): every class that has train rows, but a rare
     one may be set aside (rare_ok: a fold's average leaves an absent class out); multilabel macro_f1: every tag's
-    positives. Other metrics (accuracy, log_loss, micro_f1, multilabel f_beta per row, qwk) stay defined when a
-    class is absent. y: the (N, K) targets, or for a single-label task the (N,) class index (data/table.py's
-    class_index: no one-hot needed)."""
+    positives (metrics.py averages F1 over every tag column, as the graders' f1_score does: a tag absent from a
+    fold's truth and predictions would count as 0 there). Other metrics (accuracy, log_loss, micro_f1, multilabel
+    f_beta per row, qwk) stay defined when a class is absent. y: the (N, K) targets, or for a single-label task the
+    (N,) class index (data/table.py's class_index: no one-hot needed)."""
     why = f"competition.metric {metric} needs"
     if task == "multilabel":
         if metric not in ("roc_auc", "macro_f1"):
@@ -88,16 +94,18 @@ def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",
     from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold  # start-up time
 
     task = "single" if labels is not None else "multilabel" if multihot is not None else None
-    method = resolve_method(method, task, groups is not None, groups is not None)
+    auto = method == "auto"
+    method = resolve_method(method, task, groups is not None, groups is not None,
+                            None if multihot is None else np.shape(multihot))
     if method in STRATIFIED and labels is None:
         raise PipelineError(f"folds.method={method} needs a single-label task")
-    if method == "multilabel_stratified" and multihot is None:
+    if method in MULTILABEL and multihot is None:
         raise PipelineError(f"folds.method={method} needs a multilabel task")
     if method in GROUPED and groups is None:
         raise PipelineError(f"folds.method={method} needs competition.group_col (or folds.dedupe with duplicates)")
     if n_rows < n_splits:
         raise PipelineError(f"folds.n_splits={n_splits} is more than the {n_rows} train rows")
-    split_groups = groups if method in GROUPED or method == "multilabel_stratified" else None
+    split_groups = groups if method in GROUPED or method in MULTILABEL else None
     if split_groups is not None:
         n_groups = len(np.unique(split_groups))
         if n_groups < n_splits:
@@ -109,26 +117,20 @@ def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",
         strat = [Requirement(f"class {names[c]!r}", rows, c, "stratified folds need", rare_ok=True)
                  for c in np.unique(labels).tolist()]
         requirements = _merge(strat, requirements or [])
+    tags = Carriers(multihot=multihot, width=len(classes or [])) if method in MULTILABEL else None
+    if tags is not None:  # every tag balanced over the folds; one with fewer rows than folds is rare
+        names = classes or [str(j) for j in range(tags.width)]
+        strat = [Requirement(f"tag {names[j]!r}", tags, j, "stratified folds need", rare_ok=True)
+                 for j in np.flatnonzero(tags.units(None)).tolist()]
+        requirements = _merge(strat, requirements or [])
     requirements, rare = set_aside_rare(requirements or [], n_splits, split_groups)
+    if method in MULTILABEL:  # neither splitter promises each tag in every fold: check only what the metric needs
+        requirements = [r for r in requirements if not r.rare_ok]
     check_requirements(requirements, n_splits, split_groups, source, group_desc)
 
     folds = np.full(n_rows, -1, np.int64)
-    if method == "multilabel_stratified":
-        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-
-        y, inverse = np.asarray(multihot).astype(bool), None
-        if groups is not None:  # each group one unit, carrying the union of its rows' tags
-            _, inverse = np.unique(groups, return_inverse=True)
-            units = np.zeros((inverse.max() + 1, y.shape[1]), bool)
-            np.logical_or.at(units, inverse, y)
-            y = units
-        unit_folds = np.full(len(y), -1, np.int64)
-        splitter = MultilabelStratifiedKFold(n_splits, shuffle=True, random_state=seed)
-        # int8, not int64: iterstrat copies the remaining rows of this matrix once per tag it places (imet's 142k
-        # x 3,474: 0.5 GB a copy, not 3.9 GB); same folds, as it indexes with the 0/1 values either way
-        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(y)), y.astype(np.int8))):
-            unit_folds[valid] = k
-        folds = unit_folds if inverse is None else unit_folds[inverse]
+    if method in MULTILABEL:
+        folds = multilabel_folds(tags, groups, n_splits, seed, method, auto)
     else:
         splitter = {"kfold": KFold(n_splits, shuffle=True, random_state=seed),
                     "stratified": StratifiedKFold(n_splits, shuffle=True, random_state=seed),
@@ -146,5 +148,8 @@ def assign_folds(n_rows: int, n_splits: int, seed: int, method: str = "auto",
         raise PipelineError(f"folds.n_splits={n_splits} ({method}, seed {seed}): {r.gap(k)} ({source}){more}; "
                             f"{r.why} it in every validation fold: change folds.seed or folds.method, or lower "
                             f"folds.n_splits")
-    log_rare(rare, folds, n_splits, method in STRATIFIED, source, group_desc if split_groups is not None else "rows")
+    how = {"multilabel_stratified": "by iterative stratification", "multilabel_rarest": "in one shared stratum",
+           **{m: "in one shared stratum" for m in STRATIFIED}}.get(method, "without stratification")
+    log_rare(rare, folds, n_splits, how, source, group_desc if split_groups is not None else "rows",
+             "tag" if method in MULTILABEL else "class")
     return folds

@@ -13,6 +13,7 @@ from ..errors import PipelineError
 from ..discover import IMAGE_EXTS, blank_rows, unlabeled_error
 from ..discover_layouts import fill_path, metadata_table, test_names
 from ..utils.io import read_csv, require_columns, stable_hash
+from ..regression import regression_targets
 from .pixel_tables import pixel_array, read_table
 from .sources import ChannelFiles, Samples, TablePixels, as_samples, file_samples
 
@@ -164,6 +165,13 @@ def test_pixels(comp: Competition, base: Path, submission: pd.DataFrame) -> Tabl
     if not comp.test_csv:
         raise PipelineError("competition.test_csv: name the table holding the test rows' pixels "
                             "(competition.image_source is table)")
+    path, _, order = rows_of_test_table(comp, base, submission)
+    return TablePixels(pixel_array(path, comp.pixel_columns, comp.pixel_shape, order), path)
+
+
+def rows_of_test_table(comp: Competition, base: Path, submission: pd.DataFrame) -> tuple:
+    """(competition.test_csv's path, its rows as strings without pixel columns, the row of each sample-submission
+    row in it): matched by id_col, or row by row when the table has no such column."""
     path = base / comp.test_csv
     frame, _ = read_table(path, "test table", comp.pixel_columns)
     if comp.id_col in frame.columns:
@@ -178,18 +186,22 @@ def test_pixels(comp: Competition, base: Path, submission: pd.DataFrame) -> Tabl
                             f"an {comp.id_col!r} column they must match row by row")
     else:
         order = np.arange(len(frame))
-    return TablePixels(pixel_array(path, comp.pixel_columns, comp.pixel_shape, order), path)
+    return path, frame, order
 
 
 def output_names(comp: Competition) -> list[str]:
-    """Column names of a prediction matrix: the positive class for binary, else every class."""
+    """Column names of a prediction matrix: the positive class for binary, the targets for regression, else classes."""
+    if comp.task == "regression":
+        return list(comp.target_cols)
     return [comp.classes[1]] if comp.task == "binary" else list(comp.classes)
 
 
 def encode_targets(table: Table, comp: Competition) -> np.ndarray:
     """Targets as a float32 (N, n_outputs) matrix: one-hot / multi-hot / positive-class column.
 
-    Soft targets fit the same shape, so mixup and pseudo-labels need no second code path."""
+    Soft targets fit the same shape, so mixup and pseudo-labels need no second code path. Regression: scaled values."""
+    if comp.task == "regression":
+        return regression_targets(table.frame, comp, table.source)
     _check_classes(comp)
     if len(comp.target_cols) > 1:
         return _class_columns(table, comp)

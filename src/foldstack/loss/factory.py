@@ -17,6 +17,7 @@ from .common import SmoothedBCE, smooth_targets
 from .focal import SigmoidFocalLoss, SoftmaxFocalLoss
 from .lovasz import LovaszHinge
 from .ohem import OHEMLoss
+from .regression import regression_loss
 from .weighted import WeightedBCE, WeightedCrossEntropy, resolve_class_weights
 
 
@@ -78,6 +79,8 @@ _REGISTRY: dict[str, Callable[[Loss, str, np.ndarray | None], nn.Module]] = {
     "bce": lambda cfg, task, _: ThresholdedBCE(task, cfg.label_smoothing, cfg.bce_target_threshold),
     "soft_ce": _soft_ce,
     "lovasz": _lovasz,
+    "mse": lambda cfg, task, _: _needs(cfg, task, ("regression",)),  # regression's: loss/regression.py
+    "huber": lambda cfg, task, _: _needs(cfg, task, ("regression",)),
 }
 assert set(_REGISTRY) == set(LOSSES)
 
@@ -86,6 +89,8 @@ def create_loss(cfg: Loss, task: str, train_targets: np.ndarray | None = None) -
     """train_targets: the (N, K) targets of the fold's training part, for loss.class_weights=auto."""
     if task not in TASKS:
         raise PipelineError(f"competition.task: unknown task {task!r}, expected one of {', '.join(TASKS)}")
+    if task == "regression":
+        return regression_loss(cfg)
     return _REGISTRY[cfg.name](cfg, task, train_targets)
 
 

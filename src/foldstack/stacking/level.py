@@ -5,9 +5,10 @@ from .fit import LevelFit
 from .meta import level_features, stack_cv
 
 
-def uses_meta_features(method: str, cfg_stack) -> bool:
-    """Whether `method` sees the image meta features (stack.meta_features): meta-models do, blends never."""
-    return method not in BLENDS and bool(cfg_stack.meta_features)
+def uses_meta_features(method: str, cfg_stack, tabular_cols=()) -> bool:
+    """Whether `method` sees meta features (stack.meta_features, competition.tabular_cols): meta-models do,
+    blends never."""
+    return method not in BLENDS and bool(cfg_stack.meta_features or tabular_cols)
 
 
 def fit_level(method: str, oofs: list, tests: list, y, folds, comp, cfg_stack, oof_meta=None,

@@ -160,6 +160,8 @@ def fit_meta(method: str, oof_features, y, folds, task: str, cfg_stack, n_prob_f
         raise PipelineError(f"stack: unknown meta-model {method!r}, expected xgboost or logreg")
     if task not in TASKS:
         raise PipelineError(f"stack: unknown task {task!r}")
+    if task == "regression":  # the units are classifiers (predict_proba); no regressor yet
+        raise PipelineError(f"stack.method={method}: the meta-models classify; regression: a blend (mean, weighted)")
     X, y, folds = np.asarray(oof_features, np.float64), np.asarray(y, np.float64), np.asarray(folds)
     _check_oof(X, y, folds)
     n_prob = X.shape[1] if n_prob_features is None else int(n_prob_features)

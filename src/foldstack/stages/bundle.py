@@ -62,6 +62,9 @@ def copy_level2(ctx, source: Path, folder: Path) -> dict:
     if level2 is None:
         raise PipelineError(f"{source.relative_to(ctx.root)} holds no fitted level 2 ({LEVEL_DIR}/): rebuild it "
                             f"with `make stack COMP={ctx.comp}`")
+    if level2.get("tabular_cols"):  # the kernel reads image headers only, not the tabular columns' encoding
+        raise PipelineError(f"{source.relative_to(ctx.root)}: its level 2 reads competition.tabular_cols, which a "
+                            f"bundle cannot yet: set stack.method to a blend, or competition.tabular_cols to {{}}")
     folder.mkdir(parents=True)
     for name in level2["files"]:
         atomic_copy(source / LEVEL_DIR / name, folder / name)

@@ -13,6 +13,7 @@ from ..data.splits import assign_folds, metric_requirements, resolve_method
 from ..data.table import class_index
 from ..errors import PipelineError
 from ..lineage import folds_dir
+from ..regression import binned_labels
 from ..utils.io import atomic_write_csv, stable_hash
 
 log = logging.getLogger("foldstack")
@@ -52,13 +53,14 @@ def split_inputs(ctx) -> SplitInputs:
         groups = group_values  # as read: the splitters' group order (hence the folds) is what it always was
     task = comp.task
     method = resolve_method(cfg.method, task if task == "multilabel" else "single", comp.group_col is not None,
-                            groups is not None)
+                            groups is not None, ctx.targets.shape if task == "multilabel" else None)
     if dup_info and dup_info["duplicate_sets"] and method in ("kfold", "stratified"):
         raise PipelineError(f"folds.dedupe=true with folds.method={method}: {method} ignores groups, so the "
                             f"{dup_info['duplicate_rows']} byte-identical train images could straddle folds; use "
                             f"folds.method=auto (or a group-aware method)")
     # single-label: the class index straight from the table, never the (N, K) one-hot (52 GB for herbarium)
-    labels = class_index(ctx.train, comp) if task != "multilabel" else None
+    labels = (binned_labels(ctx.targets) if task == "regression"  # quantile bins of the target, stratified
+              else class_index(ctx.train, comp) if task != "multilabel" else None)
     multihot = ctx.targets if task == "multilabel" else None
     return SplitInputs(method, labels, multihot, groups, desc, dup_info)
 

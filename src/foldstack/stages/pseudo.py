@@ -21,6 +21,8 @@ log = logging.getLogger("foldstack")
 def select(ctx, n: int):
     """Round n's pseudo-label set (written unless up to date)."""
     cfg, comp = ctx.cfg, ctx.cfg.competition
+    if comp.task == "regression":  # a confident pseudo-label is a class probability's notion
+        raise PipelineError("make pseudo: not for regression yet (competition.task regression)")
     fold_key = load_folds(ctx).key
     target = pseudo_set_dir(ctx, n, fold_key)
     path, source = target.path, target.source

@@ -10,7 +10,8 @@ import pandas as pd
 from ..artifacts import input_ref, is_complete, read_manifest, require_same_folds, staging, write_manifest
 from ..config.loading import sections
 from ..data.meta_features import image_meta_features
-from ..data.table import output_names
+from ..data.tabular import tabular_matrices
+from ..data.table import input_dir, output_names
 from ..errors import PipelineError
 from ..lineage import stack_dir, with_round
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
@@ -40,20 +41,31 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict, tuple]:
         levels[name] = ("single model + TTA" if p.oof_plain is not None else "single model", p.oof, p.test)
     oofs, tests = [p.oof for p in preds.values()], [p.test for p in preds.values()]
     methods = list(dict.fromkeys(st.compare + [st.method]))  # ordered, unique
-    oof_meta = test_meta = None  # the meta-models' image header features, read once for all of them
-    if any(uses_meta_features(m, st) for m in methods):
-        oof_meta = image_meta_features(ctx.train.samples, st.meta_features)
-        test_meta = image_meta_features(ctx.test.samples, st.meta_features)
+    oof_meta = test_meta = None  # the meta-models' meta features, read once for all of them
+    if any(uses_meta_features(m, st, comp.tabular_cols) for m in methods):
+        oof_meta, test_meta = meta_matrices(ctx)
     for method in methods:
         fit = fit_level(method, oofs, tests, y, folds, comp, st, oof_meta, test_meta)
         kind = "blend" if method in BLENDS else f"stack on {len(oofs)} experiment(s)"
         levels[level_name(method)] = (kind, fit.oof, fit.test)
         if method == st.method:
-            output = (fit.model, tests, test_meta if uses_meta_features(method, st) else None)
+            output = (fit.model, tests, test_meta if uses_meta_features(method, st, comp.tabular_cols) else None)
         if fit.info:
             fitted[level_name(method)] = fit.info
             log.info(f"{level_name(method)} fitted: {fit.info}")
     return levels, fitted, output
+
+
+def meta_matrices(ctx) -> tuple[np.ndarray, np.ndarray]:
+    """The meta-models' meta features of the train and test rows: stack.meta_features read from the image
+    headers, then the encoded competition.tabular_cols (data/tabular.py)."""
+    st, comp = ctx.cfg.stack, ctx.cfg.competition
+    oof, test = [image_meta_features(t.samples, st.meta_features) if st.meta_features else np.zeros((len(t), 0))
+                 for t in (ctx.train, ctx.test)]
+    if comp.tabular_cols:
+        tab_oof, tab_test, _ = tabular_matrices(comp, input_dir(comp, ctx.root, ctx.comp), ctx.train, ctx.test)
+        oof, test = np.hstack([oof, tab_oof]), np.hstack([test, tab_test])
+    return oof, test
 
 
 def reference_levels(ctx, inputs: dict) -> tuple[dict, dict]:
@@ -118,10 +130,12 @@ def run(ctx):
             write_thresholds(tmp, names, thresholds)
         level2 = save_checked(tmp / LEVEL_DIR, model, tests, test_meta, test)
         meta = list(ctx.cfg.stack.meta_features) if test_meta is not None else []
+        tabular = list(comp.tabular_cols) if test_meta is not None else []
         write_manifest(tmp, "stack", path.name, sections(ctx.cfg, ["stack"]), fold_key=fold_key, inputs=refs,
                        metrics={row.level: row.cv for row in report.itertuples()}, metric=comp.metric,
                        output=output, fitted=fitted, rows=rows_record(ctx.train.ids, ctx.test.ids),
-                       level2=dict(level2, method=ctx.cfg.stack.method, meta_features=meta),
+                       level2=dict(level2, method=ctx.cfg.stack.method, meta_features=meta,
+                                   tabular_cols=tabular),
                        pseudo_round=ctx.cfg.pseudo.round)
     log.info(f"wrote {output} of {len(inputs)} experiment(s) + report.csv -> {path}")
     return path

@@ -2,6 +2,7 @@
 stratified on quantile bins, losses, discovery of a petfinder-like folder, and one run of the stage scripts whose
 submission is scored by an RMSE written here from the evaluation text."""
 import math
+import re
 
 import cv2
 import numpy as np
@@ -119,9 +120,13 @@ def test_discovers_petfinder_as_regression(tmp_path):
 @pytest.mark.slow  # trains through the stage scripts in this process (run_here)
 def test_petfinder_like_end_to_end(project):
     truth = write_petfinder(project / "input" / "pawpularity", 60, 20, seed=3)
-    for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py"):
-        run_here(project, script, "pawpularity", *TINY, "train.epochs=10", "data.img_size=16", "predict.tta=[]",
-                 "train.lr=0.003")
+    runs = {script: run_here(project, script, "pawpularity", *TINY, "train.epochs=10", "data.img_size=16",
+                             "predict.tta=[]", "train.lr=0.003")
+            for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py", "report.py")}
+    # the report's residuals, in Pawpularity units, give the CV the predict stage printed
+    cv = float(re.search(r"OOF CV rmse: ([0-9.]+)", runs["03_predict.py"].stderr).group(1))
+    residuals = pd.read_csv(next((project / "reports" / "pawpularity").glob("baseline/residuals.csv")))
+    assert residuals["rmse"].iloc[0] == pytest.approx(cv, rel=1e-4)
     sub = pd.read_csv(project / "submission.csv")
     assert sub["Id"].tolist() == truth["Id"].tolist()
     # RMSE as the evaluation text defines it: sqrt(mean((y - y_hat)^2))

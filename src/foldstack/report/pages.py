@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..metrics import HIGHER_IS_BETTER, comp_score
 from ..utils.io import atomic_write_csv, atomic_write_text
+from .regression import regression_sections
 from . import experiment as analysis
 from . import html, plots
 from .leaderboard import SUBMITTED
@@ -214,12 +215,18 @@ def level_page(folder, ctx, title: str, preds, source: str, experiment=None) -> 
     oof = preds.oof.astype(np.float64)
     body = [folds_section(folder, experiment, y, comp)] if experiment is not None and experiment.logs else []
     body += plan_section(folder, ctx, experiment) if experiment is not None else []
-    body += errors_sections(folder, y, oof, comp)
-    calibration, ece = calibration_section(folder, y, oof, comp)
-    body += [calibration, distribution_section(folder, y, preds, comp), mistakes_section(folder, ctx, y, preds, comp)]
+    if comp.task == "regression":  # values, not classes: residuals instead of confusion and calibration
+        body += regression_sections(folder, ctx.train.ids, y, oof, comp)
+        calibration_note = ""
+    else:
+        body += errors_sections(folder, y, oof, comp)
+        calibration, ece = calibration_section(folder, y, oof, comp)
+        body += [calibration, distribution_section(folder, y, preds, comp),
+                 mistakes_section(folder, ctx, y, preds, comp)]
+        calibration_note = f" &middot; ECE {ece:.4f}"
     cv = comp_score(comp, y, oof)
     subtitle = (f'<a href="../index.html">&larr; {escape(ctx.comp)} leaderboard</a> &middot; {escape(source)} '
-                f"&middot; OOF {escape(comp.metric)} {cv:.5f} &middot; ECE {ece:.4f}")
+                f"&middot; OOF {escape(comp.metric)} {cv:.5f}{calibration_note}")
     atomic_write_text(folder / "index.html", html.page(f"{ctx.comp} / {title}", "\n".join(body), subtitle))
 
 

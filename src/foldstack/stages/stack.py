@@ -41,6 +41,11 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict, tuple]:
         levels[name] = ("single model + TTA" if p.oof_plain is not None else "single model", p.oof, p.test)
     oofs, tests = [p.oof for p in preds.values()], [p.test for p in preds.values()]
     methods = list(dict.fromkeys(st.compare + [st.method]))  # ordered, unique
+    if comp.task == "regression":  # ranks are not values: no rank blend of regression predictions
+        if st.method == "rank":
+            raise PipelineError("stack.method=rank: ranks are not values; a regression blends by mean, weighted "
+                                "or geometric")
+        methods = [m for m in methods if m != "rank"]
     oof_meta = test_meta = None  # the meta-models' meta features, read once for all of them
     if any(uses_meta_features(m, st, comp.tabular_cols) for m in methods):
         oof_meta, test_meta = meta_matrices(ctx)

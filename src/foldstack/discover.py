@@ -11,6 +11,7 @@ from . import discover_layouts as layouts
 from . import discover_sources as sources
 from .data.archives import unpack_archives
 from .description import competition_metric
+from .discover_targets import target_columns, task_of
 from .data.tabular import discover_tabular
 from .errors import PipelineError
 from .regression import discover_regression
@@ -83,30 +84,6 @@ def image_ext_for(folder: Path, ids) -> str:
     raise PipelineError(f"{folder}: no image file for id {probe[0]!r} (tried no suffix and {', '.join(IMAGE_EXTS)})")
 
 
-def sort_classes(values) -> list[str]:
-    values = sorted(set(values))
-    numeric = pd.to_numeric(pd.Series(values), errors="coerce").notna().all()
-    return sorted(values, key=float) if numeric else values
-
-
-def _looks_like_tags(values: pd.Series) -> bool:
-    """Space-separated tags: the tokens combine into more distinct values than there are tokens."""
-    if not values.str.contains(r"\s").any():
-        return False
-    tokens = {t for v in values for t in v.split()}
-    return len(tokens) < values.nunique()
-
-
-def _single_column_task(values: pd.Series) -> dict:
-    if _looks_like_tags(values):
-        tokens = sort_classes(t for v in values for t in v.split())
-        return dict(task="multilabel", classes=tokens, metric="micro_f1", submission_format="tags")
-    classes = sort_classes(values)
-    if len(classes) == 2 and set(classes) <= {"0", "1", "0.0", "1.0"}:
-        return dict(task="binary", classes=classes, metric="roc_auc", submission_format="probability")
-    return dict(task="multiclass", classes=classes, metric="accuracy", submission_format="label")
-
-
 def blank_rows(frame: pd.DataFrame, cols: list[str]) -> pd.Index:
     """Rows (frame index) with an empty or whitespace-only cell in any of `cols` (read as '' with NaN off)."""
     return frame.index[frame[cols].apply(lambda c: c.str.strip() == "").any(axis=1)]
@@ -118,32 +95,6 @@ def unlabeled_error(path, index, cols) -> PipelineError:
     rows += f" ({len(index)} in all)" if len(index) > 5 else ""
     return PipelineError(f"{path} {rows}: empty {'/'.join(cols)}; fill them, or train without them "
                          f"with OVERRIDES=\"competition.drop_unlabeled=true\"")
-
-
-def _target_cols(train: pd.DataFrame, id_col: str, sub_targets: list[str], train_path) -> list[str]:
-    others = [c for c in train.columns if c != id_col]
-    if sub_targets and all(c in train.columns for c in sub_targets):
-        return sub_targets
-    if len(sub_targets) > 1:  # one label column in train, one probability column per class in the submission
-        for col in others:
-            if set(train[col]) - {""} <= set(sub_targets):  # blank cells are refused or dropped after this
-                return [col]
-    if len(others) == 1:
-        return others
-    raise PipelineError(f"{train_path}: cannot tell the target column among {others}; "
-                        f"set competition.target_cols in the config")
-
-
-def _task(train: pd.DataFrame, target_cols: list[str], sub_targets: list[str], train_path) -> dict:
-    if len(target_cols) > 1:  # one 0/1 (or probability) column per class
-        onehot = train[target_cols].apply(pd.to_numeric, errors="coerce")
-        if onehot.isna().any().any():
-            raise PipelineError(f"{train_path}: class columns {target_cols} must hold numbers")
-        task = "multiclass" if (onehot.sum(axis=1) == 1).all() else "multilabel"
-        return dict(task=task, classes=target_cols, metric="log_loss", submission_format="class_columns")
-    if len(sub_targets) > 1 and set(train[target_cols[0]]) <= set(sub_targets):
-        return dict(task="multiclass", classes=sub_targets, metric="log_loss", submission_format="class_columns")
-    return _single_column_task(train[target_cols[0]])
 
 
 GROUP_NAMES = ("patientid", "patient", "subjectid", "subject", "studyinstanceuid", "studyid")
@@ -195,7 +146,7 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
     if metadata is not None:  # COCO-style JSON metadata is the train table
         found, train = metadata
         train = _drop_unlabeled(train, found["target_cols"], input_dir / layouts.TRAIN_METADATA, drop_unlabeled)
-        comp.update(found, **_task(train, found["target_cols"], sub_targets, layouts.TRAIN_METADATA))
+        comp.update(found, **task_of(train, found["target_cols"], sub_targets, layouts.TRAIN_METADATA))
         if drop_unlabeled:
             comp["drop_unlabeled"] = True
     elif csvs:
@@ -203,12 +154,12 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         train = _rows(sources.read_train(train_path, comp), train_path)
         if id_col not in train.columns:
             raise PipelineError(f"{train_path}: no id column {id_col!r} (the first column of {sub_path.name})")
-        target_cols = _target_cols(train, id_col, sub_targets, train_path)
+        target_cols = target_columns(train, id_col, sub_targets, train_path)
         train = _drop_unlabeled(train, target_cols, train_path, drop_unlabeled)
         found = sources.train_files(input_dir, train, id_col, comp, TRAIN_DIRS)
         if found is None:  # image files: by id, or in label folders (paddy)
             found = layouts.train_images(input_dir, train, id_col, target_cols, image_folder, TRAIN_DIRS)
-        task = discover_regression(train, target_cols, sub) or _task(train, target_cols, sub_targets, train_path)
+        task = discover_regression(train, target_cols, sub) or task_of(train, target_cols, sub_targets, train_path)
         comp.update(layout="csv", train_csv=train_path.name, target_cols=target_cols, **found, **task)
         group = patient_column(train, id_col)
         if group is not None:

@@ -125,7 +125,8 @@ def json_metadata_layout(input_dir: Path, sub: pd.DataFrame, id_col: str, image_
 def labels_in_file_names(folder: Path) -> list[str] | None:
     """The labels of a train folder whose files are named `<label>.<n>.<ext>` (dogs vs cats: cat.0.jpg), sorted;
     None when the names hold no such labels (fewer than two, numbers, or about one file each)."""
-    from .discover import IMAGE_EXTS, sort_classes
+    from .discover import IMAGE_EXTS
+    from .discover_targets import sort_classes
 
     files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
     prefixes = [name.split(".")[0] for name in files if name.count(".") >= 2]
@@ -139,7 +140,7 @@ def labels_in_file_names(folder: Path) -> list[str] | None:
 
 def unlabeled_folder(input_dir: Path, train_dir: str, sub: pd.DataFrame, sub_targets: list[str]) -> dict:
     """A train folder without a csv: a folder per class, or labels in the file names."""
-    from .discover import sort_classes
+    from .discover_targets import sort_classes
 
     folder = input_dir / train_dir
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())

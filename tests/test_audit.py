@@ -220,3 +220,21 @@ def test_class_missing_from_a_validation_fold(copy):
     write_manifest(fake, m)
     failed(audit(copy), f"FAIL  classes     {fake.relative_to(copy)}/folds.csv: validation fold 1 has no train row of "
                         f"class 'sea turtle'; competition.metric macro_f1 needs it in every validation fold")
+
+
+def test_a_patient_in_two_validation_folds_fails(copy):
+    """competition.group_col set after the baseline split: its patients (pairs of rows) straddle folds, a FAIL
+    naming them; the split made with the groups passes."""
+    train = pd.read_csv(copy / "input" / COMP / "train.csv", dtype=str)
+    train["patient_id"] = [f"P{i // 2}" for i in range(len(train))]
+    train.to_csv(copy / "input" / COMP / "train.csv", index=False)
+    before = sorted(p.name for p in (copy / "folds" / COMP).iterdir())
+    run_here(copy, "01_folds.py", COMP, *TINY, "competition.group_col=patient_id")
+    [grouped] = [p for p in (copy / "folds" / COMP).iterdir() if p.name not in before]
+    folds = pd.read_csv(grouped / "folds.csv").set_index("id")["fold"]
+    assert train.groupby("patient_id")["id"].agg(lambda ids: folds[list(ids)].nunique()).max() == 1
+    proc = audit(copy, "competition.group_col=patient_id")
+    line = failed(proc, "FAIL  groups", "patient_id groups straddle validation folds")
+    assert "'P" in line and "(2 folds)" in line
+    assert f"PASS  groups      {grouped.relative_to(copy)}/folds.csv: each of the 12 patient_id groups in one " \
+           f"validation fold" in proc.stdout

@@ -1,5 +1,6 @@
 """Audit checks of the splits on disk: each folds.csv puts every train id in exactly one fold (sizes as its
-manifest says), and every class (tag) the metric needs is in every validation fold (per-fold counts as a table)."""
+manifest says), every class (tag) the metric needs is in every validation fold (per-fold counts as a table), and
+each group of competition.group_col sits in one validation fold."""
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,23 @@ def check_classes(a: Auditor, split: Split) -> None:
     if not needed and not absent:
         a.add("classes", "PASS", split.csv, f"every {kind} with train rows is in every validation fold "
                                             f"(see the table)")
+
+
+def check_groups(a: Auditor, split: Split) -> None:
+    """With competition.group_col: every group's rows in one validation fold (a patient in two folds is a leak the
+    CV rewards); FAIL naming the first groups that straddle folds."""
+    ctx, comp = a.ctx, a.ctx.cfg.competition
+    if not comp.group_col:
+        return
+    if split.ids != ctx.train.ids:
+        a.add("groups", "SKIP", split.csv, f"its ids are not the current {ctx.train.source}'s: no groups")
+        return
+    groups = pd.Series(split.folds).groupby(ctx.train.frame[comp.group_col].to_numpy()).nunique()
+    straddling = groups[groups > 1]
+    if len(straddling):
+        shown = ", ".join(f"{g!r} ({n} folds)" for g, n in straddling.head(3).items())
+        a.add("groups", "FAIL", split.csv, f"{len(straddling)} of the {len(groups)} {comp.group_col} groups "
+                                           f"straddle validation folds: {shown}; their rows leak between train and "
+                                           f"validation", count=len(straddling))
+    else:
+        a.add("groups", "PASS", split.csv, f"each of the {len(groups)} {comp.group_col} groups in one validation fold")

@@ -20,7 +20,7 @@ from ..audit.duplicate_checks import check_duplicates
 from ..audit.levels import check_pseudo, check_stack
 from ..audit.predictions import check_distill, check_models, check_oof
 from ..audit.report import Report
-from ..audit.splits import check_classes, check_folds
+from ..audit.splits import check_classes, check_folds, check_groups
 from ..errors import PipelineError
 from ..utils.io import atomic_write_json
 
@@ -64,6 +64,7 @@ def audit(ctx) -> Report:
         a.guarded("pseudo", p, check_pseudo, models)
     for split in a.splits.values():
         check_classes(a, split)
+        check_groups(a, split)
     return r
 
 

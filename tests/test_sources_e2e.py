@@ -22,10 +22,11 @@ STAGES = ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_subm
 
 
 def run_all(project: Path, comp: str, *overrides) -> str:
-    """The stages of `make all` with the tiny settings; the inferred config as discovery wrote it."""
-    for script in STAGES:
-        run_here(project, script, comp, *TINY, "train.epochs=12", "data.img_size=16", "predict.tta=[]", *overrides)
-    return (project / "configs" / f"{comp}.yaml").read_text()
+    """The stages of `make all` with the tiny settings; the inferred config as discovery wrote it, and the folds
+    stage's log."""
+    runs = [run_here(project, script, comp, *TINY, "train.epochs=12", "data.img_size=16", "predict.tta=[]",
+                     *overrides) for script in STAGES]
+    return (project / "configs" / f"{comp}.yaml").read_text() + runs[0].stderr
 
 
 def roc_auc(y, p) -> float:
@@ -184,6 +185,8 @@ def test_dicom_with_patients_grouped(project):
     pd.DataFrame({"image_id": test_ids, "target": 0.5}).to_csv(folder / "sample_submission.csv", index=False)
     config = run_all(project, "xray")
     assert "image_source: dicom" in config and "test_image_ext: .dcm" in config and "group_col: patient_id" in config
+    assert "# found: competition.group_col: patient_id (20 values for 40 rows)" in config  # said in the YAML
+    assert "stratified_group; groups of competition.group_col 'patient_id' kept whole" in config  # and in the log
     folds = pd.read_csv(next((project / "folds" / "xray").rglob("folds.csv")), dtype=str)
     assert folds.groupby(folds["id"].str[3:].astype(int) // 2)["fold"].nunique().max() == 1  # a patient, one fold
     sub = pd.read_csv(project / "submission.csv").set_index("image_id").loc[test_ids]

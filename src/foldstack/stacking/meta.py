@@ -1,6 +1,7 @@
-"""Level-2 meta-models (XGBoost, logistic regression) on the level-1 OOF, trained on the same folds: fold k's
-meta-prediction comes from a model that never saw fold k's labels (early stopping included), so the stacked OOF
-score is as honest as the level-1 one. The test prediction is the mean of the k fold models'."""
+"""Level-2 meta-models (XGBoost, logistic regression; a regression's XGBoost and Ridge regressors: regress.py) on
+the level-1 OOF, trained on the same folds: fold k's meta-prediction comes from a model that never saw fold k's
+labels (early stopping included), so the stacked OOF score is as honest as the level-1 one. The test prediction is
+the mean of the k fold models'."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,6 +9,7 @@ import numpy as np
 from ..config.competition import TASKS
 from ..errors import PipelineError
 from .fit import LevelFit
+from .regress import check_method, regressor_unit
 
 # Level-2 data is small: one thread costs little and keeps XGBoost bit-identical on any machine (extra.n_jobs wins).
 XGB_THREADS = 1
@@ -67,8 +69,8 @@ class MetaModel:
             for col, unit in zip(_columns(self.task, self.n_outputs), units):
                 if col is None:
                     test += unit.predict(x) / len(self.folds)
-                else:  # a binary model per column: P(column is 1)
-                    test[:, col] += unit.predict(x)[:, 1] / len(self.folds)
+                else:
+                    test[:, col] += _column(unit.predict(x), self.task) / len(self.folds)
         return test
 
     def predict(self, tests, meta=None) -> np.ndarray:
@@ -86,6 +88,11 @@ def _logit_probs(x, n_prob: int) -> np.ndarray:
     from scipy.special import logit
 
     return np.hstack([logit(np.clip(x[:, :n_prob], 1e-6, 1 - 1e-6)), x[:, n_prob:]])
+
+
+def _column(p: np.ndarray, task: str) -> np.ndarray:
+    """What a per-column unit predicts for its column: a regressor's value, a binary classifier's P(column is 1)."""
+    return p if task == "regression" else p[:, 1]
 
 
 def _columns(task: str, n_outputs: int) -> list:
@@ -156,12 +163,11 @@ def _check_oof(X, y, folds):
 def fit_meta(method: str, oof_features, y, folds, task: str, cfg_stack, n_prob_features=None):
     """(MetaModel, OOF predictions (N, K), XGBoost best iterations [fold][model] or None) of a meta-model fitted
     fold by fold on oof_features (N, F); the arguments as in stack_cv."""
-    if method not in ("xgboost", "logreg"):
-        raise PipelineError(f"stack: unknown meta-model {method!r}, expected xgboost or logreg")
+    if method not in ("xgboost", "logreg", "ridge"):
+        raise PipelineError(f"stack: unknown meta-model {method!r}, expected xgboost, logreg or ridge")
     if task not in TASKS:
         raise PipelineError(f"stack: unknown task {task!r}")
-    if task == "regression":  # the units are classifiers (predict_proba); no regressor yet
-        raise PipelineError(f"stack.method={method}: the meta-models classify; regression: a blend (mean, weighted)")
+    check_method(method, task)
     X, y, folds = np.asarray(oof_features, np.float64), np.asarray(y, np.float64), np.asarray(folds)
     _check_oof(X, y, folds)
     n_prob = X.shape[1] if n_prob_features is None else int(n_prob_features)
@@ -170,7 +176,8 @@ def fit_meta(method: str, oof_features, y, folds, task: str, cfg_stack, n_prob_f
     model = MetaModel(method, task, y.shape[1], X.shape[1], n_prob, [])
     X = model.features(X)
     # one unit per model: (labels, n_out, output column or None for all columns)
-    labels = [y.argmax(1)] if task == "multiclass" else [y[:, c].astype(np.int64) for c in range(y.shape[1])]
+    labels = ([y.argmax(1)] if task == "multiclass" else  # a regression's targets: the scaled values
+              [y[:, c] if task == "regression" else y[:, c].astype(np.int64) for c in range(y.shape[1])])
     units = [(lab, y.shape[1] if col is None else 2, col) for lab, col in zip(labels, _columns(task, y.shape[1]))]
     params, early = _xgb_params(cfg_stack) if method == "xgboost" else (None, None)
     fold_ids = np.unique(folds)
@@ -182,16 +189,18 @@ def fit_meta(method: str, oof_features, y, folds, task: str, cfg_stack, n_prob_f
         inner = fold_ids[(i + 1) % len(fold_ids)] if len(fold_ids) > 2 else None
         fitted, bests = [], []
         for labels, n_out, col in units:
-            if method == "xgboost":
+            if task == "regression":
+                unit, best = regressor_unit(method, X, labels, folds, k, inner, cfg_stack, params, early)
+            elif method == "xgboost":
                 unit, best = _xgb_unit(X, labels, folds, k, inner, n_out, params, early)
-                bests.append(best)
             else:
-                unit = _logreg_unit(X, labels, folds, k, n_out, cfg_stack.logreg_c)
+                unit, best = _logreg_unit(X, labels, folds, k, n_out, cfg_stack.logreg_c), None
+            bests.append(best)
             p_held = unit.predict(X[held])
             if col is None:
                 oof[held] = p_held
             else:
-                oof[held, col] = p_held[:, 1]
+                oof[held, col] = _column(p_held, task)
             fitted.append(unit)
         model.folds.append(fitted)
         best_per_fold.append(bests)

@@ -84,5 +84,6 @@ def run(ctx):
         write_manifest(tmp, "folds", path.name, sections(ctx.cfg, ["competition", "folds"]), fold_key=path.name,
                        inputs={"train": dict(path=ctx.train.source, fingerprint=ctx.train.fingerprint())},
                        metrics=metrics)
-    log.info(f"wrote {cfg.n_splits} folds ({split.method}, sizes {sizes}) -> {path}")
+    grouped = f"; {split.group_desc} kept whole" if split.groups is not None else ""  # patients never straddle
+    log.info(f"wrote {cfg.n_splits} folds ({split.method}{grouped}, sizes {sizes}) -> {path}")
     return path

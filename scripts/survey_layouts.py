@@ -53,7 +53,7 @@ GRADER_METRIC = {
     "imet-2020-fgvc7": "micro_f1", "seti-breakthrough-listen": "roc_auc",
     "statoil-iceberg-classifier-challenge": "log_loss", "herbarium-2022-fgvc9": "macro_f1",
     "digit-recognizer": "accuracy", "human-protein-atlas-image-classification": "macro_f1",
-    "petfinder-pawpularity-score": "rmse", "whale-categorization-playground": "map@5"}
+    "petfinder-pawpularity-score": "rmse", "whale-categorization-playground": "map_at_k"}
 
 EVALUATION = {  # the Evaluation sections, shortened
     "aerial-cactus-identification": "Submissions are evaluated on [area under the ROC curve](http://x) between "

@@ -1,8 +1,9 @@
 """What a competition's description says about its scoring: the metric named in its Evaluation section. MLE-bench's
 prepared folders carry the data and evaluation pages as description.md; a Kaggle download does not, and then the
 metric is the one KNOWN_METRICS records for the folder's slug, else the task's default (set competition.metric in
-configs/<comp>.yaml). A metric we do not compute (MAP@k: retrieval) is refused, not replaced by the task's default;
-so is a regression metric (RMSE, MAE) for a target read as classes, or a classification metric for a numeric one."""
+configs/<comp>.yaml). A metric that does not fit the target as read is refused, not replaced by the task's default:
+a regression metric (RMSE, MAE) for a target read as classes, a classification metric for a numeric one, MAP@k
+(a ranking of one label per row) for anything but a single-label multiclass target."""
 import re
 
 from .errors import PipelineError
@@ -14,12 +15,10 @@ METRIC_PHRASES = [("root mean squared error", "rmse"), ("root mean square error"
                   ("micro-averaged f1", "micro_f1"), ("meanfscore", "micro_f1"), ("mean f1", "micro_f1"),
                   ("logarithmic loss", "log_loss"), ("log loss", "log_loss"), ("logloss", "log_loss"),
                   ("log-loss", "log_loss"), ("roc curve", "roc_auc"), ("roc auc", "roc_auc"), ("auc", "roc_auc"),
-                  ("accuracy", "accuracy")]
-# Phrases of metrics we do not compute: the section naming one first is refused (a default would be scored silently).
-UNSUPPORTED_PHRASES = ["mean average precision", "map@"]
+                  ("mean average precision", "map_at_k"), ("map@", "map_at_k"), ("accuracy", "accuracy")]
 # The metrics that fit each task (the others are left to the task's default).
 FITS = {"binary": {"roc_auc", "log_loss", "accuracy", "qwk"}, "multiclass": {"accuracy", "log_loss", "qwk",
-        "macro_f1", "micro_f1", "roc_auc"}, "multilabel": {"micro_f1", "macro_f1", "log_loss", "roc_auc"},
+        "macro_f1", "micro_f1", "roc_auc", "map_at_k"}, "multilabel": {"micro_f1", "macro_f1", "log_loss", "roc_auc"},
         "regression": {"rmse", "mae", "r2"}}
 
 
@@ -30,10 +29,8 @@ KNOWN_METRICS = {"dogs-vs-cats-redux-kernels-edition": "log_loss", "plant-pathol
                  "statoil-iceberg-classifier-challenge": "log_loss", "herbarium-2022-fgvc9": "macro_f1",
                  "human-protein-atlas-image-classification": "macro_f1", "plant-seedlings-classification": "micro_f1",
                  "leaf-classification": "log_loss", "dog-breed-identification": "log_loss",
-                 "petfinder-pawpularity-score": "rmse",
-                 # a metric we do not compute (retrieval): refused, not replaced by a default
-                 "whale-categorization-playground": "map@5",
-                 "humpback-whale-identification": "map@5"}
+                 "petfinder-pawpularity-score": "rmse", "whale-categorization-playground": "map_at_k",
+                 "humpback-whale-identification": "map_at_k"}
 
 
 def competition_metric(folder, task: str) -> tuple[str, str] | None:
@@ -47,10 +44,6 @@ def competition_metric(folder, task: str) -> tuple[str, str] | None:
         return None if named is None else (named[0], f"as {description} says: {named[1]!r}")
     slug = Path(folder).resolve().name
     metric = KNOWN_METRICS.get(slug)
-    if metric == "map@5":
-        raise PipelineError(f"{slug} is scored on {metric}, a metric foldstack does not compute (retrieval is not "
-                            f"supported yet); to train on one of ours anyway, write configs/<comp>.yaml with "
-                            f"competition.metric set")
     check_task_fits(metric, task, f"Kaggle's {slug}")
     if metric is None or metric not in FITS.get(task, set()):
         return None
@@ -73,7 +66,7 @@ def described_metric(text: str, task: str) -> tuple[str, str] | None:
     # a link's text only: "micro averaged [F1 score](url)" (imet) names micro_f1
     section = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", evaluation_section(text)).lower().replace("**", "")
     found = []
-    for phrase, metric in METRIC_PHRASES + [(p, None) for p in UNSUPPORTED_PHRASES]:
+    for phrase, metric in METRIC_PHRASES:
         m = re.search(rf"(?<![a-z]){re.escape(phrase)}(?![a-z])", section)
         if m:
             found.append((m.start(), metric))
@@ -81,10 +74,6 @@ def described_metric(text: str, task: str) -> tuple[str, str] | None:
         return None
     start, metric = min(found, key=lambda f: f[0])  # ties: the earlier (more specific) phrase, min is stable
     sentence = section[section.rfind("\n", 0, start) + 1:].split("\n")[0].strip()[:200]
-    if metric is None:
-        raise PipelineError(f"description.md: the competition is scored on a metric foldstack does not compute "
-                            f"({sentence!r}: retrieval is not supported yet); to train on one of "
-                            f"ours anyway, write configs/<comp>.yaml with competition.metric set")
     check_task_fits(metric, task, f"description.md ({sentence!r})")
     if metric not in FITS.get(task, set()):
         return None
@@ -92,7 +81,12 @@ def described_metric(text: str, task: str) -> tuple[str, str] | None:
 
 
 def check_task_fits(metric: str | None, task: str, where: str) -> None:
-    """A regression metric for a target read as classes (or the reverse) is one line: the task was misread."""
+    """A regression metric for a target read as classes (or the reverse), or MAP@k for a target that is not one
+    class per row, is one line: the task was misread."""
+    if metric == "map_at_k" and task != "multiclass":
+        raise PipelineError(f"{where} is scored on MAP@k, a ranking of the classes of one label per row, but the "
+                            f"target was read as a {task} task; set competition.task, metric and submission_format "
+                            f"in configs/<comp>.yaml")
     if metric is not None and (metric in FITS["regression"]) != (task == "regression"):
         raise PipelineError(f"{where} is scored on {metric}, but the target was read as a {task} task; set "
                             f"competition.task (regression: a numeric target column) in configs/<comp>.yaml")

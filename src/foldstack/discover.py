@@ -11,7 +11,7 @@ from . import discover_layouts as layouts
 from . import discover_sources as sources
 from .data.archives import unpack_archives
 from .description import competition_metric
-from .discover_targets import target_columns, task_of
+from .discover_targets import check_ranked_metric, target_columns, task_of, top_k_submission
 from .data.tabular import discover_tabular
 from .errors import PipelineError
 from .regression import discover_regression
@@ -23,7 +23,8 @@ log = logging.getLogger("foldstack")
 KEY_ORDER = ["layout", "train_csv", "test_csv", "train_metadata", "test_metadata", "sample_submission", "train_dir",
              "test_dir", "train_path", "test_path", "train_image_ext", "test_image_ext", "image_source",
              "channel_suffixes", "pixel_columns", "pixel_shape", "id_col", "target_cols", "task", "classes", "metric",
-             "target_range", "submission_format", "submission_columns", "group_col", "tabular_cols", "drop_unlabeled"]
+             "target_range", "submission_format", "top_k", "submission_columns", "group_col", "tabular_cols",
+             "drop_unlabeled"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".bmp")
 TRAIN_DIRS = ("train", "train_images", "images", "train_imgs")
 TEST_DIRS = ("test", "test_images", "images", "test_imgs")
@@ -160,6 +161,7 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
         if found is None:  # image files: by id, or in label folders (paddy)
             found = layouts.train_images(input_dir, train, id_col, target_cols, image_folder, TRAIN_DIRS)
         task = discover_regression(train, target_cols, sub) or task_of(train, target_cols, sub_targets, train_path)
+        task.update(top_k_submission(sub, sub_targets, train[target_cols[0]], task))  # whale: k labels a row
         comp.update(layout="csv", train_csv=train_path.name, target_cols=target_cols, **found, **task)
         group = patient_column(train, id_col)
         if group is not None:
@@ -173,6 +175,7 @@ def discover_competition(input_dir: Path, drop_unlabeled: bool = False) -> dict:
     if named is not None:
         comp["metric"] = named[0]
         log.info(f"competition.metric: {named[0]}, {named[1]}")
+        check_ranked_metric(comp, sub_path)
     return {k: comp[k] for k in KEY_ORDER if k in comp}
 
 

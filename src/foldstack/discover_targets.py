@@ -53,3 +53,25 @@ def task_of(train: pd.DataFrame, target_cols: list[str], sub_targets: list[str],
     if len(sub_targets) > 1 and set(train[target_cols[0]]) <= set(sub_targets):
         return dict(task="multiclass", classes=sub_targets, metric="log_loss", submission_format="class_columns")
     return single_column_task(train[target_cols[0]])
+
+
+def top_k_submission(sub: pd.DataFrame, sub_targets: list[str], train_values: pd.Series, task: dict) -> dict:
+    """A single-label target (no label holds a space) whose sample submission's cells each hold the same k > 1
+    space-separated labels (whale: 'new_whale w_1287fbc w_98baff9 w_7554f44 w_1eafe46'): the k best classes are
+    submitted, best first, scored by MAP@k (topk.py); {} otherwise."""
+    if task["task"] != "multiclass" or task["submission_format"] != "label" or len(sub_targets) != 1:
+        return {}
+    if train_values.astype(str).str.contains(r"\s").any():  # class names with spaces (plant seedlings)
+        return {}
+    counts = sub[sub_targets[0]].astype(str).str.split().str.len()
+    if counts.nunique() != 1 or int(counts.iloc[0]) < 2:
+        return {}
+    return dict(metric="map_at_k", submission_format="top_k", top_k=int(counts.iloc[0]))
+
+
+def check_ranked_metric(comp: dict, sub_path) -> None:
+    """MAP@k named by description.md or the slug needs a sample submission of k labels a row: else one line."""
+    if comp.get("metric") == "map_at_k" and comp.get("submission_format") != "top_k":
+        raise PipelineError(f"{sub_path}: the competition is scored on MAP@k, but the sample submission's cells do "
+                            f"not each hold k space-separated labels; set competition.submission_format top_k and "
+                            f"competition.top_k in configs/<comp>.yaml")

@@ -4,9 +4,11 @@ import numpy as np
 
 from .errors import PipelineError
 from .regression import HIGHER_IS_BETTER as REGRESSION_HIGHER_IS_BETTER, regression_score, unscale
+from .ordinal import graded, is_ordinal, quadratic_kappa
+from .topk import comp_map_at_k, map_at_k
 
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "log_loss": False, "micro_f1": True, "macro_f1": True,
-                    "qwk": True, "f_beta": True, **REGRESSION_HIGHER_IS_BETTER}
+                    "qwk": True, "f_beta": True, "map_at_k": True, **REGRESSION_HIGHER_IS_BETTER}
 EPS = 1e-7  # the floor of stacking/blend.py's smooth log-loss objective, not the metric's (LOG_LOSS_CLIP)
 LOG_LOSS_CLIP = 1e-15  # Kaggle's log loss replaces p by max(min(p, 1 - 1e-15), 1e-15) (leaf-classification's text)
 
@@ -58,8 +60,9 @@ def _labels(y, p, task, threshold):
     return y[:, 0].astype(np.int64), hard_predictions(p, task, threshold)[:, 0], [0, 1]
 
 
-def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, beta: float = 2.0) -> float:
-    from sklearn.metrics import cohen_kappa_score, f1_score, fbeta_score
+def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, beta: float = 2.0,
+          top_k: int = 5) -> float:
+    from sklearn.metrics import f1_score, fbeta_score
 
     if metric in REGRESSION_HIGHER_IS_BETTER:  # on values: comp_score unscales them
         return regression_score(metric, y, p)
@@ -67,6 +70,8 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
     y, p = np.asarray(y), np.asarray(p)
     if metric == "roc_auc":
         return mean_column_auc(y, p)
+    if metric == "map_at_k":
+        return map_at_k(y, p, top_k)
     if metric == "log_loss":
         return clipped_log_loss(y, p, task)
     if metric == "qwk":
@@ -75,7 +80,7 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
         true, pred, labels = _labels(y, p, task, threshold)
         # weights (i - j)^2 over every class index, as aptos's text; the grader's default (the grades present in
         # truth or predictions) agrees whenever each grade appears in one of them
-        return float(cohen_kappa_score(true, pred, labels=labels, weights="quadratic"))
+        return quadratic_kappa(true, pred, len(labels))
     if metric in ("accuracy", "macro_f1", "f_beta") and task != "multilabel":
         # binary macro_f1 averages the F1 of both classes; binary f_beta is the positive class's only
         true, pred, labels = _labels(y, p, task, threshold)
@@ -101,6 +106,10 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
 
 def comp_score(comp, y: np.ndarray, p: np.ndarray, threshold=None) -> float:
     """The competition's metric (comp: config.Competition); threshold defaults to comp.tag_threshold."""
+    if comp.metric == "map_at_k":  # thresholds: the unknown class's entry, when the stack searched one
+        return comp_map_at_k(comp, y, p, threshold)
+    if is_ordinal(comp):  # grades cut from the values at `threshold` (the cuts; None: rounding), qwk as for classes
+        return score("qwk", *graded(comp, y, p, threshold), "multiclass")
     threshold = comp.tag_threshold if threshold is None else threshold
     if comp.task == "regression":  # predictions and targets are scaled to [0, 1]: the metric is on the values
         y, p = unscale(y, comp.target_range), unscale(p, comp.target_range)

@@ -8,12 +8,15 @@ from .config.competition import Competition
 from .data.table import Table, encode_targets
 from .errors import PipelineError
 from .metrics import comp_score, hard_predictions
+from .ordinal import grades, is_ordinal, to_grades
 from .regression import scale, target_values, unscale
+from .topk import ranking, submitted_map_at_k
 from .utils.io import read_csv, require_columns
 
 
 def build_submission(comp: Competition, ids: list[str], probs: np.ndarray, thresholds=None) -> pd.DataFrame:
-    """probs: (N, n_outputs) from the predict/stack stages; thresholds: per-class (tags), default tag_threshold."""
+    """probs: (N, n_outputs) from the predict/stack stages; thresholds: per-class (tags; top_k: the unknown
+    class's entry), default tag_threshold."""
     id_col, cols = comp.submission_columns[0], comp.submission_columns[1:]
     if comp.submission_format == "probability":
         body = {cols[0]: probs[:, 0]}
@@ -22,6 +25,10 @@ def build_submission(comp: Competition, ids: list[str], probs: np.ndarray, thres
     elif comp.submission_format == "value":  # regression: predictions are scaled to [0, 1]
         values = unscale(probs, comp.target_range)
         body = {c: values[:, comp.target_cols.index(c)] for c in cols}
+    elif comp.submission_format == "top_k":  # the k best classes, best first (topk.py)
+        body = {cols[0]: [" ".join(comp.classes[i] for i in row) for row in ranking(comp, probs, thresholds)]}
+    elif is_ordinal(comp):  # the grade: the value cut at the stack's searched cuts (None: rounded)
+        body = {cols[0]: to_grades(comp, probs, thresholds)}
     elif comp.submission_format == "label":
         full = np.column_stack([1 - probs[:, 0], probs[:, 0]]) if comp.task == "binary" else probs
         body = {cols[0]: [comp.classes[i] for i in full.argmax(1)]}
@@ -61,12 +68,15 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: Competiti
                 i = int(np.flatnonzero(bad)[0])
                 raise PipelineError(f"{source} row {i + 2}: {col}={values.iloc[i]!r} is not a number")
         else:
-            known = set(comp.classes)
-            tokens = values.astype(str).str.split() if comp.submission_format == "tags" else values.astype(str).map(lambda v: [v])
-            bad = tokens.map(lambda ts: not ts or any(t not in known for t in ts))
+            known = set(map(str, grades(comp))) if is_ordinal(comp) else set(comp.classes)
+            split = comp.submission_format in ("tags", "top_k")
+            tokens = values.astype(str).str.split() if split else values.astype(str).map(lambda v: [v])
+            most = comp.top_k if comp.submission_format == "top_k" else len(known)
+            bad = tokens.map(lambda ts: not ts or len(ts) > most or any(t not in known for t in ts))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise PipelineError(f"{source} row {i + 2}: {col}={values.iloc[i]!r} is not a known class")
+                raise PipelineError(f"{source} row {i + 2}: {col}={str(values.iloc[i])!r} is not a known class"
+                                    + (f" (or names more than {most})" if split and most < len(known) else ""))
 
 
 def submission_probs(sub: pd.DataFrame, comp: Competition) -> np.ndarray:
@@ -105,4 +115,7 @@ def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition,
         y = scale(target_values(labels, list(comp.target_cols), labels_source), comp.target_range)
     else:
         y = encode_targets(Table(labels[id_col].tolist(), [], labels, labels_source), comp)
+    if comp.submission_format == "top_k":  # scored from the submitted ranking itself, not a matrix
+        ranked = sub[comp.submission_columns[1]].astype(str).str.split().tolist()
+        return submitted_map_at_k(y, ranked, comp.classes, comp.top_k)
     return comp_score(comp, y, submission_probs(sub, comp))

@@ -6,13 +6,14 @@ from pydantic import Field, model_serializer
 from .base import Section
 
 TASKS = ("binary", "multiclass", "multilabel", "regression")
-SUBMISSION_FORMATS = ("probability", "label", "class_columns", "tags", "value")
+SUBMISSION_FORMATS = ("probability", "label", "class_columns", "tags", "value", "top_k")
 IMAGE_SOURCES = ("file", "npy", "dicom", "channel_files", "table")
 TABULAR_TYPES = ("numeric", "binary", "categorical")
 # f_beta: sample-averaged for multilabel (Planet), positive class for binary, macro for multiclass;
 # qwk: quadratic weighted kappa on the argmax label (ordinal classes, in competition.classes order).
-# rmse, mae, r2: regression (foldstack/regression.py), on the unscaled values.
-METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1", "macro_f1", "qwk", "f_beta", "rmse", "mae", "r2")
+# rmse, mae, r2: regression (foldstack/regression.py), on the unscaled values; map_at_k: top-k retrieval (topk.py).
+METRICS = ("roc_auc", "accuracy", "log_loss", "micro_f1", "macro_f1", "qwk", "f_beta", "rmse", "mae", "r2",
+           "map_at_k")
 
 
 class Competition(Section):
@@ -54,20 +55,34 @@ class Competition(Section):
     per target."""
     task: Literal[TASKS] = "multiclass"
     """`binary` (one of two classes), `multiclass` (one of many), `multilabel` (any number of tags), `regression`
-    (numbers: the model predicts each target scaled to [0, 1] by `target_range`)."""
+    (numbers: the model predicts each target scaled to [0, 1] by `target_range`). Ordinal grades scored by `qwk`
+    (aptos: diagnosis 0-4) may train as `regression` with metric `qwk` and submission_format `label`: no key of its
+    own, since the grade is a regression target in every respect (scaling, loss, blends) but its metric and its
+    submission, which cut the value into grades at the cuts `stack.search_thresholds` searches on OOF."""
     classes: list[str] = []
     """Class names in the order of the prediction columns (binary: `[negative, positive]`)."""
     metric: Literal[METRICS] = "accuracy"
     """Validation and test metric; `rmse`, `mae`, `r2`: regression, on the unscaled values; `qwk`: quadratic
     weighted kappa on the argmax label, classes in
-    `competition.classes` order; `f_beta`: beta `competition.f_beta` (sample-averaged for multilabel, the positive
-    class for binary, macro for multiclass)."""
+    `competition.classes` order (task regression: on the grades cut from the values, see `task`); `f_beta`: beta `competition.f_beta` (sample-averaged for multilabel, the positive
+    class for binary, macro for multiclass); `map_at_k`: MAP@k of the `top_k` best classes (1 / the rank of the
+    true class, 0 when it is not among them; whale-categorization-playground's MAP@5)."""
     submission_format: Literal[SUBMISSION_FORMATS] = "label"
-    """`probability` (of the positive class), `label` (argmax), `class_columns` (a probability per class),
-    `tags` (space-separated tags above their thresholds), `value` (regression: the number in each target column)."""
+    """`probability` (of the positive class), `label` (argmax; ordinal grades: the grade), `class_columns` (a
+    probability per class), `tags` (space-separated tags above their thresholds), `value` (regression: the number
+    in each target column), `top_k` (the `top_k` best classes, space-separated, best first)."""
+    top_k: int = Field(5, ge=1)
+    """Metric `map_at_k` / submission format `top_k`: how many classes each submitted row names (discovery counts
+    them in the sample submission's cells)."""
+    unknown_class: Optional[str] = None
+    """Top-k: the class meaning "none of the others" (whale's `new_whale`), one of `classes`. Unset, or while no
+    threshold was searched, it is ranked by its own probability like any class; with it set, `make stack`
+    (`stack.search_thresholds`) searches on OOF the probability below which it is inserted instead (the first rank
+    whose class's probability is below it), stored in the stack's thresholds.json and applied by `make submit`."""
     target_range: list[tuple[float, float]] = []
     """Regression: [min, max] of each target column (discovery writes the train table's): targets are scaled to
-    [0, 1] by it for training, predictions stored so, and unscaled for the metric and the submission."""
+    [0, 1] by it for training, predictions stored so, and unscaled for the metric and the submission; ordinal
+    grades: [[lowest, highest grade]], integers (aptos: [[0, 4]])."""
     submission_columns: list[str] = ["id", "label"]
     """The sample submission's columns in order: every stage checks them at start-up."""
     tag_threshold: float = Field(0.5, gt=0, lt=1)
@@ -100,8 +115,8 @@ class Competition(Section):
     """Meta features: columns of the train table, also in the test rows' table (`test_csv`, else the sample
     submission), that are not id, target or group, each `numeric` (a missing value: the train median and a
     missing flag), `binary` (two values) or `categorical` (one-hot over the train values, missing a level of its
-    own). Discovery lists them; the level-2 meta-models (`stack.method` xgboost / logreg) see them beside the
-    OOF probabilities (data/tabular.py); blends and the network do not."""
+    own). Discovery lists them; the level-2 meta-models (`stack.method` xgboost / logreg / ridge) see them beside
+    the OOF probabilities (data/tabular.py); blends and the network do not."""
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
@@ -114,6 +129,10 @@ class Competition(Section):
         for key in ("train_metadata", "test_metadata", "train_path", "test_path", "tabular_cols", "test_csv"):
             if not out.get(key):
                 out.pop(key, None)
+        if self.metric != "map_at_k" and self.submission_format != "top_k":  # other competitions' keys unchanged
+            out.pop("top_k", None)
+        if self.unknown_class is None:
+            out.pop("unknown_class", None)
         if self.task != "regression":  # the artifact keys of classification runs stay what they were
             out.pop("target_range", None)
         if self.image_source == "file":

@@ -38,7 +38,7 @@ class Predict(Section):
     more than this, in the metric's units."""
 
 
-STACK_METHODS = ("mean", "rank", "weighted", "geometric", "xgboost", "logreg")
+STACK_METHODS = ("mean", "rank", "weighted", "geometric", "xgboost", "logreg", "ridge")
 META_FEATURES = ("width", "height", "aspect", "file_size")
 
 
@@ -64,12 +64,12 @@ class XGBoost(Section):
     """Stop after this many rounds without improvement on an inner fold, never the predicted one; null: all
     trees."""
     extra: dict = {}
-    """Any other xgboost.XGBClassifier argument."""
+    """Any other xgboost.XGBClassifier argument (a regression's: XGBRegressor)."""
 
 
 class Stack(Section):
-    """Level 2 on the level-1 folds: blends (mean/rank/weighted/geometric) or a meta-model (xgboost/logreg)
-    fitted for fold k on the other folds' OOF rows only."""
+    """Level 2 on the level-1 folds: blends (mean/rank/weighted/geometric) or a meta-model (xgboost; logreg
+    classifies, ridge regresses) fitted for fold k on the other folds' OOF rows only."""
     experiments: list[str] = []
     """Experiments to combine (each one's latest predictions; the current one's exact ones); []: the current
     experiment alone."""
@@ -78,15 +78,22 @@ class Stack(Section):
     compare: list[Literal[STACK_METHODS]] = ["mean", "rank", "weighted", "geometric"]
     """Further levels fitted only for the report's table."""
     weights_objective: Literal["log_loss", "metric"] = "log_loss"
-    """`weighted`: what the weights optimise on OOF rows (SLSQP on log loss, or Nelder-Mead on the metric)."""
+    """`weighted`: what the weights optimise on OOF rows (SLSQP on log loss, a regression's on the squared error
+    of the scaled target; or Nelder-Mead on the metric)."""
     meta_features: list[Literal[META_FEATURES]] = []
-    """`xgboost` / `logreg`: image-header features beside the OOF probabilities."""
+    """`xgboost` / `logreg` / `ridge`: image-header features beside the OOF probabilities (values)."""
     xgboost: XGBoost = XGBoost()
     """The XGBoost meta-model."""
     logreg_c: float = Field(1.0, gt=0)
     """`logreg`: inverse regularisation strength."""
+    ridge_alpha: float = Field(1.0, gt=0)
+    """`ridge` (regression only): L2 penalty of the Ridge regressor, on standardised features."""
     search_thresholds: bool = True
-    """Multilabel: per-class thresholds searched on the output level's OOF, applied to the test predictions."""
+    """Multilabel: per-class thresholds searched on the output level's OOF, applied to the test predictions;
+    top-k with `competition.unknown_class`: that class's insertion threshold, likewise; ordinal grades (task
+    regression, metric qwk): the cuts between grades, from the midpoints, by coordinate ascent on qwk (its CV in
+    the table refitted fold by fold, honest); false: rounded to the nearest grade. Stored in the stack's
+    thresholds.json; `make submit` applies them."""
     seed: int = 42
     """Seed of the weighted blend's random starts and of the XGBoost meta-model."""
 

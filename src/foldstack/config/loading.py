@@ -5,6 +5,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import PipelineError
+from ..ordinal import check_ordinal
 from .schema import Config
 from .training import cache_side, eval_side
 
@@ -109,6 +110,7 @@ def check_across_sections(cfg: Config) -> None:
     """Rules that tie keys of several sections (or layers) together, checked on the merged config so that
     nothing fails after hours of training for a value known to be wrong from the start."""
     p, size = cfg.predict, cfg.data.img_size
+    check_ordinal(cfg.competition)
     if cfg.competition.task == "regression" and (cfg.distill.teacher or cfg.pseudo.round):
         raise PipelineError("distill.teacher / pseudo.round: not for regression yet (their soft labels are class "
                             "probabilities); unset them")

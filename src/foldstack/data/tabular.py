@@ -59,7 +59,8 @@ def infer_tabular(train: pd.DataFrame, test: pd.DataFrame, exclude, test_source:
             found[col] = kind
     if found:
         log.info(f"competition.tabular_cols: {', '.join(f'{c} ({t})' for c, t in found.items())}: in the train "
-                 f"table and {test_source}; meta features of the level-2 meta-models (stack.method xgboost/logreg)")
+                 f"table and {test_source}; meta features of the level-2 meta-models (stack.method xgboost, "
+                 f"logreg, ridge)")
     if skipped:
         log.info(f"not tabular columns (constant, or more than {MAX_LEVELS} distinct strings): {', '.join(skipped)}")
     return found

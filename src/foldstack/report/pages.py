@@ -27,7 +27,8 @@ LEADERBOARD_LABELS = {"submitted": "\u2605", "cv": "CV", "cv_tuned_thresholds": 
 LEADERBOARD_TITLES = {
     "submitted": "the level make submit would submit", "cv": "the metric on all OOF rows at once (pooled)",
     "mean": "mean of the per-fold scores", "std": "standard deviation of the per-fold scores",
-    "cv_tuned_thresholds": "CV at the per-tag thresholds searched on these OOF rows (optimistic)",
+    "cv_tuned_thresholds": "CV at the thresholds the stack searched on OOF (per tag: on these rows, optimistic; "
+                           "ordinal cuts: each fold's from the other folds, honest)",
     "train_s": "wall time of every epoch of every fold", "params_M": "model parameters, millions",
     "images_per_s": "test-time inference speed (all TTA views)",
     "config_diff": "dotted config keys whose value differs from configs/exp/baseline.yaml resolved",

@@ -87,11 +87,18 @@ def _log_loss_and_grad(w, stacked, y, task):
     return loss, (stacked * dq).sum((1, 2))
 
 
+def _squared_error_and_grad(w, stacked, y, task):
+    """A regression's smooth objective: the mean squared error of the weighted blend on the scaled target (log loss
+    would treat the values as probabilities), and its gradient in w."""
+    err = np.tensordot(w, stacked, axes=1) - y
+    return np.mean(err ** 2), 2 * (stacked * err).sum((1, 2)) / y.size
+
+
 def fit_weights(preds, y, comp, objective: str = "log_loss", seed: int = 0) -> np.ndarray:
     """Blend weights >= 0 summing to 1, fitted on these rows. objective 'log_loss': SLSQP from equal weights
-    (smooth, with its gradient). 'metric': comp's metric by Nelder-Mead over softmax(z) (derivative-free: AUC and
-    accuracy are piecewise constant), from equal weights and two random starts drawn with `seed`, since a
-    piecewise-constant objective can trap a simplex on a plateau."""
+    (smooth, with its gradient; a regression: on the squared error instead). 'metric': comp's metric by
+    Nelder-Mead over softmax(z) (derivative-free: AUC and accuracy are piecewise constant), from equal weights and
+    two random starts drawn with `seed`, since a piecewise-constant objective can trap a simplex on a plateau."""
     from scipy.optimize import minimize
     from scipy.special import softmax
 
@@ -103,7 +110,8 @@ def fit_weights(preds, y, comp, objective: str = "log_loss", seed: int = 0) -> n
         return np.ones(1)
     equal = np.full(n, 1.0 / n)
     if objective == "log_loss":
-        res = minimize(_log_loss_and_grad, equal, args=(stacked, y, comp.task), jac=True, method="SLSQP",
+        smooth = _squared_error_and_grad if comp.task == "regression" else _log_loss_and_grad
+        res = minimize(smooth, equal, args=(stacked, y, comp.task), jac=True, method="SLSQP",
                        bounds=[(0.0, 1.0)] * n, options={"ftol": 1e-10, "maxiter": 500},
                        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1, "jac": lambda w: np.ones_like(w)}])
         w = np.clip(res.x, 0, None)

@@ -1,6 +1,7 @@
 """A fitted level 2 (blend.BlendModel, meta.MetaModel) as files, and back, without pickle: level2.json describes
-it, level2.npz holds the logistic regressions' arrays (LogisticModel) and each XGBoost unit is a booster JSON
-file. `make stack` saves its output level into its folder (LEVEL_DIR); `make bundle` copies it."""
+it, level2.npz holds the logistic and ridge regressions' arrays (LogisticModel, regress.LinearModel) and each
+XGBoost unit (classifier or regressor) is a booster JSON file. `make stack` saves its output level into its folder
+(LEVEL_DIR); `make bundle` copies it."""
 import json
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from ..errors import PipelineError
 from ..utils.io import atomic_write_bytes, atomic_write_json, atomic_writer
 from .blend import BlendModel
 from .meta import XGB_THREADS, FittedUnit, MetaModel, PrevalenceUnit
+from .regress import LinearModel, RegressorUnit
 
 LEVEL_DIR, LEVEL_FILE, ARRAYS_FILE = "level2", "level2.json", "level2.npz"
 FORMAT = 2  # 2: logistic regressions as their arrays (LogisticModel)
@@ -54,15 +56,25 @@ class LogisticModel:
         return scores
 
 
+def _save_booster(model, name: str, folder: Path) -> str:
+    """An XGBClassifier / XGBRegressor as its save_model JSON (booster + estimator type); returns the file name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_model(Path(tmp) / "booster.json")
+        atomic_write_bytes(folder / f"{name}.json", (Path(tmp) / "booster.json").read_bytes())
+    return f"{name}.json"
+
+
 def _unit_record(unit, name: str, folder: Path, arrays: dict) -> dict:
     if isinstance(unit, PrevalenceUnit):
         return {"type": "prevalence", "freq": unit.freq.tolist()}
+    if isinstance(unit, RegressorUnit):
+        if hasattr(unit.model, "get_booster"):
+            return {"type": "xgboost_regressor", "booster": _save_booster(unit.model, name, folder)}
+        arrays.update({f"{name}.{a}": getattr(unit.model, a) for a in LinearModel.ARRAYS})
+        return {"type": "ridge"}
     record = {"classes": unit.classes.tolist(), "n_out": unit.n_out}
-    if hasattr(unit.model, "get_booster"):  # XGBClassifier: its save_model JSON (booster + classifier type)
-        with tempfile.TemporaryDirectory() as tmp:
-            unit.model.save_model(Path(tmp) / "booster.json")
-            atomic_write_bytes(folder / f"{name}.json", (Path(tmp) / "booster.json").read_bytes())
-        return {**record, "type": "xgboost", "booster": f"{name}.json"}
+    if hasattr(unit.model, "get_booster"):
+        return {**record, "type": "xgboost", "booster": _save_booster(unit.model, name, folder)}
     model = unit.model if isinstance(unit.model, LogisticModel) else LogisticModel.from_pipeline(unit.model)
     arrays.update({f"{name}.{a}": getattr(model, a) for a in LogisticModel.ARRAYS})
     return {**record, "type": "logreg"}
@@ -71,6 +83,14 @@ def _unit_record(unit, name: str, folder: Path, arrays: dict) -> dict:
 def _unit(record: dict, name: str, folder: Path, arrays):
     if record["type"] == "prevalence":
         return PrevalenceUnit(record["freq"])
+    if record["type"] == "ridge":
+        return RegressorUnit(LinearModel(*(arrays[f"{name}.{a}"] for a in LinearModel.ARRAYS)))
+    if record["type"] == "xgboost_regressor":
+        import xgboost
+
+        model = xgboost.XGBRegressor()
+        model.load_model(folder / record["booster"])
+        return RegressorUnit(model.set_params(n_jobs=XGB_THREADS))
     if record["type"] == "xgboost":
         import xgboost
 
@@ -103,7 +123,7 @@ def save_level(folder: Path, model) -> list[str]:
             np.savez(f, **arrays)
         written.append(ARRAYS_FILE)
     atomic_write_json(folder / LEVEL_FILE, record)
-    boosters = [u["booster"] for units in folds for u in units if u["type"] == "xgboost"]
+    boosters = [u["booster"] for units in folds for u in units if "booster" in u]
     return written + boosters
 
 

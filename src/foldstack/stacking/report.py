@@ -3,14 +3,15 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import comp_score, fold_scores
+from .thresholds import tuned_cv
 
 
 def level_report(levels: dict, y: np.ndarray, folds: np.ndarray, comp, output: str,
                  thresholds: np.ndarray | None = None, info: dict | None = None) -> pd.DataFrame:
     """levels: {name: (kind, oof, test)}. One row per level; `output` is the level make stack writes out.
     info: {name: a prediction manifest's metrics}: single models get their size and inference speed.
-    With searched thresholds (multilabel) the output row also gets its CV at those thresholds: optimistic,
-    since they were fitted on the same OOF rows."""
+    With searched thresholds the output row also gets its CV at them (thresholds.tuned_cv): multilabel's are
+    optimistic, fitted on the same OOF rows; ordinal cuts are refitted fold by fold, honest."""
     rows = []
     for name, (kind, oof, _) in levels.items():
         per_fold = fold_scores(comp, y, oof, folds)
@@ -22,7 +23,7 @@ def level_report(levels: dict, y: np.ndarray, folds: np.ndarray, comp, output: s
             row["params_M"] = metrics["params"] / 1e6 if "params" in metrics else np.nan
             row["images_per_s"] = metrics.get("images_per_s", np.nan)
         if thresholds is not None:
-            row["cv_tuned_thresholds"] = comp_score(comp, y, oof, thresholds) if name == output else np.nan
+            row["cv_tuned_thresholds"] = tuned_cv(comp, y, oof, folds, thresholds) if name == output else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 

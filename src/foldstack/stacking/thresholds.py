@@ -7,6 +7,9 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..metrics import comp_score, is_better
+from ..ordinal import cut_names, is_ordinal
+from .ordinal import fold_honest_cv, search_cuts
+from ..topk import search_unknown_threshold
 from ..utils.io import atomic_write_json
 
 THRESHOLDS_FILE = "thresholds.json"
@@ -38,7 +41,12 @@ def search_thresholds(comp, y, p, grid=np.linspace(0.05, 0.95, 91), passes: int 
 
 
 def thresholds_for(comp, stack_cfg, y, oof: np.ndarray):
-    """Per-class thresholds searched on OOF (multilabel with stack.search_thresholds), else None."""
+    """Per-class thresholds searched on OOF (multilabel with stack.search_thresholds; top-k: the unknown class's,
+    topk.py), else None."""
+    if comp.metric == "map_at_k" and stack_cfg.search_thresholds:
+        return search_unknown_threshold(comp, y, oof)
+    if is_ordinal(comp) and stack_cfg.search_thresholds:  # the cuts between grades (stacking/ordinal.py)
+        return search_cuts(comp, y, oof)
     if comp.task != "multilabel" or not stack_cfg.search_thresholds:
         return None
     return search_thresholds(comp, y, oof)
@@ -47,8 +55,20 @@ def thresholds_for(comp, stack_cfg, y, oof: np.ndarray):
 def level_thresholds(comp, stack_cfg, y, folder: Path, names: list[str], oof: np.ndarray):
     """The thresholds a level's submission uses, in the order of `names`: the ones stored with a stack, else for
     an experiment a search on its own OOF (multilabel with stack.search_thresholds); None: comp.tag_threshold."""
-    stored = read_thresholds(folder, names)
+    stored = read_thresholds(folder, threshold_names(comp, names))
     return stored if stored is not None else thresholds_for(comp, stack_cfg, y, oof)
+
+
+def threshold_names(comp, names: list[str]) -> list[str]:
+    """What each stored threshold belongs to: the prediction columns `names`, or for ordinal grades the two grades
+    each cut separates ("0|1")."""
+    return cut_names(comp) if is_ordinal(comp) else names
+
+
+def tuned_cv(comp, y, oof: np.ndarray, folds: np.ndarray, thresholds) -> float:
+    """The CV at searched thresholds. Multilabel: at `thresholds`, searched on these same rows (optimistic);
+    ordinal grades: each fold's rows cut where a search on the other folds' OOF put the cuts (fold-honest)."""
+    return fold_honest_cv(comp, y, oof, folds) if is_ordinal(comp) else comp_score(comp, y, oof, thresholds)
 
 
 def write_thresholds(folder: Path, names: list[str], thresholds) -> None:

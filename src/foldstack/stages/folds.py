@@ -72,10 +72,11 @@ def run(ctx):
         return path
     comp, cfg = ctx.cfg.competition, ctx.cfg.folds
     split = split_inputs(ctx)
+    classes = [] if comp.task == "regression" else comp.classes  # a regression's labels are quantile bins
     needs = metric_requirements(split.multihot if split.labels is None else split.labels, comp.task, comp.metric,
-                                comp.classes)
+                                classes)
     folds = assign_folds(len(ctx.train), cfg.n_splits, cfg.seed, split.method, split.labels, split.groups,
-                         split.multihot, needs, comp.classes, ctx.train.source, split.group_desc)
+                         split.multihot, needs, classes, ctx.train.source, split.group_desc)
     sizes = np.bincount(folds, minlength=cfg.n_splits).tolist()
     metrics = {"fold_sizes": sizes, "method": split.method,
                **({"dedupe": split.duplicates} if split.duplicates else {})}

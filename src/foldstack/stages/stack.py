@@ -16,7 +16,7 @@ from ..errors import PipelineError
 from ..lineage import stack_dir, with_round
 from ..predictions import Predictions, load_predictions, rows_record, write_predictions
 from ..stacking.level import fit_level, uses_meta_features
-from ..stacking.thresholds import thresholds_for, write_thresholds
+from ..stacking.thresholds import threshold_names, thresholds_for, write_thresholds
 from ..stacking.blend import BLENDS
 from ..stacking.persist import LEVEL_DIR, save_checked
 from ..stacking.report import format_report, level_report
@@ -132,7 +132,7 @@ def run(ctx):
         with atomic_writer(tmp / "levels_test.npz") as f:
             np.savez(f, **{name: t.astype(np.float32) for name, (_, _, t) in levels.items()})
         if thresholds is not None:
-            write_thresholds(tmp, names, thresholds)
+            write_thresholds(tmp, threshold_names(comp, names), thresholds)
         level2 = save_checked(tmp / LEVEL_DIR, model, tests, test_meta, test)
         meta = list(ctx.cfg.stack.meta_features) if test_meta is not None else []
         tabular = list(comp.tabular_cols) if test_meta is not None else []

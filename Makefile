@@ -205,9 +205,12 @@ FAST_TIER := not slow and not browser and not ray and not faults and not ddp and
 
 # The whole suite on every core (pytest-xdist), a test module per worker: module fixtures are built once and the
 # modules that start Ray, torchrun or make keep their processes to themselves. TEST_WORKERS=0: in this process.
+# With workers, each test (and every process it starts) trains on one thread: the workers are the parallelism,
+# and torch's threads beside them would oversubscribe the cores (measured: two tiny trainings at once 2x slower).
 TEST_WORKERS ?= auto
 test: | $(INSTALL)
-	$(PY) -m pytest -q --durations=20 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1) $(PY) -m pytest -q --durations=20 \
+		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 test-fast: | $(INSTALL)
 	$(PY) -m pytest -q --durations=20 -m "$(FAST_TIER)" $(PYTEST_ARGS)

@@ -168,7 +168,8 @@ def test_make_all_with_a_budget_plans_once_runs_and_a_rerun_is_a_no_op(project):
     race = json.loads(plan_yaml.with_suffix(".race.json").read_text())
     [won] = [e for e in race["entrants"] if e["out_at"] is None]
     assert layer["train"]["time_limit"] == pytest.approx(1.25 * won["plan"]["fold_s"], abs=0.1)
-    assert data["total_s"] <= 0.85 * 60
+    # the estimate fits policy.fill of the budget, or keep_fill where the race's winner keeps its schedule
+    assert data["total_s"] <= Policy().keep_fill * 60 + 1e-9
     for stage in ("plan", "folds", "train", "oof", "stack", "submit", "total"):
         assert f"budget: {stage} " in first.stderr
     assert "budget: submission.csv accuracy = " in first.stderr

@@ -134,3 +134,16 @@ def test_petfinder_like_end_to_end(project):
     train_mean = pd.read_csv(project / "input" / "pawpularity" / "train.csv")["Pawpularity"].mean()
     baseline = np.sqrt(np.mean((truth["Pawpularity"].to_numpy() - train_mean) ** 2))
     assert rmse < 0.8 * baseline, (rmse, baseline)
+
+
+def test_fractional_guesses_in_the_sample_make_a_few_integer_values_a_regression():
+    """MLE-bench's petfinder sample holds uniform floats: with 12 integer values in train (fewer than classes go)
+    that is a regression; a 0/1 target with P = 0.5 in its sample stays binary."""
+    from foldstack.regression import discover_regression
+
+    train = pd.DataFrame({"Pawpularity": [str(v) for v in (3, 17, 25, 40, 41, 55, 62, 70, 71, 88, 90, 99)]})
+    assert discover_regression(train, ["Pawpularity"], pd.DataFrame({"Pawpularity": ["12.37", "80.5"]}))["task"] \
+        == "regression"
+    assert discover_regression(train, ["Pawpularity"], pd.DataFrame({"Pawpularity": ["12", "80"]})) is None
+    binary = pd.DataFrame({"has_cactus": ["0", "1", "1", "0"]})
+    assert discover_regression(binary, ["has_cactus"], pd.DataFrame({"has_cactus": ["0.5", "0.5"]})) is None

@@ -85,15 +85,18 @@ def binned_labels(y: np.ndarray, n_bins: int = 10) -> np.ndarray:
 
 def discover_regression(train: pd.DataFrame, target_cols: list[str], sample: pd.DataFrame) -> dict | None:
     """The competition keys of a regression, or None: every target column numeric, one of them a number rather
-    than a class (a non-integer, or more than MAX_CLASSES distinct values), and each also a numeric column of the
-    sample submission (petfinder: Pawpularity 1-100)."""
+    than a class (a non-integer, more than MAX_CLASSES distinct values, or fractional guesses in the sample for more
+    than two values), and each also a numeric column of the sample submission (petfinder: Pawpularity 1-100)."""
     if any(c not in sample.columns for c in target_cols):
         return None
     values = train[target_cols].apply(pd.to_numeric, errors="coerce")
     guesses = sample[target_cols].apply(pd.to_numeric, errors="coerce")
     if values.isna().any().any() or guesses.isna().any().any():
         return None
-    numeric = [(values[c] % 1 != 0).any() or values[c].nunique() > MAX_CLASSES for c in target_cols]
+    # a number rather than a class: fractional, or more values than classes go; or guessed as fractions by the
+    # sample (MLE-bench's petfinder: uniform floats) where train has more than the two values of a binary target
+    numeric = [(values[c] % 1 != 0).any() or values[c].nunique() > MAX_CLASSES
+               or ((guesses[c] % 1 != 0).any() and values[c].nunique() > 2) for c in target_cols]
     if not any(numeric):
         return None
     ranges = [[float(values[c].min()), float(values[c].max())] for c in target_cols]

@@ -463,3 +463,21 @@ def test_pages_render_in_chromium(multiclass, tmp_path):
         Path(keep).mkdir(parents=True, exist_ok=True)
         for png in ("index.png", "baseline.png"):
             shutil.copy(tmp_path / png, Path(keep) / png)
+
+
+def test_thousands_of_classes_get_the_per_class_table_and_no_k_by_k_matrix(tmp_path):
+    """herbarium-sized class counts: the confusion matrix (K x K: 1.9 GB at 15,501 classes) is left out and said
+    so; the per-class table holds every class with its support."""
+    from foldstack.config.competition import Competition
+    from foldstack.report.pages import MAX_CONFUSION, errors_sections
+
+    k = MAX_CONFUSION + 1
+    comp = Competition(task="multiclass", classes=[f"c{i}" for i in range(k)], metric="macro_f1")
+    rng = np.random.default_rng(0)
+    y = np.eye(k, dtype=np.float32)[rng.integers(0, k, 60)]
+    oof = rng.random((60, k)).astype(np.float32)
+    sections = errors_sections(tmp_path, y, oof, comp)
+    assert f"{k} classes: no confusion matrix above {MAX_CONFUSION}" in sections[0]
+    assert not (tmp_path / "confusion.png").exists() and not (tmp_path / "confusion_counts.csv").exists()
+    table = pd.read_csv(tmp_path / "per_class.csv")
+    assert len(table) == k and table["support"].sum() == 60

@@ -21,6 +21,7 @@ from . import html, plots
 from .leaderboard import SUBMITTED
 
 MAX_MATRIX_TABLE = 30  # classes: a larger confusion matrix is shown as the plot, its values in the CSVs only
+MAX_CONFUSION = 1000  # classes: above, no confusion matrix at all (K x K), the per-class table only
 LEADERBOARD_LABELS = {"submitted": "\u2605", "cv": "CV", "cv_tuned_thresholds": "CV tuned", "train_s": "train",
                       "params_M": "params M", "images_per_s": "img/s", "config_diff": "vs baseline",
                       "source": "folder"}
@@ -118,6 +119,12 @@ def errors_sections(folder, y, oof, comp) -> list[str]:
                 f"rows with the tag (support), rows predicted with it, ROC AUC of its probability.")
         return [html.section("Per-tag scores", html.table(scores, "per_tag"), note,
                              write_csv(folder, "per_tag.csv", scores))]
+    per_class_section = html.section("Per-class precision, recall, F1", html.table(scores, "per_class"), "",
+                                     write_csv(folder, "per_class.csv", scores))
+    if len(comp.classes) > MAX_CONFUSION:  # herbarium: 15,501^2 cells are 1.9 GB a matrix and no picture
+        return [html.section("OOF confusion matrix", f'<p class="note">{len(comp.classes)} classes: no confusion '
+                             f"matrix above {MAX_CONFUSION} (its K x K cells); the per-class table below.</p>"),
+                per_class_section]
     counts, normalised = analysis.confusion(y, oof, comp)
     plots.confusion(counts, normalised, folder / "confusion.png")
     matrix = html.figure("confusion.png", "Counts and row-normalised")
@@ -133,8 +140,7 @@ def errors_sections(folder, y, oof, comp) -> list[str]:
     return [html.section("OOF confusion matrix", matrix, f"True class by row, predicted ({rule}) by column; "
                                                          f"every train row once, by the fold model that held it "
                                                          f"out.", csvs),
-            html.section("Per-class precision, recall, F1", html.table(scores, "per_class"), "",
-                         write_csv(folder, "per_class.csv", scores))]
+            per_class_section]
 
 
 def calibration_section(folder, y, oof, comp) -> tuple[str, float]:

@@ -32,6 +32,7 @@ import pandas as pd
 from foldstack.config.schema import Config
 from foldstack.context import Context
 from foldstack.utils.timing import interleaved, seconds_of
+from layout_fixtures_sources import write_dicom  # scripts/
 
 CHANNEL_SUFFIXES = ["_red.png", "_green.png", "_blue.png", "_yellow.png"]
 
@@ -43,22 +44,6 @@ def pictures(n: int, size: int, seed: int = 0) -> np.ndarray:
     coarse = rng.integers(0, 256, (n, 6, 6, 3), dtype=np.uint8)
     smooth = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC) for c in coarse])
     return np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
-
-
-def write_dicom(path: Path, pixels: np.ndarray) -> None:
-    """pixels (H x W, 12-bit values) as a 1-channel uint16 MONOCHROME2 DICOM file without rescale or window tags."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
-    (ds.Rows, ds.Columns), ds.SamplesPerPixel, ds.PhotometricInterpretation = pixels.shape, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
 
 
 def write_source(source: str, folder: Path, ids: list[str], n_train: int, rgb: np.ndarray) -> dict:
@@ -83,7 +68,7 @@ def write_source(source: str, folder: Path, ids: list[str], n_train: int, rgb: n
     elif source == "dicom":  # 16-bit values, one channel
         planes = gray.astype(np.uint16) * 16  # 12 bits stored, as CT and X-ray files hold
         for name, array in zip(ids, planes):
-            write_dicom(images / f"{name}.dcm", array[:, :, 0])
+            write_dicom(images / f"{name}.dcm", array[:, :, 0], bits_stored=12)
         competition.update(train_image_ext=".dcm", test_image_ext=".dcm")
     elif source == "channel_files":  # HPA: one grayscale PNG a channel
         planes = np.concatenate([rgb, gray], axis=-1)

@@ -10,25 +10,36 @@ import pandas as pd
 from layout_fixtures import csv, hexid, image, pack
 
 
-def siim(d):
+def write_dicom(path, pixels, photometric="MONOCHROME2", slope=1, intercept=0, window=None, pixel_data=True,
+                bits_stored=16) -> None:
+    """A minimal DICOM file (pydicom) of unsigned 16-bit pixels (H x W) with the given tags."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    if pixel_data:
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def siim(d):
     names = [f"ISIC_{1000000 + 37 * i}" for i in range(26)]
     for n, name in enumerate(names):
         side = "train" if n < 20 else "test"
         image(d / "jpeg" / side / f"{name}.jpg", n, 32)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta, ds.SOPClassUID, ds.SOPInstanceUID = meta, meta.MediaStorageSOPClassUID, generate_uid()
-        ds.Rows = ds.Columns = 32
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.PixelData = np.random.default_rng(n).integers(0, 4096, (32, 32)).astype(np.uint16).tobytes()
-        (d / side).mkdir(parents=True, exist_ok=True)
-        ds.save_as(d / side / f"{name}.dcm", enforce_file_format=True)
+        write_dicom(d / side / f"{name}.dcm", np.random.default_rng(n).integers(0, 4096, (32, 32)))
     (d / "tfrecords").mkdir()
     (d / "tfrecords" / "train00-18.tfrec").write_bytes(b"\0" * 16)
     tabular = {"patient_id": [f"IP_{7000 + i // 2}" for i in range(26)], "sex": "male", "age_approx": 45.0,

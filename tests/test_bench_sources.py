@@ -2,9 +2,11 @@
 RGB JPEG files, run in-process on a few tiny generated images (the figures themselves are not asserted)."""
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_sources.py"
+sys.path.insert(0, str(SCRIPT.parent))  # the bench imports its DICOM writer from scripts/layout_fixtures_sources
 
 
 def test_the_sources_bench_prints_a_row_with_ratios_per_source(capsys):

@@ -2,6 +2,7 @@
 JSON table. Each is read to the pixels written, goes through the cache and the transforms with its C channels,
 and bad input stops with one line naming the file."""
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,27 +22,8 @@ from foldstack.data.table import load_test, load_train
 from foldstack.data.transforms import build_transforms
 from foldstack.errors import PipelineError
 
-
-def write_dicom(path, pixels, photometric="MONOCHROME2", slope=1, intercept=0, window=None, pixel_data=True):
-    """A minimal DICOM file (pydicom) of 16-bit unsigned pixels with the given tags."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    if window:
-        ds.WindowCenter, ds.WindowWidth = window
-    if pixel_data:
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from layout_fixtures_sources import write_dicom  # noqa: E402  (scripts/: one DICOM writer for tests, survey, bench)
 
 
 def test_npy_channels_first_float16_is_read_as_hwc_float32(tmp_path):

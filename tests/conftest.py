@@ -131,6 +131,14 @@ def run_make(root: Path, *targets, check=True, **variables) -> subprocess.Comple
     return proc
 
 
+MAKE_ALL = ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")  # `make all`'s stages
+
+
+def make_all_here(root: Path, comp: str, *overrides) -> dict:
+    """`make all`'s stage scripts in this process (run_here) with TINY and `overrides`: {script: its run}."""
+    return {script: run_here(root, script, comp, *TINY, *overrides) for script in MAKE_ALL}
+
+
 # Markers (registered in pyproject.toml) put on each test from what its code and fixtures call: `slow` when it
 # starts a process (a script, make, Ray, torchrun, Chromium) or trains through the stages in this process, plus
 # its module's kind of process. `make test-fast` deselects them all.

@@ -12,7 +12,7 @@ import pandas as pd
 import py7zr
 import pytest
 
-from conftest import COLORS, TINY, make_competition, run_here, write_png
+from conftest import COLORS, make_all_here, make_competition, write_png
 from foldstack.data.archives import unpack_archives
 from foldstack.description import described_metric
 from foldstack.discover import discover_competition
@@ -209,8 +209,7 @@ def test_the_metric_named_by_the_evaluation_section(text, task, metric):
 @pytest.mark.slow  # trains through the stage scripts in this process (run_here), which the markers cannot see
 def test_make_all_on_a_prepared_download_gives_a_submission_its_grader_accepts(project):
     _, truth = dogs_vs_cats(project, kaggle_zips=False, n_train=36, description=True)
-    runs = {script: run_here(project, script, "dvc", *TINY, "train.epochs=3", "predict.tta=[]")
-            for script in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")}
+    runs = make_all_here(project, "dvc", "train.epochs=3", "predict.tta=[]")
     config = (project / "configs" / "dvc.yaml").read_text()
     assert "layout: filenames" in config and "metric: log_loss" in config and "- cat\n  - dog" in config
     assert "OOF CV log_loss: " in runs["03_predict.py"].stderr

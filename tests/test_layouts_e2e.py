@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY, run_here
+from conftest import REPO, make_all_here
 
 sys.path.insert(0, str(REPO / "scripts"))
 import layout_fixtures  # noqa: E402  (scripts/: the survey's replicas)
@@ -23,17 +23,13 @@ from survey_layouts import write_description  # noqa: E402
 
 pytestmark = pytest.mark.slow  # trains through the stage scripts in this process (run_here)
 
-STAGES = ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")
-
-
 def run_all(project: Path, slug: str, build) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """(the inferred config, the submission, the sample submission) of the replica `build` writes."""
     folder = project / "input" / slug
     folder.mkdir(parents=True)
     build(folder)
     write_description(folder, slug)
-    for script in STAGES:
-        run_here(project, script, slug, *TINY, "data.img_size=16", "folds.n_splits=2", "predict.tta=[]")
+    make_all_here(project, slug, "data.img_size=16", "predict.tta=[]")
     sample = pd.read_csv(folder / "sample_submission.csv", dtype=str, keep_default_na=False)
     submission = pd.read_csv(project / "submission.csv", dtype=str, keep_default_na=False)
     assert list(submission.columns) == list(sample.columns)

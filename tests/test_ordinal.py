@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY, run_here, write_png
+from conftest import make_all_here, write_png
 from foldstack.config.competition import Competition
 from foldstack.config.levels import Stack
 from foldstack.errors import PipelineError
@@ -140,10 +140,8 @@ def write_aptos(folder, n_train: int, n_test: int, seed: int = 0) -> pd.DataFram
 @pytest.mark.slow  # trains through the stage scripts in this process (run_here)
 def test_aptos_like_end_to_end_as_ordinal_regression(project):
     truth = write_aptos(project / "input" / APTOS_SLUG, 30, 10, seed=4)
-    overrides = [*TINY, "competition.task=regression", "competition.target_range=[[0,4]]", "train.epochs=5",
-                 "data.img_size=16", "predict.tta=[]", "train.lr=0.003"]
-    runs = {s: run_here(project, s, APTOS_SLUG, *overrides)
-            for s in ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")}
+    runs = make_all_here(project, APTOS_SLUG, "competition.task=regression", "competition.target_range=[[0,4]]",
+                         "train.epochs=5", "data.img_size=16", "predict.tta=[]", "train.lr=0.003")
     assert "cv_tuned_thresholds" in runs["05_stack.py"].stdout
     stack = next((project / "stacks" / APTOS_SLUG).glob("*/thresholds.json"))
     assert '"0|1"' in stack.read_text()

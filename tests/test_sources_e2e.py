@@ -13,20 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY, run_here
+from conftest import make_all_here
 from test_sources import write_dicom
 
 pytestmark = pytest.mark.slow  # trains through the stage scripts in this process (run_here)
 
-STAGES = ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")
-
-
 def run_all(project: Path, comp: str, *overrides) -> str:
     """The stages of `make all` with the tiny settings; the inferred config as discovery wrote it, and the folds
     stage's log."""
-    runs = [run_here(project, script, comp, *TINY, "train.epochs=6", "train.lr=0.003", "data.img_size=16",
-                     "predict.tta=[]", *overrides) for script in STAGES]
-    return (project / "configs" / f"{comp}.yaml").read_text() + runs[0].stderr
+    runs = make_all_here(project, comp, "train.epochs=6", "train.lr=0.003", "data.img_size=16", "predict.tta=[]",
+                         *overrides)
+    return (project / "configs" / f"{comp}.yaml").read_text() + runs["01_folds.py"].stderr
 
 
 def roc_auc(y, p) -> float:

@@ -5,18 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY, run_here
+from conftest import make_all_here
 from test_tabular import _siim
+from test_sources_e2e import roc_auc
 from test_topk import grader_map, write_whale
 
 pytestmark = pytest.mark.slow  # trains through the stage scripts in this process (run_here)
 
-STAGES = ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")
-
-
 def run_all(project, comp: str, *overrides) -> str:
-    for script in STAGES:
-        run_here(project, script, comp, *TINY, "data.img_size=16", "predict.tta=[]", *overrides)
+    make_all_here(project, comp, "data.img_size=16", "predict.tta=[]", *overrides)
     return (project / "configs" / f"{comp}.yaml").read_text()
 
 
@@ -47,7 +44,4 @@ def test_a_label_only_a_tabular_column_carries_is_learned_by_the_stacker(project
     test = pd.read_csv(folder / "test.csv", dtype=str, keep_default_na=False).set_index("image_name")
     sub = pd.read_csv(project / "submission.csv").set_index("image_name")
     y = (test.loc[sub.index, "sex"] == "male").astype(int).to_numpy()
-    p = sub["target"].to_numpy()
-    pos, neg = p[y == 1], p[y == 0]  # ROC AUC: P(a positive scores above a negative), ties half
-    auc = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
-    assert auc >= 0.9
+    assert roc_auc(y, sub["target"].to_numpy()) >= 0.9

@@ -18,7 +18,7 @@ INSTALL ?= $(STAMP)
 # predict.tta=[hflip, vflip] stays whole.
 ARGS := --comp $(COMP) --exp $(EXP) $(if $(strip $(OVERRIDES)),--set '$(subst ','\'',$(OVERRIDES))')
 
-.PHONY: all plan weights export sample folds train train-folds oof stack pseudo submit score audit download bundle kaggle-push predict summary report sweep lr-find bench test test-fast clean-artifacts docs docs-serve help
+.PHONY: all plan weights export sample folds train train-folds oof stack pseudo submit score audit download bundle kaggle-push predict summary report tensorboard mlflow-ui sweep lr-find bench test test-fast clean-artifacts docs docs-serve help
 .DEFAULT_GOAL := help
 
 help:
@@ -39,6 +39,8 @@ help:
 	@echo "make predict IMAGES=<file|dir>  top-k classes of each image from the trained folds (TTA as configured) -> CSV; TOP_K=, OUT="
 	@echo "make summary [ALL=1]           parameters, GFLOPs and images/s of the experiment's model (ALL=1: every experiment)"
 	@echo "make report                    reports/<comp>/index.html: leaderboard of every level, a page per experiment (static, offline)"
+	@echo "make tensorboard [PORT=6006]   TensorBoard on runs/<comp>/: every fold's curves, the oof/stack/pseudo CV tables"
+	@echo "make mlflow-ui [PORT=5000]     the MLflow UI on the local store mlruns/ (runtime.trackers=[mlflow])"
 	@echo "make sweep SWEEP=<name>        the grid or search of configs/sweep/<name>.yaml on Ray: trials, leaderboard, best N"
 	@echo "make audit                     leak audit of what is on disk: OOF, pseudo, stack and teacher rows, duplicate images"
 	@echo "make lr-find                   LR range test on fold 0: lr_find/<comp>/<exp>/<hash>/lr_find.png + suggested LR"
@@ -118,6 +120,21 @@ summary: | $(INSTALL)
 # with the same EXP and OVERRIDES, is marked). Prints the index path last.
 report: | $(INSTALL)
 	$(PY) scripts/report.py $(ARGS)
+
+# runtime.trackers: TensorBoard on the competition's event files (runs/<comp>/), the MLflow UI on the local store
+# (mlruns/mlflow.db; a tracking server at runtime.mlflow_uri has its own UI). PORT: 6006 / 5000.
+PORT ?=
+tensorboard: | $(INSTALL)
+	$(PY) -m tensorboard.main --logdir runs/$(COMP) --host 127.0.0.1 --port $(or $(PORT),6006)
+
+MLFLOW_STAMP := $(VENV)/.mlflow-installed
+$(MLFLOW_STAMP): $(wildcard pyproject.toml) $(wildcard constraints.txt) | $(INSTALL)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[mlflow]'
+	touch $@
+
+mlflow-ui: | $(if $(INSTALL),$(MLFLOW_STAMP))
+	mkdir -p mlruns
+	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port $(or $(PORT),5000)
 
 # The trials of configs/sweep/$(SWEEP).yaml on Ray (a local one, or the cluster at SWEEP_ADDRESS / RAY_ADDRESS),
 # each an experiment configs/exp/<sweep>-<hash>.yaml; a rerun resumes. Ray and Optuna (the `sweep` extra) are

@@ -134,6 +134,30 @@ def run_make(root: Path, *targets, check=True, **variables) -> subprocess.Comple
 MAKE_ALL = ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")  # `make all`'s stages
 
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package "
+                                                            "`chromium`; .ci/run installs it)")
+
+
+def chromium(*args, profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120)
+
+
+def screenshot(page: Path | str, png: Path, height: int, profile: Path, *args) -> np.ndarray:
+    """A headless Chromium screenshot, 1280 wide, of a file or a URL (args: more Chromium flags)."""
+    url = page.as_uri() if isinstance(page, Path) else page
+    chromium(f"--window-size=1280,{height}", f"--screenshot={png}", *args, url, profile=profile)
+    image = cv2.imread(str(png))
+    assert image is not None, f"no screenshot of {url}"
+    assert image.shape[:2] == (height, 1280)
+    return image
+
+
+def distinct_colours(image: np.ndarray) -> int:
+    return len(np.unique(image.reshape(-1, 3), axis=0))
+
+
 def make_all_here(root: Path, comp: str, *overrides) -> dict:
     """`make all`'s stage scripts in this process (run_here) with TINY and `overrides`: {script: its run}."""
     return {script: run_here(root, script, comp, *TINY, *overrides) for script in MAKE_ALL}

@@ -3,7 +3,6 @@ against its HTML tables, and the pages rendered in headless Chromium (skipped wi
 import json
 import os
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,13 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, copy_project, make_competition, make_project, run_here, run_make
+from conftest import (TINY, chromium, copy_project, distinct_colours, make_competition, make_project, needs_browser,
+                      run_here, run_make, screenshot)
 
 STACK = ["stack.experiments=[baseline,smooth]"]
 SMOOTH = "loss:\n  label_smoothing: 0.1\npredict:\n  tta: []\n"  # the second experiment: no TTA, smoothed loss
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package "
-                                                            "`chromium`; .ci/run installs it)")
 
 
 def build(root: Path, kind: str | None, experiments: tuple, settings: list, pseudo_round: bool = False):
@@ -416,23 +413,6 @@ def test_the_swap_keeps_the_old_report_until_the_new_one_is_complete(tmp_path):
         with rebuilt(final):
             raise RuntimeError("fails before the swap")
     assert (final / "index.html").read_text() == "one" and sorted(p.name for p in final.parent.iterdir()) == ["c"]
-
-
-def chromium(*args, profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120)
-
-
-def screenshot(html_page: Path, png: Path, height: int, profile: Path) -> np.ndarray:
-    chromium(f"--window-size=1280,{height}", f"--screenshot={png}", html_page.as_uri(), profile=profile)
-    image = cv2.imread(str(png))
-    assert image is not None, f"no screenshot of {html_page}"
-    assert image.shape[:2] == (height, 1280)
-    return image
-
-
-def distinct_colours(image: np.ndarray) -> int:
-    return len(np.unique(image.reshape(-1, 3), axis=0))
 
 
 @needs_browser

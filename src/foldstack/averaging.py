@@ -43,8 +43,10 @@ class SWA:
         return int(self.averaged.n_averaged)
 
     def finalize(self, loader, device) -> torch.nn.Module:
-        """The averaged model with BatchNorm statistics recomputed by one pass over `loader`."""
-        update_bn(loader, self.averaged, device=device)
+        """The averaged model with BatchNorm statistics recomputed by one pass over `loader`: batches already on
+        `device`, each a tuple whose first element is the model's input (update_bn's contract; an (images, meta)
+        input, model.meta_head, is the first element whole)."""
+        update_bn(loader, self.averaged)
         return self.averaged.module
 
     def state_dict(self) -> dict:

@@ -123,7 +123,12 @@ class Context:
             from .data.cache import image_store  # torch/OpenCV: only for stages that read images
             from .engine.runtime import decode_workers
 
-            return image_store(self, decode_workers(self.cfg))
+            store = image_store(self, decode_workers(self.cfg))
+            if self.cfg.model.meta_head:  # each row's encoded tabular columns too: the network's second input
+                from .models.meta_head import store_meta
+
+                store.meta = store_meta(self)
+            return store
 
         return self._once("images", build)
 
@@ -148,7 +153,7 @@ class Context:
 
         if cfg.competition != self.cfg.competition:
             return ()
-        store = lambda c: (cache_side(c.data), c.data.interpolation, c.runtime.cache)  # noqa: E731
+        store = lambda c: (cache_side(c.data), c.data.interpolation, c.runtime.cache, c.model.meta_head)  # noqa: E731
         return ("train", "test", "targets") + (("images",) if store(cfg) == store(self.cfg) else ())
 
     def derive(self, exp: str | None = None, **updates: dict) -> "Context":

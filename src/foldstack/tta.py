@@ -9,6 +9,7 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
 from .config.levels import TTA_MERGES, TTA_VIEWS
+from .models.meta_head import split_batch
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,20 @@ def merge_views(probs: Tensor, how: str, task: str) -> Tensor:
     return out / out.sum(1, keepdim=True) if task == "multiclass" else out
 
 
-def forward_views(predict: Callable[[Tensor], Tensor], x: Tensor, views: list[View], max_batch: int) -> Tensor:
+def forward_views(predict: Callable[[Tensor], Tensor], x, views: list[View], max_batch: int) -> Tensor:
     """(V, B, K) probabilities of `predict` on every view of x, in the order of `views`. Views of the same output size
     are concatenated along the batch dim and chunked into calls of at most max_batch images: fewer, fuller calls."""
-    n = x.shape[0]
+    images, meta = split_batch(x)  # model.meta_head: every view of an image keeps the row's meta as it is
+    n = images.shape[0]
     groups: dict[Optional[int], list[int]] = {}
     for i, v in enumerate(views):
         groups.setdefault(v.size, []).append(i)
     out: list[Optional[Tensor]] = [None] * len(views)
     for idx in groups.values():
-        batch = torch.cat([views[i].apply(x) for i in idx])
-        probs = torch.cat([predict(chunk) for chunk in batch.split(max_batch)])
+        chunks = torch.cat([views[i].apply(images) for i in idx]).split(max_batch)
+        if meta is not None:
+            chunks = list(zip(chunks, meta.repeat(len(idx), 1).split(max_batch)))
+        probs = torch.cat([predict(chunk) for chunk in chunks])
         for j, i in enumerate(idx):
             out[i] = probs[j * n:(j + 1) * n]
     return torch.stack(out)

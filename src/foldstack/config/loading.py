@@ -111,6 +111,10 @@ def check_across_sections(cfg: Config) -> None:
     nothing fails after hours of training for a value known to be wrong from the start."""
     p, size = cfg.predict, cfg.data.img_size
     check_ordinal(cfg.competition)
+    if cfg.model.meta_head and not cfg.competition.tabular_cols:
+        raise PipelineError(f"model.meta_head={cfg.model.meta_head} feeds competition.tabular_cols to the network, "
+                            f"and this competition has none (no column of the train table but id/target/group is "
+                            f"also in the test rows' table): set model.meta_head to 0")
     if cfg.competition.task == "regression" and (cfg.distill.teacher or cfg.pseudo.round):
         raise PipelineError("distill.teacher / pseudo.round: not for regression yet (their soft labels are class "
                             "probabilities); unset them")

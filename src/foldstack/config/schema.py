@@ -27,6 +27,17 @@ class Runtime(Section):
     """Torch device; `auto`: cuda if available, else cpu."""
     progress: bool = True
     """Progress bars (and the loss readout at their interval)."""
+    trackers: list[Literal["tensorboard", "mlflow", "wandb"]] = ["tensorboard"]
+    """Where training, `make oof`, `make stack` and `make pseudo` also log (docs/tracking.md): `tensorboard` (event
+    files under runs/<comp>/<exp>/<key>/fold<k>/, `make tensorboard`), `mlflow` (runtime.mlflow_uri, `make
+    mlflow-ui`), `wandb` (project <comp>, offline unless an API key is set: `wandb sync` later); [] for none. The
+    mlflow and wandb extras are installed on first use. Tracking never changes an artifact or its key."""
+    mlflow_uri: str = ""
+    """MLflow tracking URI: a server (http://host:5000), a database (sqlite:///path.db); empty: the project's local
+    store, sqlite:///mlruns/mlflow.db (artifacts in mlruns/artifacts/)."""
+    tracker_timeout: float = Field(30.0, gt=0)
+    """Seconds one tracker call may take: a tracker that takes longer, or fails, is reported once and switched off
+    for the rest of the run (training goes on)."""
 
 
 class Config(Section):

@@ -41,13 +41,13 @@ class Model(Section):
     """Margin heads: logit scale."""
     margin_m: float = Field(0.5, ge=0)
     """Margin heads: additive angular (arcface) or cosine (cosface) margin."""
+    meta_head: int = Field(0, ge=0, strict=True)
+    """Hidden width (e.g. 32) of an MLP branch on the encoded competition.tabular_cols, concatenated to the pooled
+    image features before the head (docs/competitions.md); 0: off."""
 
     @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        out = handler(self)
-        if self.in_chans == 3:  # RGB runs keep the keys they had before the key existed
-            out.pop("in_chans", None)
-        return out
+    def _dump(self, handler):  # RGB runs without a meta head keep the keys they had before these keys existed
+        return {k: v for k, v in handler(self).items() if (k, v) not in (("in_chans", 3), ("meta_head", 0))}
 
 
 AUGMENT_PRESETS = ("none", "light", "medium", "heavy")

@@ -18,7 +18,8 @@ def seeded(indices, seed: int) -> list[tuple[int, int]]:
 
 
 class ImageDataset(Dataset):
-    """Rows `rows` of a store with their targets; `transform(image=uint8 HWC)["image"]` -> tensor."""
+    """Rows `rows` of a store with their targets; `transform(image=uint8 HWC)["image"]` -> tensor. An item is
+    (x, target); x is the image, or (image, meta vector) when the store carries meta (model.meta_head)."""
 
     def __init__(self, store: ImageStore, rows, targets: np.ndarray | None = None, transform=None):
         self.store, self.rows = store, np.asarray(rows, dtype=np.int64)
@@ -38,13 +39,14 @@ class ImageDataset(Dataset):
         changes, so consecutive images of one seed draw one stream, as a pure function of it."""
         pairs = [item if isinstance(item, tuple) else (item, None) for item in batch]
         images = self.store.read(self.rows[np.asarray([i for i, _ in pairs], dtype=np.int64)])
-        empty, current, out = torch.zeros(0), None, []
+        empty, current, out, meta = torch.zeros(0), None, [], self.store.meta
         for (i, seed), img in zip(pairs, images):
             if seed is not None and seed != current:
                 self.transform.set_random_seed(seed)
                 current = seed
             target = torch.from_numpy(self.targets[i]) if self.targets is not None else empty
-            out.append((self.transform(image=img)["image"], target))
+            x = self.transform(image=img)["image"]
+            out.append((x if meta is None else (x, torch.from_numpy(meta[self.rows[i]])), target))
         return out
 
 

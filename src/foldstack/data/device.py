@@ -7,6 +7,7 @@ from functools import lru_cache
 import torch
 
 from ..config.training import Data
+from ..models.meta_head import split_batch
 
 
 class Normalize(torch.nn.Module):
@@ -35,9 +36,13 @@ def _on_device(mean: tuple, std: tuple, device: torch.device) -> Normalize:  # b
     return Normalize(mean, std).to(device)
 
 
-def to_device(x: torch.Tensor, device: torch.device, data: Data, channels_last: bool = False) -> torch.Tensor:
+def to_device(x, device: torch.device, data: Data, channels_last: bool = False):
     """Copy (non-blocking from pinned memory), normalise uint8 with data.mean/std, optionally channels_last.
-    A float batch was normalised in the worker already (random erasing needs it there)."""
+    A float batch was normalised in the worker already (random erasing needs it there). An (images, meta) batch
+    (model.meta_head): the images so, the meta copied as it is."""
+    images, meta = split_batch(x)
+    if meta is not None:
+        return to_device(images, device, data, channels_last), meta.to(device, non_blocking=True)
     x = x.to(device, non_blocking=True)
     if x.dtype == torch.uint8:
         x = _on_device(tuple(data.mean), tuple(data.std), torch.device(device))(x)

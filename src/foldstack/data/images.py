@@ -119,6 +119,7 @@ class ImageStore:
         self.samples, self.n_train, self.cache_file = as_samples(samples), n_train, cache_file
         self.size, self.interpolation, self.channels = size, interpolation, channels
         self._array = None
+        self.meta: np.ndarray | None = None  # (rows, F) encoded tabular columns with model.meta_head (Context.images)
 
     def __len__(self):
         return len(self.samples)

@@ -3,6 +3,7 @@ import torch
 from timm.data import Mixup
 
 from ..config.training import Mixup as MixupConfig
+from ..models.meta_head import split_batch
 
 
 class TargetMixup(Mixup):
@@ -24,10 +25,16 @@ class TargetMixup(Mixup):
         """Call before each epoch (0-based): mixing stops from `off_epoch` on."""
         self.mixup_enabled = self.off_epoch is None or epoch < self.off_epoch
 
-    def __call__(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.mixup_enabled or len(x) % 2:  # timm pairs sample i with N-1-i: an odd batch stays unmixed
+    def __call__(self, x, target: torch.Tensor) -> tuple:
+        """x: images, or (images, meta) (model.meta_head): meta is mixed with the images' lam and pairing (for
+        CutMix the pasted area's share)."""
+        images, meta = split_batch(x)
+        if not self.mixup_enabled or len(images) % 2:  # timm pairs sample i with N-1-i: an odd batch stays unmixed
             return x, target
-        lam = {"elem": self._mix_elem, "pair": self._mix_pair}.get(self.mode, self._mix_batch)(x)
+        lam = {"elem": self._mix_elem, "pair": self._mix_pair}.get(self.mode, self._mix_batch)(images)
+        if meta is not None:
+            lam_meta = lam.to(meta.dtype) if isinstance(lam, torch.Tensor) else lam
+            x = images, meta * lam_meta + meta.flip(0) * (1 - lam_meta)
         if isinstance(lam, torch.Tensor):  # (N, 1) column
             lam = lam.to(device=target.device, dtype=target.dtype)
             if target.ndim == 1:

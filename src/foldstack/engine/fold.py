@@ -87,7 +87,8 @@ def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         loss_fn = DistillLoss(loss_fn, cfg.distill.alpha, cfg.distill.temperature, comp.task)
 
     layout = use_channels_last(cfg, device)
-    model = create_model(cfg.model, y.shape[1], comp.task, weights).to(device)
+    n_meta = images.meta.shape[1] if images.meta is not None else 0  # model.meta_head's tabular input
+    model = create_model(cfg.model, y.shape[1], comp.task, weights, n_meta).to(device)
     if layout:
         model = model.to(memory_format=torch.channels_last)
     net = dist.wrap(model, device, find_unused=tc.freeze_epochs > 0)

@@ -20,9 +20,10 @@ def load_fold_models(cfg: Config, n_outputs: int, fold_dir, device) -> list:
 def models_from_weights(cfg: Config, n_outputs: int, states: list, device) -> list:
     """One model of cfg.model per state dict (a fold's checkpoints, or the weights a bundle carries), on device."""
     from ..models.factory import create_model
+    from ..models.meta_head import meta_inputs
 
     model_cfg = cfg.model.model_copy(update={"pretrained_path": None})  # the checkpoint holds every weight
-    models = [create_model(model_cfg, n_outputs, cfg.competition.task) for _ in states]
+    models = [create_model(model_cfg, n_outputs, cfg.competition.task, meta_inputs=meta_inputs(s)) for s in states]
     for model, weights in zip(models, states):
         model.load_state_dict(weights)
     return [model.to(device) for model in models]

@@ -8,6 +8,7 @@ import torch
 from ..config.schema import Config
 from ..data.device import to_device
 from ..data.multiscale import multiscale_size, resize_batch
+from ..models.meta_head import split_batch, with_images
 from .fold import Fold
 from .runtime import autocast
 
@@ -40,8 +41,9 @@ def micro_step(f: Fold, cfg: Config, fold: int, epoch: int, i: int, x, target, s
     at 1/accum_steps of its gradient."""
     tc = cfg.train
     x, target = batch_to_device(f, cfg, x, target)  # resize and mix on the device
-    if cfg.data.multiscale:
-        x = resize_batch(x, multiscale_size(cfg.data.multiscale, tc.seed * 1000 + fold, epoch, i))
+    if cfg.data.multiscale:  # the images only (model.meta_head's meta, if any, as it is)
+        x = with_images(x, resize_batch(split_batch(x)[0], multiscale_size(cfg.data.multiscale,
+                                                                             tc.seed * 1000 + fold, epoch, i)))
     if f.mixup is not None:
         x, target = f.mixup(x, target)
     return forward_backward(f, cfg, x, target, 1 / tc.accum_steps, sync=sync)

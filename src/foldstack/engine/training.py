@@ -19,6 +19,7 @@ from ..models.net import set_backbone_trainable
 from ..utils.io import atomic_write_csv
 from ..utils.plots import plot_curves
 from ..utils.seed import rng_state, set_rng_state
+from ..tracking import epoch_metrics
 from .fold import ExtraRows, Fold, build_fold
 from .inference import predict_probs
 from .runtime import progress
@@ -29,21 +30,25 @@ log = logging.getLogger("foldstack")
 
 def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray, fold: int, out_dir: Path,
                extra: ExtraRows | None = None, teacher: np.ndarray | None = None, weights: Path | None = None,
-               on_epoch=None) -> dict:
+               on_epoch=None, tracker=None) -> dict:
     """Train one fold into out_dir (last.pt, best.pt, [swa.pt, snapshot_*.pt], log.csv, curves.png), resuming from
     its last.pt; validation is on the fold's real train rows only. on_epoch(fold, epoch, row) runs after each saved
-    epoch (from 1; row: its log.csv row), e.g. for a sweep's scheduler; if it raises, the fold stops resumable."""
+    epoch (from 1; row: its log.csv row), e.g. for a sweep's scheduler; if it raises, the fold stops resumable.
+    tracker: a tracking.Run, given every epoch's row (a resumed fold's earlier epochs first, those it lacks)."""
     tc, comp = cfg.train, cfg.competition
     f = build_fold(cfg, images, y, folds, fold, out_dir, extra, teacher, weights)
     y_valid = y[f.valid_idx]
     start_epoch, step, rows = resume(f, out_dir / "last.pt", fold, tc.epochs)
     watchdog = Watchdog(tc.time_limit, sum(r["seconds"] for r in rows))
+    if tracker is not None:
+        tracker.log_epochs(rows)
     for epoch in range(start_epoch, tc.epochs):
         if f.stopper.stopped or watchdog.fired:
             break
         t0 = time.time()
         begin_epoch(f, cfg, fold, epoch)
         train_loss, step = train_one_epoch(f, cfg, fold, epoch, step, watchdog)
+        train_seconds = time.time() - t0
         if f.swa is not None:
             f.swa.end_epoch(f.model, epoch)
 
@@ -59,6 +64,9 @@ def train_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         log.info(f"fold {fold} epoch {epoch + 1}/{tc.epochs}: train_loss {train_loss:.4f} "
                  f"valid_loss {valid_loss:.4f} {comp.metric} {value:.4f} ({rows[-1]['seconds']:.0f}s)"
                  + (" - early stop" if f.stopper.stopped else ""))
+        if tracker is not None:  # after last.pt: a kill between the two is caught up on resume
+            tracker.log_step(epoch + 1, epoch_metrics(rows[-1], f.optimizer.param_groups,
+                                                      epoch_images(f, cfg) / max(train_seconds, 1e-9)))
         if on_epoch is not None:
             on_epoch(fold, epoch + 1, dict(rows[-1]))
         if watchdog.fired:
@@ -111,6 +119,12 @@ def resume(f: Fold, last_path: Path, fold: int, epochs: int) -> tuple[int, int, 
     set_rng_state(state["rng"])
     log.info(f"fold {fold}: resuming after epoch {state['epoch'] + 1} of {epochs} from {last_path}")
     return state["epoch"] + 1, state["step"], state["log"]
+
+
+def epoch_images(f: Fold, cfg: Config) -> int:
+    """Images in one pass over the training part (every rank's slice of each batch together)."""
+    batches = f.train_loader.batch_sampler
+    return min(len(batches) * cfg.data.batch_size, len(batches.sampler))
 
 
 def epoch_seed(tc, fold: int, epoch: int) -> int:
@@ -200,7 +214,7 @@ def fold_metrics(f: Fold, cfg: Config, fold: int, out_dir: Path, rows: list, y_v
                    extra_rows_per_epoch=f.train_loader.batch_sampler.sampler.n_drawn if extra else 0)
     if f.swa is not None and f.swa.n_averaged:
         reseed_epoch(f.train_loader, epoch_seed(tc, fold, tc.epochs))  # the BN pass: a fixed stream too
-        swa_model = f.swa.finalize((batch_to_device(f, cfg, x, t)[0] for x, t in f.train_loader), f.device)
+        swa_model = f.swa.finalize((batch_to_device(f, cfg, x, t) for x, t in f.train_loader), f.device)
         metrics["swa"] = comp_score(comp, y_valid, validate(f, cfg, swa_model, "valid swa"))
         save_on_main(out_dir / "swa.pt", {"model": swa_model.state_dict(), "n_averaged": f.swa.n_averaged,
                                              "score": metrics["swa"]})

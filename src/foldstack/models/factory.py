@@ -9,14 +9,17 @@ from torch import nn
 from ..config.training import Model
 from ..errors import PipelineError
 from .heads import create_head
+from .meta_head import MetaBranch
 from .net import Net
 from .pooling import create_pool
 from .pretrained import load_backbone_weights
 
 
-def create_model(cfg: Model, num_classes: int, task: str = "multiclass", weights: Path | None = None) -> Net:
+def create_model(cfg: Model, num_classes: int, task: str = "multiclass", weights: Path | None = None,
+                 meta_inputs: int = 0) -> Net:
     """`weights`: a backbone weights file (the hub weights of Context.weights); None: cfg.pretrained_path if set,
-    else random. Prediction passes none: the fold checkpoint holds every weight."""
+    else random. Prediction passes none: the fold checkpoint holds every weight. `meta_inputs`: the encoded width
+    of the tabular columns: with cfg.meta_head, a meta branch of that input (models/meta_head.py)."""
     if not timm.is_model(cfg.name):
         raise PipelineError(f"model.name: unknown timm model {cfg.name!r}")
     if cfg.head != "linear" and task != "multiclass":
@@ -36,8 +39,10 @@ def create_model(cfg: Model, num_classes: int, task: str = "multiclass", weights
     else:
         pool, (width, nhwc) = create_pool(cfg.pool, cfg.gem_p), _feature_map(backbone, cfg)
         width *= 2 if cfg.pool == "dual" else 1
+    meta = MetaBranch(meta_inputs, cfg.meta_head) if cfg.meta_head and meta_inputs else None
+    width += cfg.meta_head if meta is not None else 0
     head = create_head(cfg.head, width, num_classes, cfg.drop_rate, cfg.margin_s, cfg.margin_m)
-    net = Net(backbone, pool, head, width, nhwc)
+    net = Net(backbone, pool, head, width, nhwc, meta)
     net.pretrained = loaded  # what the weights file covered: recorded in each fold's manifest
     return net
 

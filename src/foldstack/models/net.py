@@ -4,25 +4,38 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..errors import PipelineError
+from .meta_head import split_batch
+
 
 class Net(nn.Module):
-    """forward(x, target=None) -> logits; only margin heads use the target (training only).
-    State dict keys: backbone.*, pool.* (GeM's p), head.*. num_features: the head's input width."""
+    """forward(x, target=None) -> logits; only margin heads use the target (training only). x: images, or
+    (images, meta) with a meta branch (models/meta_head.py: its output joins the pooled features).
+    State dict keys: backbone.*, pool.* (GeM's p), [meta.*], head.*. num_features: the head's input width."""
     def __init__(self, backbone: nn.Module, pool: nn.Module, head: nn.Module, num_features: int,
-                 nhwc: bool = False):
+                 nhwc: bool = False, meta: Optional[nn.Module] = None):
         super().__init__()
         self.backbone, self.pool, self.head = backbone, pool, head
+        if meta is not None:  # registered only when there is one: other models keep their state dict keys
+            self.meta = meta
         self.num_features = num_features
         self.nhwc = nhwc  # some timm models (swin, mambaout) give (N, H, W, C) maps
         self.backbone_frozen = False
         self.pretrained: Optional[dict] = None  # models.pretrained.coverage of model.pretrained_path, if any
         self._trainable: set[str] = set()  # backbone parameters that required grad before freezing
 
-    def forward(self, x: torch.Tensor, target: Optional[torch.Tensor] = None) -> torch.Tensor:
-        f = self.backbone(x)
+    def forward(self, x, target: Optional[torch.Tensor] = None) -> torch.Tensor:
+        images, meta = split_batch(x)
+        f = self.backbone(images)
         if self.nhwc:
             f = f.permute(0, 3, 1, 2)
-        return self.head(self.pool(f), target)
+        f = self.pool(f)
+        if hasattr(self, "meta"):
+            if meta is None:
+                raise PipelineError("internal: a model with a meta head (model.meta_head) called without its "
+                                    "tabular input")
+            f = torch.cat([f, self.meta(meta).to(f.dtype)], dim=1)
+        return self.head(f, target)
 
     def train(self, mode: bool = True) -> "Net":
         super().train(mode)

@@ -51,6 +51,9 @@ def experiment_folds(ctx, name: str, n: int, path: Path):
     if read_manifest(path)["metrics"].get("fold_weights"):  # the kernel averages its folds alike, as `keep` does
         raise PipelineError(f"{name}: {path.relative_to(ctx.root)} weights its folds (predict.fold_outlier=weight), "
                             f"which a bundle's kernel does not yet: bundle it with predict.fold_outlier=keep")
+    from ..models.meta_head import refuse_meta_head
+
+    refuse_meta_head(ctx_e.cfg, f"{name}: a bundle (its kernel encodes no tabular column)")
     return ctx_e.cfg, target.trained.dirs
 
 

@@ -55,12 +55,14 @@ def table(report: dict) -> str:
 
 def run(ctx) -> dict:
     from ..artifacts import artifact_path, is_complete, staging, write_manifest
+    from ..models.meta_head import refuse_meta_head
 
     args = ctx.args
     for name in ("check_rows", "batch", "repeats"):
         if getattr(args, name) < 1:
             raise PipelineError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
     cfg = ctx.cfg
+    refuse_meta_head(cfg, "make export (an ONNX graph of one image input)")
     trained = fold_dirs(ctx)  # every fold trained, on this config's split
     sizes = export_sizes(cfg.data.img_size, args.sizes)
     key = stable_hash({"train": trained.path.name, "checkpoint": cfg.predict.checkpoint, "sizes": sizes})

@@ -4,7 +4,9 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 
+from .. import tracking
 from ..artifacts import is_complete, staging, write_manifest
 from ..config.loading import sections
 from ..data.table import output_names
@@ -77,5 +79,9 @@ def run(ctx):
                        metrics=metrics, experiment=ctx.exp, rows=rows_record(ctx.train.ids, ctx.test.ids),
                        views=[v.name for v in views], models=len(models), seconds=round(seconds, 2),
                        device=str(device), torch=torch.__version__)
+    table = pd.DataFrame({"fold": range(len(scores)), comp.metric: scores}
+                         | ({"no_tta": metrics["no_tta_fold_scores"]} if tta else {}))
+    tracking.log_stage(ctx, "oof", path.name, {k: metrics[k] for k in (comp.metric, "no_tta", "images_per_s")
+                                               if k in metrics}, table)
     log.info(f"wrote OOF + test predictions -> {path}")
     return path

@@ -71,7 +71,10 @@ def top_k_frame(names: list[str], probs: np.ndarray, classes: list[str], k: int)
 
 
 def run(ctx):
+    from ..models.meta_head import refuse_meta_head
+
     args = ctx.args
+    refuse_meta_head(ctx.cfg, "make predict IMAGES= (loose image files, no table row)")
     if args.top_k < 1:
         raise PipelineError(f"--top-k {args.top_k}: must be at least 1")
     images = Path(args.images).expanduser()

@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from .. import pipeline
+from .. import pipeline, tracking
 from ..artifacts import input_ref, is_complete, read_manifest, staging, write_manifest
 from ..data.table import output_names
 from ..errors import PipelineError
@@ -76,6 +76,10 @@ def run_round(ctx, n: int):
     _, after = stack_cv(here)
     print(f"round {n} ({read_manifest(set_path)['metrics']['rows']} pseudo rows): {level} OOF CV "
           f"{ctx.cfg.competition.metric} {after:.5f}; round {n - 1}: {before:.5f} ({after - before:+.5f})", flush=True)
+    rows = read_manifest(set_path)["metrics"]["rows"]
+    tracking.log_stage(ctx, f"pseudo-round{n}", set_path.name, {"pseudo_rows": rows, "cv_before": before,
+                                                                 "cv_after": after},
+                       pd.DataFrame({"round": [n - 1, n], "level": level, "cv": [before, after]}))
     return set_path
 
 

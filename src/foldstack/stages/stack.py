@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from .. import tracking
 from ..artifacts import input_ref, is_complete, read_manifest, require_same_folds, staging, write_manifest
 from ..config.loading import sections
 from ..data.meta_features import image_meta_features
@@ -142,5 +143,7 @@ def run(ctx):
                        level2=dict(level2, method=ctx.cfg.stack.method, meta_features=meta,
                                    tabular_cols=tabular),
                        pseudo_round=ctx.cfg.pseudo.round)
+    tracking.log_stage(ctx, "stack", path.name, {row.level: row.cv for row in report.itertuples()}, report,
+                       [path / "report.png", path / "report.csv"])
     log.info(f"wrote {output} of {len(inputs)} experiment(s) + report.csv -> {path}")
     return path

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from .. import tracking
 from ..artifacts import is_complete, resumable_staging, write_manifest
 from ..config.loading import sections
 from ..errors import PipelineError
@@ -108,15 +109,18 @@ def run(ctx, on_epoch=None, budget=None):
                  f"({'pseudo-label round ' + str(ctx.cfg.pseudo.round) if 'pseudo' in inputs else 'teacher-labelled'})")
     for j, k in enumerate(todo):
         final = path / f"fold{k}"
+        tracker = tracking.Run(ctx, f"fold{k}", path.name, tags=dict(fold=k, models=final.relative_to(ctx.root),
+                                                                     folds_key=fold_key))
         # torchrun: every rank trains in the work folder (and resumes from its last.pt); rank 0 alone writes the
         # manifest and renames it, and the others wait for that before going on. A fold that fails before its
         # first checkpoint leaves no folder (nor an empty models/<comp>/<exp>/<key>/).
-        with resumable_staging(final, main=dist.is_main(), resumable=lambda work: (work / "last.pt").is_file()) as out:
+        with tracking.failing(tracker), resumable_staging(final, main=dist.is_main(),
+                                                          resumable=lambda work: (work / "last.pt").is_file()) as out:
             log.info(f"{ctx.exp}: training fold {k} of {n} -> {final} (in {out.name} until done)")
             cfg, share = (ctx.cfg, None) if budget is None else budget.configure(ctx.cfg, k, out, len(todo) - j)
             t0 = time.time()
             metrics = train_fold(cfg, ctx.images, ctx.targets, folds, k, out, extra, teacher, weights,
-                                 on_epoch=on_epoch)
+                                 on_epoch=on_epoch, tracker=tracker)
             if share is not None:
                 budget.record(k, time.time() - t0, metrics["epochs"] - share.get("resumed_after", 0))
                 metrics["budget"] = share
@@ -127,6 +131,8 @@ def run(ctx, on_epoch=None, budget=None):
                                fold_key=fold_key, inputs=inputs, metrics=metrics, fold=k, experiment=ctx.exp,
                                pseudo_round=ctx.cfg.pseudo.round)
         dist.barrier()  # fold k is in place before any rank moves on
+        tracker.finish({key: metrics[key] for key in ("best", "last", "swa", "epochs") if key in metrics},
+                       sorted(final.glob("*.png")))
         log.info(f"fold {k} done: {ctx.cfg.competition.metric} last {metrics['last']:.4f} best {metrics['best']:.4f}")
     dist.cleanup()
     return path

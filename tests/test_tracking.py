@@ -71,17 +71,34 @@ def wandb_records(run_dir: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory):
-    """The tiny 3-class competition through `make all`'s stages with TensorBoard and W&B (offline: no API key),
-    and the same without any tracker."""
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 with a SQLite backend: its URI."""
+    home, port = tmp_path_factory.mktemp("mlflow"), free_port()
+    server = subprocess.Popen([str(Path(PY).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+                               "--artifacts-destination", str(home / "artifacts"), "--workers", "1"],
+                              cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, mlflow_server):
+    """The tiny 3-class competition through `make all`'s stages with all three trackers (MLflow: the server; W&B:
+    offline, no API key), and the same without any tracker."""
     roots = {}
-    for name, trackers in (("tracked", "[tensorboard, wandb]"), ("untracked", "[]")):
+    for name, trackers in (("tracked", "[tensorboard, mlflow, wandb]"), ("untracked", "[]")):
         root = make_project(tmp_path_factory.mktemp(name) / "project")
         make_competition(root, "c", "label")
         env = {k: os.environ.pop(k) for k in ("WANDB_API_KEY", "WANDB_MODE") if k in os.environ}
         home, os.environ["HOME"] = os.environ.get("HOME"), str(root)  # no ~/.netrc key: offline
         try:
-            runs = make_all_here(root, "c", f"train.epochs={EPOCHS}", f"runtime.trackers={trackers}")
+            runs = make_all_here(root, "c", f"train.epochs={EPOCHS}", f"runtime.trackers={trackers}",
+                                 f"runtime.mlflow_uri={mlflow_server}")
         finally:
             os.environ.update(env)
             if home is not None:
@@ -143,48 +160,32 @@ def test_tracking_changes_no_artifact(tracked):
 
 
 @pytest.mark.slow
-def test_mlflow_tracking_server_holds_every_run(tmp_path):
-    """A real `mlflow server` on 127.0.0.1 with a SQLite backend; the runs read back through its client."""
+def test_mlflow_tracking_server_holds_every_run(tracked, mlflow_server, tmp_path):
     from mlflow import MlflowClient
 
-    port = free_port()
-    server = subprocess.Popen([str(Path(PY).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                               "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        wait_http(f"{uri}/health", server)
-        root = make_project(tmp_path / "project")
-        make_competition(root, "c", "label")
-        runs = make_all_here(root, "c", f"train.epochs={EPOCHS}", "runtime.trackers=[mlflow]",
-                             f"runtime.mlflow_uri={uri}")
-        assert all(r.returncode == 0 for r in runs.values()), {s: r.stderr[-800:] for s, r in runs.items()}
-        client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name("c")
-        found = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-        assert set(found) == {"baseline fold0", "baseline fold1", "baseline oof", "baseline stack"}
-        for fold, (key, log_csv) in fold_logs(root).items():
-            run = found[f"baseline {fold}"]
-            assert run.info.status == "FINISHED" and run.data.tags["artifact_key"] == key
-            assert run.data.tags["models"] == f"models/c/baseline/{key}/{fold}"
-            assert run.data.params["train.epochs"] == str(EPOCHS) and run.data.params["model.name"] == "test_resnet"
-            for column in COLUMNS:
-                history = client.get_metric_history(run.info.run_id, column)
-                assert [m.step for m in history] == list(range(1, EPOCHS + 1))
-                np.testing.assert_allclose([m.value for m in history], log_csv[column], rtol=1e-6)
-            assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"curves.png"}
-        (stack,) = (root / "stacks" / "c").iterdir()
-        report = pd.read_csv(stack / "report.csv")
-        stack_run = found["baseline stack"]
-        named = {level.replace("(", "_").replace(")", "_"): cv for level, cv in zip(report["level"], report["cv"])}
-        assert stack_run.data.metrics == pytest.approx(named, abs=1e-6)  # MLflow refuses ( ) in a metric name
-        table = client.download_artifacts(stack_run.info.run_id, "cv.csv", str(tmp_path))
-        assert pd.read_csv(table)["level"].tolist() == report["level"].tolist()
-        assert not (root / "mlruns").exists()  # the server got everything
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(30)
+    root = tracked["tracked"]
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("c")
+    found = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(found) == {"baseline fold0", "baseline fold1", "baseline oof", "baseline stack"}
+    for fold, (key, log_csv) in fold_logs(root).items():
+        run = found[f"baseline {fold}"]
+        assert run.info.status == "FINISHED" and run.data.tags["artifact_key"] == key
+        assert run.data.tags["models"] == f"models/c/baseline/{key}/{fold}"
+        assert run.data.params["train.epochs"] == str(EPOCHS) and run.data.params["model.name"] == "test_resnet"
+        for column in COLUMNS:
+            history = client.get_metric_history(run.info.run_id, column)
+            assert [m.step for m in history] == list(range(1, EPOCHS + 1))
+            np.testing.assert_allclose([m.value for m in history], log_csv[column], rtol=1e-6)
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"curves.png"}
+    (stack,) = (root / "stacks" / "c").iterdir()
+    report = pd.read_csv(stack / "report.csv")
+    stack_run = found["baseline stack"]
+    named = {level.replace("(", "_").replace(")", "_"): cv for level, cv in zip(report["level"], report["cv"])}
+    assert stack_run.data.metrics == pytest.approx(named, abs=1e-6)  # MLflow refuses ( ) in a metric name
+    table = client.download_artifacts(stack_run.info.run_id, "cv.csv", str(tmp_path))
+    assert pd.read_csv(table)["level"].tolist() == report["level"].tolist()
+    assert not (root / "mlruns").exists()  # the server got everything
 
 
 @pytest.mark.slow

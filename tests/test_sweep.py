@@ -91,6 +91,23 @@ def test_a_killed_grid_reruns_only_its_unfinished_trials(grid):
     assert {n: t["state"] for n, t in results(root, "grid")["trials"].items()} == dict.fromkeys(names, "complete")
 
 
+def test_every_trials_folds_are_in_tensorboard_each_epoch_once(grid):
+    """runtime.trackers' default in Ray's workers: each trial's folds under runs/c/<trial>/, the killed ones
+    resumed into the same runs."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = grid[0]
+    folds = sorted(root.glob("models/c/grid-*/*/fold*"))
+    assert len(folds) == 8
+    for fold in folds:
+        events = EventAccumulator(str(root / "runs" / "c" / fold.parents[1].name / fold.parent.name / fold.name))
+        events.Reload()
+        logged = [(e.step, e.value) for e in events.Scalars("train_loss")]
+        log_csv = pd.read_csv(fold / "log.csv")
+        assert [s for s, _ in logged] == log_csv["epoch"].tolist() == [1, 2]
+        np.testing.assert_allclose([v for _, v in logged], log_csv["train_loss"], rtol=1e-6)
+
+
 def labels_accuracy(root: Path, oof: np.ndarray) -> float:
     """Accuracy from the labels file and the classes in the competition's config, not from the pipeline."""
     classes = yaml.safe_load((root / "configs" / "c.yaml").read_text())["competition"]["classes"]

@@ -309,3 +309,14 @@ def test_runtime_is_outside_every_artifact_key_and_the_config_is_flattened():
     flat = flat_config(b)
     assert flat["runtime.trackers"] == ["mlflow", "wandb"] and flat["train.lr"] == b.train.lr
     assert flat["data.mean"] == list(b.data.mean) and not any(isinstance(v, dict) and v for v in flat.values())
+
+
+def test_a_missing_tracker_outside_the_repository_names_the_extra_to_install(tmp_path, monkeypatch):
+    from foldstack.errors import PipelineError
+    from foldstack.tracking import install
+
+    install.ensure_extra("mlflow", "mlflow")  # installed (the test extra): nothing to do, no pip run
+    monkeypatch.setattr(install, "REPO", tmp_path)  # foldstack installed from a wheel: no pyproject.toml to use
+    with pytest.raises(PipelineError, match=r"^runtime.trackers names wandb, which is not installed: pip install "
+                                            r"'foldstack\[wandb\]'$"):
+        install.ensure_extra("wandb", "no_such_module_here")

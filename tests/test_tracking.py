@@ -26,7 +26,7 @@ from foldstack.tracking import flat_config
 from foldstack.tracking.backends import MLflow, RunInfo
 from foldstack.tracking.guard import Guarded
 
-EPOCHS = 3
+EPOCHS = 2
 COLUMNS = ["train_loss", "valid_loss", "accuracy", "lr"]  # log.csv's, for the 3-class fixture (metric accuracy)
 
 
@@ -195,9 +195,9 @@ def test_killed_fold_resumes_into_the_same_runs_each_epoch_once(tmp_path):
     said so (simulated: the state set one epoch back)."""
     from mlflow import MlflowClient
 
-    epochs = 8
+    epochs = 6
     root = make_project(tmp_path / "project")
-    make_competition(root, "c", "label", n_train=96)
+    make_competition(root, "c", "label", n_train=64)
     settings = [*TINY, f"train.epochs={epochs}", "runtime.trackers=[tensorboard, mlflow]", "runtime.progress=false"]
     run_here(root, "01_folds.py", "c", *settings)
     cmd = [PY, str(REPO / "scripts" / "02_train.py"), "--root", str(root), "--comp", "c", "--set", *settings]
@@ -239,7 +239,7 @@ def test_tensorboard_shows_the_fold_curves_in_chromium(tmp_path):
     """`make tensorboard`'s server on a digits run's event files, rendered by headless Chromium."""
     root = make_project(tmp_path / "project")
     train = make_digits(root / "input" / "digits") / "train.csv"
-    pd.read_csv(train).head(200).to_csv(train, index=False)  # 200 of its 1,437 train rows: curves in seconds
+    pd.read_csv(train).head(100).to_csv(train, index=False)  # 100 of its 1,437 train rows: curves in seconds
     runs = make_all_here(root, "digits", f"train.epochs={EPOCHS}")
     assert all(r.returncode == 0 for r in runs.values())
     port = free_port()

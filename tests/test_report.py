@@ -461,3 +461,21 @@ def test_thousands_of_classes_get_the_per_class_table_and_no_k_by_k_matrix(tmp_p
     assert not (tmp_path / "confusion.png").exists() and not (tmp_path / "confusion_counts.csv").exists()
     table = pd.read_csv(tmp_path / "per_class.csv")
     assert len(table) == k and table["support"].sum() == 60
+
+
+def test_the_pseudo_round_is_tracked_with_the_cv_before_and_after(multilabel):
+    """runtime.trackers' default: `make pseudo ROUND=1` logs its rows and the stack output's CV of rounds 0 and 1,
+    read back with TensorBoard's event reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = multilabel[0].parents[1]
+    (run,) = root.glob("runs/c/baseline/*/pseudo-round1")
+    events = EventAccumulator(str(run))
+    events.Reload()
+    logged = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    (pseudo_set,) = root.glob("pseudo/c/round1/*/manifest.json")
+    before, after = (manifest(the_stack(root, r)) for r in (0, 1))
+    assert logged == {"pseudo_rows": [(0, json.loads(pseudo_set.read_text())["metrics"]["rows"])],
+                      "cv_before": [(0, pytest.approx(before["metrics"][before["output"]], abs=1e-6))],
+                      "cv_after": [(0, pytest.approx(after["metrics"][after["output"]], abs=1e-6))]}
+    assert run.parent.name == pseudo_set.parent.name  # named by the pseudo-label set's key

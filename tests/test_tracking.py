@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import subprocess
-import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -279,6 +279,19 @@ def test_a_tracker_that_hangs_or_fails_is_reported_once_and_switched_off(backend
     assert time.time() - t0 < 2 and not guarded.on
     assert [r.getMessage() for r in caplog.records] == [
         f"tracker x: {why}: switched off for this run (training and its artifacts go on)"]
+
+
+def test_a_finished_runs_tracker_thread_ends():
+    class Echo:
+        def open(self, *args):
+            return args
+
+    guarded = Guarded("echo", Echo(), timeout=5)
+    assert guarded.call("open", 1, 2) == (1, 2)
+    (thread,) = [t for t in threading.enumerate() if t.name == "tracker-echo"]
+    guarded.stop()
+    thread.join(5)
+    assert not thread.is_alive()
 
 
 def test_mlflow_against_a_server_that_never_answers_is_switched_off(tmp_path, caplog):

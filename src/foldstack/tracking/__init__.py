@@ -86,6 +86,8 @@ class Run:
     def finish(self, summary: dict | None = None, artifacts=(), failed: bool = False) -> None:
         self._all("log_artifacts", [p for p in artifacts if p.is_file()])
         self._all("close", {k: float(v) for k, v in (summary or {}).items()}, failed)
+        for t in self.trackers:
+            t.stop()
 
 
 def epoch_metrics(row: dict, param_groups, images_per_s: float) -> dict:

@@ -19,8 +19,8 @@ class Guarded:
         threading.Thread(target=self._work, name=f"tracker-{name}", daemon=True).start()
 
     def _work(self) -> None:
-        while True:
-            fn, args, box, done = self.jobs.get()
+        while (job := self.jobs.get()) is not None:  # None: the run is over, the thread ends
+            fn, args, box, done = job
             try:
                 box["result"] = fn(*args)
             except BaseException as e:  # noqa: BLE001 (a tracker's failure of any kind is reported, never raised)
@@ -38,6 +38,10 @@ class Guarded:
             e = box["error"]
             return self.switch_off(f"{method} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         return box.get("result")
+
+    def stop(self) -> None:
+        """After the run's last call: its thread ends (a hung one ends whenever its call returns)."""
+        self.jobs.put(None)
 
     def switch_off(self, why: str) -> None:
         self.on = False

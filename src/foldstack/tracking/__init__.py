@@ -71,7 +71,7 @@ class Run:
         """Metrics of one step (a fold's epoch, from 1); a step this run logged before is not logged again."""
         if not self.trackers or step <= self.logged:
             return
-        self._all("log_metrics", step, {k: float(v) for k, v in metrics.items()})
+        self.log_metrics(step, metrics)
         self.logged = self.state["logged"] = step
         self._save()
 
@@ -79,6 +79,9 @@ class Run:
         """A resumed fold's epochs so far (its log.csv rows): those that were not logged before the kill."""
         for row in rows:
             self.log_step(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
+
+    def log_metrics(self, step: int, metrics: dict) -> None:
+        self._all("log_metrics", step, {k: float(v) for k, v in metrics.items()})
 
     def log_table(self, name: str, table) -> None:
         self._all("log_table", name, table)
@@ -102,7 +105,7 @@ def log_stage(ctx, name: str, key: str, metrics: dict, table=None, artifacts=())
     if not ctx.cfg.runtime.trackers:
         return
     run = Run(ctx, name, key)
-    run._all("log_metrics", 0, {k: float(v) for k, v in metrics.items()})
+    run.log_metrics(0, metrics)
     if table is not None:
         run.log_table("cv", table)
     run.finish({}, artifacts)

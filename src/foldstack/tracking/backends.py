@@ -8,6 +8,7 @@ every tracker had logged then: a resumed run appends to the same run, each step 
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from netrc import NetrcParseError, netrc
 from pathlib import Path
@@ -103,8 +104,6 @@ class MLflow:
 
         if step in self.seen:  # logged before a kill, after the last state this run kept
             return
-        import time
-
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(_mlflow_name(k), float(v), now, step)
                                                      for k, v in metrics.items()])

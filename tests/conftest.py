@@ -50,7 +50,7 @@ def make_competition(root: Path, name: str, kind: str = "label", n_train: int = 
             file = f"{stem}{ext}"
             ident = file if ids_with_ext else stem
             sub = f"{classes[c]}/" if (kind == "folders" and split == "train") else ""
-            write_png(folder / split / f"{sub}{file}", COLORS[c], seed=i + (1000 if split == "test" else 0))
+            write_png(folder / split / f"{sub}{file}", COLORS[c % len(COLORS)], seed=i + (1000 if split == "test" else 0))
             if kind == "tags":
                 extra = classes[(c + 1) % len(classes)] if rng.random() < 0.5 else ""
                 label = " ".join(sorted({classes[c], extra} - {""}))

@@ -10,7 +10,8 @@ from .artifacts import stage_root
 from .config.files import competition_file, experiment_file
 from .config.loading import check_across_sections, deep_merge, parse_overrides, read_yaml, resolve, validate
 from .config.schema import Config
-from .data.table import Table, encode_targets, load_test, load_train
+from .data.table import Table, class_index, encode_targets, load_test, load_train
+from .wide import ClassTargets, keep_top
 from .discover import write_competition_config
 from .errors import PipelineError
 
@@ -112,8 +113,17 @@ class Context:
         return self._once("test", lambda: load_test(self.cfg.competition, self.root, self.comp))
 
     @property
+    def keep_top(self) -> int:
+        """Classes each prediction keeps (predict.keep_top resolved, wide.py); 0: every class."""
+        return self._once("keep_top", lambda: keep_top(self.cfg.competition, self.cfg.predict, len(self.train)))
+
+    @property
     def targets(self):
-        return self._once("targets", lambda: encode_targets(self.train, self.cfg.competition))
+        """(N, K) targets; with keep_top, ClassTargets (class indices standing for the one-hot)."""
+        comp = self.cfg.competition
+        if self.keep_top:
+            return self._once("targets", lambda: ClassTargets(class_index(self.train, comp), len(comp.classes)))
+        return self._once("targets", lambda: encode_targets(self.train, comp))
 
     @property
     def images(self):

@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import PipelineError
+from .wide import TopProbs
 
 
 def rank() -> int:
@@ -75,12 +76,17 @@ def shard(rows: np.ndarray) -> np.ndarray:
     return rows[rank()::world_size()] if active() else rows
 
 
-def gather_shards(part: np.ndarray, n: int) -> np.ndarray:
+def gather_shards(part, n: int):
     """Reassemble every rank's `shard` predictions into the (n, ...) array of all rows."""
     if not active():
         return part
     parts = [None] * world_size()
     dist.all_gather_object(parts, part)
+    if isinstance(part, TopProbs):  # predict.keep_top: each rank's best classes, interleaved the same way
+        out = TopProbs.empty(n, part.top, part.n_classes)
+        for r, p in enumerate(parts):
+            out[r::world_size()] = p
+        return out
     out = np.empty((n,) + part.shape[1:], dtype=part.dtype)
     for r, p in enumerate(parts):
         out[r::world_size()] = p

@@ -5,19 +5,28 @@ import numpy as np
 import pandas as pd
 
 from .config.competition import Competition
-from .data.table import Table, encode_targets
+from .data.table import Table, class_index, encode_targets
 from .errors import PipelineError
 from .metrics import comp_score, hard_predictions
 from .ordinal import grades, is_ordinal, to_grades
 from .regression import scale, target_values, unscale
 from .topk import ranking, submitted_map_at_k
 from .utils.io import read_csv, require_columns
+from .wide import ClassTargets, TopProbs, refuse_dense
 
 
 def build_submission(comp: Competition, ids: list[str], probs: np.ndarray, thresholds=None) -> pd.DataFrame:
     """probs: (N, n_outputs) from the predict/stack stages; thresholds: per-class (tags; top_k: the unknown
     class's entry), default tag_threshold."""
     id_col, cols = comp.submission_columns[0], comp.submission_columns[1:]
+    if isinstance(probs, TopProbs):  # predict.keep_top: the best classes are what a label or ranking names
+        if comp.submission_format == "label":
+            return pd.DataFrame({id_col: ids, cols[0]: [comp.classes[i] for i in probs.argmax()]})
+        if comp.submission_format == "top_k" and probs.top >= comp.top_k:
+            names = [" ".join(comp.classes[i] for i in row) for row in probs.classes[:, :comp.top_k]]
+            return pd.DataFrame({id_col: ids, cols[0]: names})
+        refuse_dense(f"submission format {comp.submission_format} (top {comp.top_k} of {probs.top} kept)"
+                     if comp.submission_format == "top_k" else f"submission format {comp.submission_format}")
     if comp.submission_format == "probability":
         body = {cols[0]: probs[:, 0]}
     elif comp.submission_format == "class_columns":
@@ -101,6 +110,12 @@ def score_file(root: Path, submission: str, labels: str, sample: pd.DataFrame, c
     return score_submission(sub, read_csv(Path(root) / labels, "labels file"), comp, labels)
 
 
+def wide_scored(comp: Competition) -> bool:
+    """A label submission of a multiclass task under a metric of the labels alone: scored from class indices."""
+    return (comp.task == "multiclass" and comp.submission_format == "label" and len(comp.target_cols) == 1
+            and comp.metric in ("accuracy", "macro_f1", "f_beta"))
+
+
 def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition, labels_source: str) -> float:
     id_col = comp.submission_columns[0]
     require_columns(labels, [id_col, *comp.target_cols], labels_source)
@@ -114,7 +129,15 @@ def score_submission(sub: pd.DataFrame, labels: pd.DataFrame, comp: Competition,
     if comp.task == "regression":  # scaled, not range-checked: a test value may lie outside the train range
         y = scale(target_values(labels, list(comp.target_cols), labels_source), comp.target_range)
     else:
-        y = encode_targets(Table(labels[id_col].tolist(), [], labels, labels_source), comp)
+        table = Table(labels[id_col].tolist(), [], labels, labels_source)
+        if wide_scored(comp):  # class indices, never a (rows x classes) one-hot (herbarium: 210k x 15,501)
+            submitted = sub.rename(columns={comp.submission_columns[1]: comp.target_cols[0]})
+            predicted = class_index(Table(table.ids, [], submitted, "submission"), comp)
+            return comp_score(comp, ClassTargets(class_index(table, comp), len(comp.classes)),
+                              TopProbs(predicted[:, None].astype(np.int32), np.ones((len(sub), 1), np.float32),
+                                       len(comp.classes)))
+        y = (ClassTargets(class_index(table, comp), len(comp.classes)) if comp.submission_format == "top_k"
+             else encode_targets(table, comp))
     if comp.submission_format == "top_k":  # scored from the submitted ranking itself, not a matrix
         ranked = sub[comp.submission_columns[1]].astype(str).str.split().tolist()
         return submitted_map_at_k(y, ranked, comp.classes, comp.top_k)

@@ -89,7 +89,7 @@ def submitted_map_at_k(y: np.ndarray, ranked_labels: list[list[str]], classes: l
     for row, labels in enumerate(ranked_labels):
         found = [index.get(label, -1) for label in labels[:k]]
         ranked[row, :len(found)] = found
-    return mean_average_precision(np.asarray(y).argmax(1), ranked)
+    return mean_average_precision(y.argmax(1), ranked)  # a one-hot matrix or ClassTargets (wide.py)
 
 
 def map_at_k(y: np.ndarray, p: np.ndarray, k: int) -> float:

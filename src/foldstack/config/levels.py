@@ -1,7 +1,7 @@
 """After training: prediction and TTA, level 2 (blends, stacker), pseudo-label rounds, distillation, submit."""
 from typing import Literal, Optional, Union
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt
 
 from .base import Section
 
@@ -33,6 +33,11 @@ class Predict(Section):
     """How the folds' models average into the test predictions: `keep` (alike), `weight` (each fold by its OOF
     validation score; a loss by its inverse), `refuse` (`make oof` stops with one line when a fold ended far below
     the others, see fold_outlier_gap). The OOF CV line names such folds in every mode."""
+    keep_top: Union[Literal["auto"], NonNegativeInt] = "auto"
+    """Classes each row's probabilities keep, from training's validation to the submission (multiclass): 0 every
+    class (dense (rows x classes) matrices); k > 0 the k most probable, targets held as class indices, so no stage
+    holds a rows x classes matrix (herbarium's 840k x 15,501 would be 52 GB each). `auto`: 20 when train rows x
+    classes exceed 1e9, else 0. Blends then `mean` only; log loss spreads the mass not kept evenly."""
     fold_outlier_gap: float = Field(0.05, ge=0)
     """A fold is far below the others when its validation score is worse than the median of the other folds' by
     more than this, in the metric's units."""

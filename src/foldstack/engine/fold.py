@@ -21,6 +21,7 @@ from ..models.factory import create_model
 from ..optim.factory import create_optimizer
 from ..optim.schedule import create_schedule
 from ..utils.seed import seed_everything
+from ..wide import ClassTargets, is_wide, keep_top, refuse_dense
 from .runtime import num_workers, resolve_device, use_channels_last
 
 
@@ -52,6 +53,7 @@ class Fold:
     device: torch.device
     n_outputs: int              # the model's; targets have 2 x n_outputs columns when distilling
     channels_last: bool
+    keep_top: int = 0           # predict.keep_top resolved: validation keeps each row's best classes (wide.py)
 
     def stateful(self) -> dict:
         return dict(model=self.model, optimizer=self.optimizer, scheduler=self.schedule, scaler=self.scaler,
@@ -69,10 +71,15 @@ def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
     device = dist.setup(resolve_device(cfg.runtime.device), cfg.data.batch_size)
     seed_everything(tc.seed + fold)
     train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    top = keep_top(comp, cfg.predict, len(y))
+    if teacher is not None and is_wide(y, teacher):
+        refuse_dense("distillation (distill.teacher: its soft targets)")
     targets = y if teacher is None else np.hstack([y, teacher]).astype(np.float32)
     train_rows, train_targets = train_idx, targets[train_idx]
     if extra is not None:
-        train_rows, train_targets = np.concatenate([train_rows, extra.rows]), np.vstack([train_targets, extra.targets])
+        train_rows = np.concatenate([train_rows, extra.rows])
+        train_targets = (ClassTargets.concat([train_targets, extra.targets]) if is_wide(train_targets)
+                         else np.vstack([train_targets, extra.targets]))
     train_ds = ImageDataset(images, train_rows, train_targets, build_transforms(cfg.data, True, images.float_pixels))
     valid_rows = dist.shard(valid_idx)
     valid_ds = ImageDataset(images, valid_rows, y[valid_rows], build_transforms(cfg.data, False, images.float_pixels))
@@ -107,4 +114,4 @@ def build_fold(cfg: Config, images: ImageStore, y: np.ndarray, folds: np.ndarray
         snapshots=Snapshots(out_dir, tc) if tc.snapshots else None,
         stopper=EarlyStopping(tc.early_stopping, lambda new, old: is_better(comp.metric, new, old)),
         train_loader=train_loader, valid_loader=valid_loader, valid_idx=valid_idx, device=device,
-        n_outputs=y.shape[1], channels_last=layout)
+        n_outputs=y.shape[1], channels_last=layout, keep_top=top)

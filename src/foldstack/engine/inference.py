@@ -7,6 +7,7 @@ from ..config.schema import Config
 from ..data.device import to_device
 from ..loss.factory import logits_to_probs
 from ..tta import build_views, forward_views, merge_views
+from ..wide import TopProbs
 from .runtime import autocast, num_workers, progress, use_channels_last
 
 
@@ -63,10 +64,11 @@ def tta_views(cfg: Config) -> list:
 
 @torch.inference_mode()
 def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: str = "predict", plain: bool = False,
-                  weights: list | None = None):
+                  weights: list | None = None, top: int = 0):
     """Class probabilities (N, K) averaged over models (by `weights` when given), each model's views (`tta_views`;
     default the identity) merged by predict.tta_merge. All models share one pass over the loader (test images are
-    decoded once). plain=True also returns the identity view's probabilities from the same pass."""
+    decoded once). plain=True also returns the identity view's probabilities from the same pass. top > 0
+    (predict.keep_top): each batch's rows cut to their `top` best classes after merging, as wide.TopProbs."""
     views = views or build_views([], [], 1.0, cfg.data.img_size)
     layout = use_channels_last(cfg, torch.device(device))
     for model in models:
@@ -85,8 +87,11 @@ def predict_probs(models: list, loader, cfg: Config, device, views=None, desc: s
             merged = merged + weight * (probs[0].float() if len(views) == 1 else
                                         merge_views(probs.float(), cfg.predict.tta_merge, task))
             identity = identity + weight * probs[0].float()
-        merged_out.append(merged.cpu() / sum(shares))
-        if plain:  # a second (rows x classes) matrix only when asked for: 52 GB at herbarium's size
-            plain_out.append(identity.cpu() / sum(shares))
+        kept = (lambda t: TopProbs.from_dense(t.numpy(), top)) if top else (lambda t: t)
+        merged_out.append(kept(merged.cpu() / sum(shares)))
+        if plain:  # a second (rows x classes) matrix only when asked for: 52 GB at herbarium's size dense
+            plain_out.append(kept(identity.cpu() / sum(shares)))
+    if top:
+        return (TopProbs.concat(merged_out), TopProbs.concat(plain_out)) if plain else TopProbs.concat(merged_out)
     merged = torch.cat(merged_out).numpy().astype(np.float64)
     return (merged, torch.cat(plain_out).numpy().astype(np.float64)) if plain else merged

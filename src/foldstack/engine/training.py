@@ -22,6 +22,7 @@ from ..utils.seed import rng_state, set_rng_state
 from ..tracking import epoch_metrics
 from .fold import ExtraRows, Fold, build_fold
 from .inference import predict_probs
+from ..wide import TopProbs
 from .runtime import progress
 from .step import batch_to_device, train_step
 
@@ -168,13 +169,14 @@ def train_one_epoch(f: Fold, cfg: Config, fold: int, epoch: int, step: int,
 
 def validate(f: Fold, cfg: Config, model: torch.nn.Module, desc: str = "valid") -> np.ndarray:
     """Probabilities of every validation row (under torchrun: each rank predicts its share, all get all)."""
-    return dist.gather_shards(predict_probs([model], f.valid_loader, cfg, f.device, desc=desc), len(f.valid_idx))
+    return dist.gather_shards(predict_probs([model], f.valid_loader, cfg, f.device, desc=desc, top=f.keep_top),
+                              len(f.valid_idx))
 
 
 def check_validation(fold: int, epoch: int, metric: str, value: float, probs: np.ndarray) -> None:
     """A NaN metric would pick best.pt, step the plateau schedule and count for early stopping, and NaN
     probabilities argmax to class 0 without a word: stop with the reason instead."""
-    if not np.isfinite(probs).all():
+    if not np.isfinite(probs.probs if isinstance(probs, TopProbs) else probs).all():
         cause = "the predictions are not finite: training diverged (lower train.lr, or set train.grad_clip)"
     elif not np.isfinite(value):
         cause = "the metric is undefined on this fold's validation rows (a class missing from the fold?)"

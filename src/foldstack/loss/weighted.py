@@ -21,7 +21,8 @@ _WHAT = {"multiclass": "one per class", "binary": "[negative, positive]", "multi
 
 def class_weights_from_targets(train_targets: np.ndarray, task: str) -> torch.Tensor:
     """Inverse-frequency weights (see the module docstring) from an (N, K) target matrix, float32."""
-    y = np.asarray(train_targets, dtype=np.float64)
+    # ClassTargets (predict.keep_top) count their rows per class without a dense copy
+    y = train_targets if hasattr(train_targets, "labels") else np.asarray(train_targets, dtype=np.float64)
     n = len(y)
     if task == "multilabel":
         return compute_class_weights(y.sum(0), n, method="neg_pos")[1]

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..metrics import hard_predictions
+from ..wide import ClassTargets, TopProbs, refuse_dense
 
 
 def confidence(p: np.ndarray, task: str) -> np.ndarray:
@@ -41,8 +42,13 @@ def select_pseudo(p: np.ndarray, task: str, rule: str, threshold: float = 0.95, 
     threshold: rows with confidence >= threshold. top_fraction: within each predicted class, the
     ceil(fraction x its rows) most confident ones (ties broken by row order), so the selection keeps the
     predicted class ratio; multilabel ranks all rows together. all: every row (with soft=True: plain soft
-    labels). Targets are the hard labels, or with soft=True the predicted probabilities."""
-    p = np.asarray(p, np.float64)
+    labels). Targets are the hard labels, or with soft=True the predicted probabilities. p as wide.TopProbs
+    (predict.keep_top): multiclass, hard labels as ClassTargets."""
+    if isinstance(p, TopProbs):
+        if soft:
+            refuse_dense("pseudo.soft (soft pseudo-labels)")
+    else:
+        p = np.asarray(p, np.float64)
     conf = confidence(p, task)
     if rule == "threshold":
         idx = np.flatnonzero(conf >= threshold)
@@ -59,5 +65,7 @@ def select_pseudo(p: np.ndarray, task: str, rule: str, threshold: float = 0.95, 
         idx = np.arange(len(p))
     else:
         raise PipelineError(f"pseudo.rule: unknown rule {rule!r}")
+    if isinstance(p, TopProbs):
+        return PseudoSelection(idx, ClassTargets(p.argmax()[idx], p.n_classes), conf[idx])
     targets = p[idx].astype(np.float32) if soft else hard_targets(p[idx], task, tag_threshold)
     return PseudoSelection(idx, targets, conf[idx])

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..metrics import _labels as single_labels
 from ..metrics import fold_scores, hard_predictions
+from ..wide import ClassTargets, TopProbs, is_wide, labels_of
 
 N_BINS = 10
 
@@ -49,10 +50,13 @@ def calibration(y: np.ndarray, p: np.ndarray, task: str, n_bins: int = N_BINS) -
     mean confidence, observed frequency) and the expected calibration error, sum of rows / N x |gap|."""
     from sklearn.calibration import calibration_curve
 
-    p = np.clip(p.astype(np.float64), 0, 1)
-    if task == "multiclass":  # the top class's probability against whether it is right
+    if is_wide(y, p):  # predict.keep_top: the top class is kept, nothing else is needed
+        confidence, outcome = np.clip(p.max(1), 0, 1), (p.argmax(1) == labels_of(y)).astype(float)
+    elif task == "multiclass":  # the top class's probability against whether it is right
+        p = np.clip(p.astype(np.float64), 0, 1)
         confidence, outcome = p.max(1), (p.argmax(1) == y.argmax(1)).astype(float)
     else:  # binary and multilabel: every probability against whether the class (tag) is present
+        p = np.clip(p.astype(np.float64), 0, 1)
         confidence, outcome = p.ravel(), (y.ravel() >= 0.5).astype(float)
     observed, mean_confidence = calibration_curve(outcome, confidence, n_bins=n_bins, strategy="uniform")
     edges = np.linspace(0, 1, n_bins + 1)
@@ -67,6 +71,8 @@ def calibration(y: np.ndarray, p: np.ndarray, task: str, n_bins: int = N_BINS) -
 
 def class_counts(y: np.ndarray) -> np.ndarray:
     """Rows per class of a 0/1 matrix: column sums; binary (one column, the positive class): [negative, positive]."""
+    if isinstance(y, ClassTargets):
+        return y.sum(0).astype(np.int64)
     present = np.asarray(y) >= 0.5
     if present.shape[1] == 1:
         return np.array([(~present[:, 0]).sum(), present[:, 0].sum()])
@@ -78,12 +84,15 @@ def class_distribution(y: np.ndarray, folds: np.ndarray, test_p: np.ndarray, com
     table = {"class": list(comp.classes), "train": class_counts(y)}
     for k in range(int(folds.max()) + 1):
         table[f"fold_{k}"] = class_counts(y[folds == k])
-    table["test_predicted"] = class_counts(hard_predictions(test_p, comp.task, comp.tag_threshold))
+    table["test_predicted"] = (np.bincount(test_p.argmax(1), minlength=len(comp.classes)) if is_wide(test_p)
+                               else class_counts(hard_predictions(test_p, comp.task, comp.tag_threshold)))
     return pd.DataFrame(table)
 
 
 def describe(row: np.ndarray, names: list, task: str, threshold: float) -> str:
     """A target or prediction row in words: the class, or the present tags."""
+    if isinstance(row, TopProbs):  # one row of kept classes (predict.keep_top)
+        return names[int(row.argmax()[0])]
     if task == "multiclass":
         return names[int(np.argmax(row))]
     if task == "binary":

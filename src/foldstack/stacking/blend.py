@@ -7,8 +7,10 @@ import numpy as np
 from ..errors import PipelineError
 from ..metrics import EPS, HIGHER_IS_BETTER, comp_score
 from .fit import LevelFit
+from ..wide import TopProbs, is_wide, mean_top, refuse_dense
 
 BLENDS = ("mean", "rank", "geometric", "weighted")
+WIDE_BLENDS = ("mean",)  # what TopProbs (predict.keep_top) blend by: the mean on the union of kept classes
 
 
 def _checked(preds) -> list[np.ndarray]:
@@ -61,6 +63,10 @@ def weighted_blend(preds, weights) -> np.ndarray:
 
 
 def blend(method: str, preds, task: str, weights=None) -> np.ndarray:
+    if is_wide(*preds):  # predict.keep_top: each row's best classes; a mean is all they support
+        if method not in WIDE_BLENDS or not all(isinstance(p, TopProbs) for p in preds):
+            refuse_dense(f"blend {method!r}")
+        return mean_top(list(preds), weights)
     blends = {"mean": lambda: mean_blend(preds), "rank": lambda: rank_blend(preds, task),
               "geometric": lambda: geometric_blend(preds, task), "weighted": lambda: weighted_blend(preds, weights)}
     if method not in blends:
@@ -155,7 +161,7 @@ def blend_cv(method: str, oofs, tests, y, folds, comp, objective: str = "log_los
     with the mean of those fold weights."""
     if len(oofs) != len(tests):
         raise PipelineError(f"blend: {len(oofs)} OOF inputs but {len(tests)} test inputs")
-    if method != "weighted":
+    if method != "weighted" or is_wide(*oofs):  # wide: `weighted` refused by blend(), with one line
         model = BlendModel(method, comp.task)
         return LevelFit(blend(method, oofs, comp.task), model.predict(tests), model=model)
     oof_stack, y, folds = _stack(oofs), np.asarray(y, np.float64), np.asarray(folds)

@@ -11,6 +11,7 @@ from ..ordinal import cut_names, is_ordinal
 from .ordinal import fold_honest_cv, search_cuts
 from ..topk import search_unknown_threshold
 from ..utils.io import atomic_write_json
+from ..wide import is_wide, refuse_dense
 
 THRESHOLDS_FILE = "thresholds.json"
 
@@ -43,6 +44,9 @@ def search_thresholds(comp, y, p, grid=np.linspace(0.05, 0.95, 91), passes: int 
 def thresholds_for(comp, stack_cfg, y, oof: np.ndarray):
     """Per-class thresholds searched on OOF (multilabel with stack.search_thresholds; top-k: the unknown class's,
     topk.py), else None."""
+    if is_wide(y, oof):  # predict.keep_top: a multiclass task, nothing to search but the unknown class's
+        return None if comp.unknown_class is None or not stack_cfg.search_thresholds else refuse_dense(
+            "the unknown class's threshold search (competition.unknown_class, stack.search_thresholds)")
     if comp.metric == "map_at_k" and stack_cfg.search_thresholds:
         return search_unknown_threshold(comp, y, oof)
     if is_ordinal(comp) and stack_cfg.search_thresholds:  # the cuts between grades (stacking/ordinal.py)

@@ -20,6 +20,7 @@ from ..data.table import output_names
 from ..errors import PipelineError
 from ..lineage import predict_dir, submission_source, with_round
 from ..predictions import load_predictions
+from ..wide import refuse_dense
 from ..stacking.thresholds import level_thresholds
 from ..utils.io import atomic_copy, atomic_write_json, atomic_write_text, stable_hash
 
@@ -54,6 +55,8 @@ def experiment_folds(ctx, name: str, n: int, path: Path):
     from ..models.meta_head import refuse_meta_head
 
     refuse_meta_head(ctx_e.cfg, f"{name}: a bundle (its kernel encodes no tabular column)")
+    if ctx_e.keep_top:  # the kernel's test predictions are dense: (test rows x classes) is what keep_top avoids
+        refuse_dense(f"{name}: a bundle (its kernel predicts a dense test matrix)")
     return ctx_e.cfg, target.trained.dirs
 
 

@@ -15,6 +15,7 @@ from ..fold_weights import cv_table_note, fold_weights, outlier_folds
 from ..lineage import predict_dir
 from ..metrics import comp_score, fold_scores
 from ..predictions import Predictions, rows_record, write_predictions
+from ..wide import TopProbs
 
 log = logging.getLogger("foldstack")
 
@@ -38,7 +39,11 @@ def run(ctx):
         return inference_loader(ctx.cfg, ctx.images, rows, device)
 
     log.info(f"TTA: {len(views)} view(s) ({', '.join(v.name for v in views)}), merged by {cfg.predict.tta_merge}")
-    oof, oof_plain = np.full(y.shape, np.nan), np.full(y.shape, np.nan)
+    top = ctx.keep_top  # > 0: each row keeps its best classes (wide.py), never an (N, K) matrix
+    if top:
+        log.info(f"keeping each row's {top} most probable of {y.shape[1]} classes (predict.keep_top)")
+    empty = (lambda: TopProbs.empty(len(y), top, y.shape[1])) if top else (lambda: np.full(y.shape, np.nan))
+    oof, oof_plain = empty(), empty()
     models, fold_of_model, t0 = [], [], time.time()
     for k, fold_dir in enumerate(dirs):
         fold_models = load_fold_models(ctx.cfg, ctx.targets.shape[1], fold_dir, device)
@@ -46,16 +51,17 @@ def run(ctx):
         fold_of_model += [k] * len(fold_models)
         valid = np.flatnonzero(folds == k)
         oof[valid], oof_plain[valid] = predict_probs(fold_models, loader(valid), cfg, device, views,
-                                                     desc=f"oof fold {k}", plain=True)
+                                                     desc=f"oof fold {k}", plain=True, top=top)
         log.info(f"fold {k}: OOF {comp.metric} {comp_score(comp, y[valid], oof[valid]):.4f}")
-    if np.isnan(oof).any():  # every row is in exactly one fold, so every row gets exactly one prediction
-        raise PipelineError(f"OOF left {int(np.isnan(oof).any(1).sum())} train rows unpredicted")
+    unpredicted = oof.missing() if top else np.isnan(oof).any(1)
+    if unpredicted.any():  # every row is in exactly one fold, so every row gets exactly one prediction
+        raise PipelineError(f"OOF left {int(unpredicted.sum())} train rows unpredicted")
     scores, rule = fold_scores(comp, y, oof, folds), cfg.predict
     weights = fold_weights(scores, comp.metric, rule.fold_outlier, rule.fold_outlier_gap)  # `refuse`: stops here
     per_model = None if weights is None else [weights[k] / fold_of_model.count(k) for k in fold_of_model]
     test_rows = ctx.images.test_rows(np.arange(len(ctx.test.ids)))
     test, test_plain = predict_probs(models, loader(test_rows), cfg, device, views,
-                                     desc=f"test ({len(models)} models)", plain=True, weights=per_model)
+                                     desc=f"test ({len(models)} models)", plain=True, weights=per_model, top=top)
     seconds = time.time() - t0
     per_fold = len(models) // len(dirs)  # images through a model: each train row by its fold's, test by all
     images = (len(y) * per_fold + len(ctx.test.ids) * len(models)) * len(views)

@@ -4,6 +4,7 @@ every stacked experiment with them; print the round's CV next to the round befor
 on the current folds, and pseudo rows never enter a validation fold, so OOF CV stays comparable across rounds."""
 import logging
 
+import numpy as np
 import pandas as pd
 
 from .. import pipeline, tracking
@@ -14,6 +15,7 @@ from ..lineage import load_folds, models_round, pseudo_set_dir, source_dir, stac
 from ..predictions import load_predictions
 from ..pseudo.select import select_pseudo
 from ..utils.io import atomic_save_npy, atomic_write_csv
+from ..wide import ClassTargets
 
 log = logging.getLogger("foldstack")
 
@@ -40,15 +42,19 @@ def select(ctx, n: int):
     idx, targets, conf = picked.rows, picked.targets, picked.confidence
     if len(idx) == 0:
         raise PipelineError(f"pseudo: no test row passes rule {p.rule} (threshold {p.threshold}); lower it")
+    wide = isinstance(targets, ClassTargets)  # predict.keep_top: class indices, a label column
     with staging(path) as tmp:
-        atomic_save_npy(tmp / "targets.npy", targets)
+        atomic_save_npy(tmp / "targets.npy", targets.labels if wide else targets)
         atomic_write_csv(tmp / "pseudo.csv", pd.concat([
             pd.DataFrame({"id": [ctx.test.ids[i] for i in idx], "confidence": conf}),
-            pd.DataFrame(targets, columns=names)], axis=1))
+            pd.DataFrame({"label": [names[c] for c in targets.labels]}) if wide
+            else pd.DataFrame(targets, columns=names)], axis=1))
+        sums = ({"classes": int(len(np.unique(targets.labels)))} if wide
+                else dict(target_sums=dict(zip(names, targets.sum(0).round(1).tolist()))))
         write_manifest(tmp, "pseudo", path.name, {"pseudo": p.selection()}, fold_key=fold_key,
                        inputs={"source": input_ref(source, ctx.root)}, round=n, source_round=built_on,
                        metrics=dict(rows=len(idx), of_test_rows=len(test), mean_confidence=float(conf.mean()),
-                                    target_sums=dict(zip(names, targets.sum(0).round(1).tolist()))))
+                                    **sums))
     log.info(f"round {n}: {len(idx)} of {len(test)} test rows pseudo-labelled ({p.rule}, "
              f"{'soft' if p.soft else 'hard'}), mean confidence {conf.mean():.4f} -> {path}")
     return path

@@ -15,14 +15,15 @@ from ..data.tabular import tabular_matrices
 from ..data.table import input_dir, output_names
 from ..errors import PipelineError
 from ..lineage import stack_dir, with_round
-from ..predictions import Predictions, load_predictions, rows_record, write_predictions
+from ..predictions import CLASSES_SUFFIX, Predictions, load_predictions, rows_record, write_predictions
 from ..stacking.level import fit_level, uses_meta_features
 from ..stacking.thresholds import threshold_names, thresholds_for, write_thresholds
-from ..stacking.blend import BLENDS
+from ..stacking.blend import BLENDS, WIDE_BLENDS
 from ..stacking.persist import LEVEL_DIR, save_checked
 from ..stacking.report import format_report, level_report
 from ..utils.io import atomic_write_csv, atomic_writer
 from ..utils.plots import plot_levels
+from ..wide import TopProbs, is_wide, refuse_dense
 
 log = logging.getLogger("foldstack")
 
@@ -47,6 +48,13 @@ def level_two(ctx, preds: dict, folds: np.ndarray) -> tuple[dict, dict, tuple]:
             raise PipelineError("stack.method=rank: ranks are not values; a regression blends by mean, weighted "
                                 "or geometric")
         methods = [m for m in methods if m != "rank"]
+    if is_wide(*oofs):  # predict.keep_top: blends of each row's best classes, by mean only (wide.py)
+        if st.method not in WIDE_BLENDS:
+            refuse_dense(f"stack.method {st.method}")
+        skipped = [m for m in methods if m not in WIDE_BLENDS]
+        if skipped:
+            log.info(f"predict.keep_top: not comparing {', '.join(skipped)} (they need every class's probability)")
+        methods = [m for m in methods if m in WIDE_BLENDS]
     oof_meta = test_meta = None  # the meta-models' meta features, read once for all of them
     if any(uses_meta_features(m, st, comp.tabular_cols) for m in methods):
         oof_meta, test_meta = meta_matrices(ctx)
@@ -99,6 +107,18 @@ def reference_levels(ctx, inputs: dict) -> tuple[dict, dict]:
     return levels, info
 
 
+def level_arrays(levels: dict) -> dict:
+    """levels_test.npz's arrays: each level's test predictions, float32; kept classes (predict.keep_top) as
+    <level> (their probabilities) and <level>_classes."""
+    arrays = {}
+    for name, (_, _, test) in levels.items():
+        if isinstance(test, TopProbs):
+            arrays[name], arrays[f"{name}{CLASSES_SUFFIX}"] = test.probs, test.classes
+        else:
+            arrays[name] = test.astype(np.float32)
+    return arrays
+
+
 def show_report(path) -> None:
     report = pd.read_csv(path / "report.csv").fillna({"output": ""})
     print(format_report(report, read_manifest(path)["metric"]), flush=True)
@@ -131,7 +151,7 @@ def run(ctx):
         atomic_write_csv(tmp / "report.csv", report)
         plot_levels(report, comp.metric, tmp / "report.png", f"{ctx.comp}: level 1 and 2 CV")
         with atomic_writer(tmp / "levels_test.npz") as f:
-            np.savez(f, **{name: t.astype(np.float32) for name, (_, _, t) in levels.items()})
+            np.savez(f, **level_arrays(levels))
         if thresholds is not None:
             write_thresholds(tmp, threshold_names(comp, names), thresholds)
         level2 = save_checked(tmp / LEVEL_DIR, model, tests, test_meta, test)

@@ -16,6 +16,7 @@ from ..lineage import TRAIN_SECTIONS, load_folds, train_dir
 from ..predictions import load_predictions
 from ..pseudo.select import hard_targets
 from ..utils.io import load_npy, read_csv
+from ..wide import ClassTargets, refuse_dense
 
 log = logging.getLogger("foldstack")
 
@@ -29,6 +30,11 @@ def pseudo_rows(ctx, ref: dict):
     if unknown:
         raise PipelineError(f"{folder / 'pseudo.csv'}: id {unknown[0]!r} is not a test row of {ctx.test.source}")
     targets = load_npy(folder / "targets.npy", "pseudo targets")
+    if isinstance(ctx.targets, ClassTargets):  # predict.keep_top: hard labels as class indices
+        if targets.shape != (len(ids),) or targets.dtype.kind not in "iu":
+            raise PipelineError(f"{folder / 'targets.npy'}: shape {targets.shape} {targets.dtype}, expected "
+                                f"({len(ids)},) class indices (predict.keep_top)")
+        return np.array([row_of[i] for i in ids], dtype=np.int64), ClassTargets(targets, ctx.targets.shape[1])
     if targets.shape != (len(ids), ctx.targets.shape[1]):
         raise PipelineError(f"{folder / 'targets.npy'}: shape {targets.shape}, expected ({len(ids)}, "
                             f"{ctx.targets.shape[1]})")
@@ -44,6 +50,8 @@ def training_rows(ctx, inputs: dict, folds: np.ndarray):
         index, targets = pseudo_rows(ctx, inputs["pseudo"])
         extra = ExtraRows(ctx.images.test_rows(index), targets, ctx.cfg.pseudo.weight)
     if "teacher" in inputs:
+        if ctx.keep_top:
+            refuse_dense("distillation (distill.teacher: its soft targets)")
         k = ctx.targets.shape[1]
         preds = load_predictions(ctx.root / inputs["teacher"]["path"], ctx.train.ids, ctx.test.ids, k)
         if not np.array_equal(preds.folds, folds):  # row i's soft label must come from the model that held i out

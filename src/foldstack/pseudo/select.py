@@ -54,13 +54,13 @@ def select_pseudo(p: np.ndarray, task: str, rule: str, threshold: float = 0.95, 
         idx = np.flatnonzero(conf >= threshold)
     elif rule == "top_fraction":
         groups = predicted_class(p, task)
-        groups = np.zeros(len(p), np.int64) if groups is None else groups
-        picked = []
-        for g in np.unique(groups):
-            rows = np.flatnonzero(groups == g)
-            order = rows[np.argsort(-conf[rows], kind="stable")]
-            picked.append(order[:int(np.ceil(fraction * len(rows)))])
-        idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+        groups = np.zeros(len(p), np.int64) if groups is None else np.asarray(groups, np.int64)
+        # by class, most confident first, ties by row; a row's rank within its class against its class's quota
+        order = np.lexsort((np.arange(len(p)), -conf, groups))
+        sizes = np.bincount(groups)
+        start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        rank = np.arange(len(p)) - start[groups[order]]
+        idx = np.sort(order[rank < np.ceil(fraction * sizes[groups[order]])])
     elif rule == "all":
         idx = np.arange(len(p))
     else:

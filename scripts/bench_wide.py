@@ -16,6 +16,12 @@ the dense path keeps, per batch of 256 rows.
     python scripts/bench_wide.py                        # herbarium's size, about 2 minutes, under 2 GB
     python scripts/bench_wide.py --rows 200000 --test-rows 50000 --classes 5000
     python scripts/bench_wide.py --part batch
+
+--part pipeline: the training path at herbarium's number of classes: `make all`'s stage scripts (folds, train,
+oof, stack, submit), each in its own process, on a synthetic competition of 15,501 classes x 2 train rows (31,002
+rows of 16x16 PNGs, 2,000 test rows; timm's test_resnet, 1 epoch, 2 folds), first with predict.keep_top=20, then
+with 0 (dense) on the same trained models. Prints each stage's seconds and peak RSS.
+    python scripts/bench_wide.py --part pipeline
 """
 import argparse
 import resource
@@ -150,9 +156,72 @@ def batch(args) -> None:
           f"dense float32")
 
 
+PIPELINE = ("01_folds.py", "02_train.py", "03_predict.py", "05_stack.py", "06_submit.py")
+MEASURE = """import resource, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print(f"PEAK_RSS_GB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f}", file=sys.stderr)
+"""
+
+
+def synthetic_competition(folder: Path, n_classes: int, per_class: int, test_rows: int, rng) -> None:
+    """input/<name>/: train/<id>.png 16x16 images whose colour codes the class (with noise), train.csv Id,label,
+    test/ and sample_submission.csv Id,label."""
+    import cv2
+
+    colours = rng.integers(0, 256, (n_classes, 3))
+    labels = np.repeat(np.arange(n_classes), per_class)
+    for split, classes in (("train", labels), ("test", rng.integers(0, n_classes, test_rows))):
+        (folder / split).mkdir(parents=True)
+        for i, c in enumerate(classes):
+            image = np.clip(colours[c] + rng.normal(0, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / split / f"{split}{i}.png"), image)
+    pd.DataFrame({"Id": [f"train{i}" for i in range(len(labels))], "label": [f"c{c}" for c in labels]}).to_csv(
+        folder / "train.csv", index=False)
+    pd.DataFrame({"Id": [f"test{i}" for i in range(test_rows)], "label": "c0"}).to_csv(
+        folder / "sample_submission.csv", index=False)
+
+
+def pipeline(args) -> None:
+    """`make all`'s stage scripts on a synthetic competition of --classes classes, each stage in its own process
+    (its peak RSS), with predict.keep_top=--top, then with 0 (dense) on the same models."""
+    import subprocess
+    import sys
+
+    root = Path(args.root or tempfile.mkdtemp(prefix="bench_wide_"))
+    scripts = Path(__file__).resolve().parent
+    if not (root / "input" / "wide").is_dir():
+        synthetic_competition(root / "input" / "wide", args.classes, args.per_class, args.test_rows,
+                              np.random.default_rng(0))
+    settings = ["model.name=test_resnet", "train.epochs=1", "folds.n_splits=2", "data.img_size=32",
+                "data.batch_size=64", "train.warmup_epochs=0", "predict.tta=[]", "stack.compare=[mean]",
+                "competition.metric=macro_f1", "model.pretrained=false"]
+    print(f"{args.classes:,} classes x {args.per_class} train rows each, {args.test_rows:,} test rows, in {root}\n")
+    print("| predict.keep_top | stage | seconds | peak RSS GB |\n|---|---|---|---|")
+    for top in (args.top, 0):
+        for script in PIPELINE:
+            cmd = [sys.executable, "-c", MEASURE, str(scripts / script), "--root", str(root), "--comp", "wide",
+                   "--set", *settings, f"predict.keep_top={top}"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            seconds = time.perf_counter() - t0
+            peak = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_GB")]
+            print(f"| {top} | {script} | {seconds:.1f} | {peak[0] if peak else '?'} |", flush=True)
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:])
+                return
+            for line in proc.stderr.splitlines():
+                if "OOF CV" in line or "fold 0 done" in line:
+                    print(f"|  | {line.split('] ')[-1][:110]} | | |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["stages", "batch"], default="stages")
+    p.add_argument("--part", choices=["stages", "batch", "pipeline"], default="stages")
+    p.add_argument("--per-class", type=int, default=2, help="pipeline: train rows per class")
+    p.add_argument("--root", help="pipeline: the project folder (default: a new temporary one)")
     p.add_argument("--rows", type=int, default=839_772)
     p.add_argument("--test-rows", type=int, default=210_407)
     p.add_argument("--classes", type=int, default=15_501)
@@ -161,7 +230,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=20)
     args = p.parse_args()
-    stages(args) if args.part == "stages" else batch(args)
+    if args.part == "pipeline" and args.test_rows == 210_407:
+        args.test_rows = 2_000
+    {"stages": stages, "batch": batch, "pipeline": pipeline}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -221,6 +221,9 @@ def test_make_all_pseudo_and_report_keep_the_best_classes_and_match_the_dense_ru
     assert np.array_equal(labels, np.load(stack / "test_classes.npy")[:, 0])
     assert pd.read_csv(pseudo / "pseudo.csv")["label"].tolist() == [CLASSES[i] for i in labels]
 
+    proc = run_here(root, "audit.py", "many", *TINY, *common, "predict.keep_top=3")
+    assert "FAIL" not in proc.stdout and "oof" in proc.stdout  # the kept predictions audited like dense ones
+
     proc = run_here(root, "report.py", "many", *TINY, *common, "predict.keep_top=3")
     pages = list((root / "reports" / "many").rglob("per_class.csv"))
     assert pages, proc.stderr

@@ -81,7 +81,7 @@ def test_metrics_on_kept_classes_equal_the_dense_metrics():
     y, wide_y = _one_hot(labels, 12), ClassTargets(labels, 12)
     for k in (1, 4, 12):
         top = TopProbs.from_dense(p, k)
-        for metric in ("accuracy", "macro_f1", "f_beta"):
+        for metric in ("accuracy", "macro_f1", "f_beta", "qwk"):
             assert score(metric, wide_y, top, "multiclass") == pytest.approx(score(metric, y, p, "multiclass"))
         assert score("map_at_k", wide_y, top, "multiclass", top_k=1) == pytest.approx(
             score("map_at_k", y, p, "multiclass", top_k=1))
@@ -161,6 +161,21 @@ def test_submissions_and_pseudo_labels_from_kept_classes_equal_the_dense_ones():
         select_pseudo(TopProbs.from_dense(p, 2), "multiclass", "all", soft=True)
 
 
+def test_class_weights_and_ddp_gathering_work_on_kept_classes(monkeypatch):
+    import foldstack.distributed as dist
+    from foldstack.loss.weighted import class_weights_from_targets
+
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    assert np.array_equal(class_weights_from_targets(ClassTargets(labels, 4), "multiclass"),
+                          class_weights_from_targets(_one_hot(labels, 4), "multiclass"))
+    whole = TopProbs.from_dense(_probs(np.random.default_rng(5), 7, 6), 2)
+    shards = [whole[np.arange(r, 7, 2)] for r in range(2)]  # dist.shard's interleaving: rank r gets r, r + 2, ...
+    monkeypatch.setattr(dist, "active", lambda: True)
+    monkeypatch.setattr(dist, "world_size", lambda: 2)
+    monkeypatch.setattr(dist.dist, "all_gather_object", lambda parts, part: parts.__setitem__(slice(None), shards))
+    assert dist.gather_shards(shards[0], 7).equal(whole, 0)
+
+
 def test_auto_keeps_the_best_classes_only_above_a_billion_cells():
     from foldstack.config.levels import Predict
 
@@ -210,6 +225,16 @@ def test_make_all_pseudo_and_report_keep_the_best_classes_and_match_the_dense_ru
     assert metrics[0]["accuracy"] == pytest.approx(metrics[1]["accuracy"])
     assert metrics[0]["fold_scores"] == pytest.approx(metrics[1]["fold_scores"])
     assert wide_sub == dense_sub  # labels: the argmax, kept or not
+    assert json.loads((wide / "manifest.json").read_text())["keep_top"] == 3
+    ranked = {}  # make predict IMAGES=: the same ranking from the kept classes as from the dense probabilities
+    for top in (3, 0):
+        out = root / f"ranked{top}.csv"
+        run_here(root, "predict_images.py", "many", *TINY, f"predict.keep_top={top}",
+                 extra=["--images", str(root / "input" / "many" / "test"), "--top-k", "3", "--out", str(out)])
+        ranked[top] = pd.read_csv(out)
+    columns = ["image", "top1", "top2", "top3"]
+    assert ranked[3][columns].equals(ranked[0][columns]) and len(ranked[3]) == 24
+    assert np.allclose(ranked[3][["p1", "p2", "p3"]], ranked[0][["p1", "p2", "p3"]], atol=1e-6)
 
     # a pseudo round on the kept classes: hard labels as class indices, trained, predicted and stacked
     proc = run_here(root, "04_pseudo.py", "many", *TINY, *common, "predict.keep_top=3", "pseudo.rule=all",

@@ -224,6 +224,10 @@ def wide_score(metric: str, y, p, task: str, beta: float = 2.0, top_k: int = 5) 
         if metric == "macro_f1":
             return float(f1_score(true, p.argmax(), average="macro", zero_division=0))
         return float(fbeta_score(true, p.argmax(), beta=beta, average="macro", zero_division=0))
+    if metric == "qwk":  # grades as class indices, as metrics.score's
+        from .ordinal import quadratic_kappa
+
+        return quadratic_kappa(true, p.argmax(), p.n_classes)
     if metric == "log_loss":
         return float(-np.log(np.clip(p.prob_of(true), LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)).mean())
     if metric == "map_at_k":

@@ -46,14 +46,15 @@ def inference_loader(cfg: Config, images, rows, device):
     return make_loader(dataset, cfg.data.batch_size * 2, num_workers(cfg, device))
 
 
-def predict_files(models: list, cfg: Config, files: list, device, desc: str = "predict") -> np.ndarray:
+def predict_files(models: list, cfg: Config, files: list, device, desc: str = "predict", top: int = 0):
     """Probabilities (N, K) of image files outside the decoded-image cache, exactly as `make oof` predicts test
-    rows (decoded to the cache's side by data.cache.file_store, the configured TTA, the models averaged)."""
+    rows (decoded to the cache's side by data.cache.file_store, the configured TTA, the models averaged). top:
+    as predict_probs (predict.keep_top)."""
     from ..data.cache import file_store
 
     store = file_store(files, 0, cfg)  # image files, or a competition's samples (data/sources.py)
     loader = inference_loader(cfg, store, np.arange(len(store)), device)
-    return predict_probs(models, loader, cfg, device, tta_views(cfg), desc=desc)
+    return predict_probs(models, loader, cfg, device, tta_views(cfg), desc=desc, top=top)
 
 
 def tta_views(cfg: Config) -> list:

@@ -83,7 +83,7 @@ def run(ctx):
         write_manifest(tmp, "predict", path.name, sections(cfg, ["predict"]), fold_key=trained.fold_key,
                        inputs={"train": dict(path=str(trained.path.relative_to(ctx.root)), key=trained.path.name)},
                        metrics=metrics, experiment=ctx.exp, rows=rows_record(ctx.train.ids, ctx.test.ids),
-                       views=[v.name for v in views], models=len(models), seconds=round(seconds, 2),
+                       views=[v.name for v in views], models=len(models), seconds=round(seconds, 2), keep_top=top,
                        device=str(device), torch=torch.__version__)
     table = pd.DataFrame({"fold": range(len(scores)), comp.metric: scores}
                          | ({"no_tta": metrics["no_tta_fold_scores"]} if tta else {}))

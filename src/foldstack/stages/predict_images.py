@@ -3,7 +3,8 @@ folder, from the experiment's fold models averaged (every fold trained), with th
 
 The images go through what test rows go through in `make oof`, so a test image gets its row's probabilities in
 oof/<comp>/<exp>/<hash>/test.npy. Writes a CSV (image, top1, p1, ..., one column per class up to CSV_MAX_OUTPUTS
-classes) to --out, default predictions/<comp>/<exp>/<folder name or file stem>.csv."""
+classes; with predict.keep_top at most its k classes and no per-class columns) to --out, default
+predictions/<comp>/<exp>/<folder name or file stem>.csv."""
 import logging
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..errors import PipelineError
 from ..lineage import fold_dirs
 from ..predictions import CSV_MAX_OUTPUTS
 from ..utils.io import atomic_write_csv
+from ..wide import TopProbs
 
 log = logging.getLogger("foldstack")
 
@@ -57,13 +59,18 @@ def class_probs(probs: np.ndarray, task: str) -> np.ndarray:
 def top_k_frame(names: list[str], probs: np.ndarray, classes: list[str], k: int) -> pd.DataFrame:
     """image, top1, p1, ..., topk, pk (highest first; ties in class order), then every class's probability
     when there are at most CSV_MAX_OUTPUTS classes."""
-    k = max(1, min(k, len(classes)))
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    if isinstance(probs, TopProbs):  # predict.keep_top: the kept classes are the ranking, best first
+        k = max(1, min(k, probs.top))
+        order, values = probs.classes[:, :k], probs.probs[:, :k]
+    else:
+        k = max(1, min(k, len(classes)))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        values = np.take_along_axis(probs, order, 1)
     columns = {"image": names}
     for j in range(k):
         columns[f"top{j + 1}"] = [classes[c] for c in order[:, j]]
-        columns[f"p{j + 1}"] = probs[np.arange(len(probs)), order[:, j]]
-    if len(classes) <= CSV_MAX_OUTPUTS:
+        columns[f"p{j + 1}"] = values[:, j]
+    if len(classes) <= CSV_MAX_OUTPUTS and not isinstance(probs, TopProbs):
         clash = set(columns) & set(classes)
         for c, name in enumerate(classes):
             columns[f"prob_{name}" if clash else name] = probs[:, c]
@@ -94,10 +101,11 @@ def run(ctx):
     log.info(f"{len(files)} image(s), {len(models)} model(s) from {trained.path}, TTA: {len(views)} view(s) "
              f"({', '.join(v.name for v in views)}) on {device}")
     # no cache: each file decoded and resized to the cache's side S, then the evaluation transform, as test rows
-    probs = predict_files(models, cfg, file_samples(source, files), device, desc=f"{len(files)} images")
+    probs = predict_files(models, cfg, file_samples(source, files), device, desc=f"{len(files)} images",
+                          top=ctx.keep_top)
 
     classes = list(comp.classes)
-    frame = top_k_frame(names, class_probs(probs, comp.task), classes, args.top_k)
+    frame = top_k_frame(names, probs if ctx.keep_top else class_probs(probs, comp.task), classes, args.top_k)
     atomic_write_csv(out, frame)
     k = sum(c.startswith("top") for c in frame.columns)
     for row in frame.head(SHOWN).itertuples(index=False):

@@ -254,3 +254,18 @@ def test_make_all_pseudo_and_report_keep_the_best_classes_and_match_the_dense_ru
     assert pages, proc.stderr
     table = pd.read_csv(pages[0])
     assert table["support"].sum() == 96 and len(table) == 12
+
+
+def test_the_class_distribution_of_thousands_of_classes_is_drawn_as_lines(tmp_path):
+    import cv2
+
+    from foldstack.report import plots
+
+    rng = np.random.default_rng(6)
+    train = np.maximum(1, rng.lognormal(2, 1.2, 5000).astype(int))
+    frame = pd.DataFrame({"class": [str(i) for i in range(5000)], "train": train, "fold_0": rng.binomial(train, 0.5),
+                          "test_predicted": rng.binomial(train, 0.1)})
+    plots.class_distribution(frame, tmp_path / "d.png")  # 15,000 bars took minutes; three lines do not
+    image = cv2.imread(str(tmp_path / "d.png"))
+    colours = {tuple(c) for c in image.reshape(-1, 3)}
+    assert image.shape[1] > 600 and len(colours) > 20  # three coloured lines and the axes, not a blank canvas

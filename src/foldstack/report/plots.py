@@ -8,6 +8,7 @@ from ..utils.io import atomic_write_bytes
 from ..utils.plots import _pyplot, _save
 
 MAX_TICK_LABELS = 30  # more classes than this: the axes are too dense to label
+MAX_BARS = 300  # more classes than this: the class distribution as lines over the classes, not bars
 
 
 def fold_curves(logs: list, metric: str, path: Path, title: str) -> None:
@@ -93,6 +94,20 @@ def class_distribution(frame, path: Path) -> None:
     columns = list(frame.columns[1:])
     counts = frame[columns].to_numpy(dtype=float)
     shares = counts / np.maximum(counts.sum(0, keepdims=True), 1)
+    if len(names) > MAX_BARS:  # herbarium's 15,501 classes x 7 columns of bars: minutes and no legible picture
+        # each column's shares sorted on their own (rank-frequency): the shapes compare, the CSV has each class
+        fig, ax = _pyplot().subplots(figsize=(10, 3.6))
+        for j, column in enumerate(columns):
+            ax.plot(np.arange(1, len(names) + 1), np.sort(shares[:, j])[::-1], lw=1.6 if j == 0 else 0.8,
+                    ls="--" if column == "test_predicted" else "-", label=column.replace("_", " "))
+        ax.set(xscale="log", xlabel=f"class rank within each column (of {len(names):,} classes)",
+               ylabel="share of rows", title="Class distribution, each column sorted: train, folds, test predictions")
+        ax.set_yscale("symlog", linthresh=1e-5)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, ncol=min(len(columns), 6), loc="upper right")
+        ax.grid(alpha=0.3)
+        _save(fig, path)
+        return
     width = 0.8 / len(columns)
     fig, ax = _pyplot().subplots(figsize=(min(14, 3 + 0.25 * len(names) * len(columns)), 3.6))
     x = np.arange(len(names))

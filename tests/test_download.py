@@ -1,5 +1,6 @@
 """`make download`: the kaggle command it builds, the credentials check, and the unpacking of the zips Kaggle serves
 (made here: this machine cannot reach Kaggle, so the CLI call itself is tested only for the command it runs)."""
+import json
 import os
 import subprocess
 import zipfile
@@ -10,7 +11,8 @@ import yaml
 
 from foldstack.discover import discover_competition
 from foldstack.errors import PipelineError
-from foldstack.kaggle import credentials_problem, download_command, unpack
+from foldstack.description import KAGGLE_METRIC_FILE, api_metric
+from foldstack.kaggle import credentials_problem, download_command, evaluation_metric, record_metric, unpack
 
 from conftest import PY, REPO, make_competition
 
@@ -105,3 +107,64 @@ def test_a_folder_already_there_is_unpacked_and_described_not_downloaded(tmp_pat
     described = yaml.safe_load(proc.stdout.split("would infer", 1)[1].split("\n", 1)[1])["competition"]
     assert described == discover_competition(download) and described["classes"] == ["cat", "dog", "sea turtle"]
     assert not (tmp_path / "configs").exists()
+
+
+# Kaggle's API names the metric (make download records it): the wire format of its competitions list, as kagglesdk
+# parses an HTTP response (this machine cannot reach Kaggle, so the request itself is not made here).
+LIST_RESPONSE = json.dumps({"competitions": [
+    {"ref": "https://www.kaggle.com/competitions/herbarium-2021-fgvc8", "evaluationMetric": "Macro F1 Score"},
+    {"ref": "https://www.kaggle.com/competitions/herbarium-2022-fgvc9", "evaluationMetric": "MacroFScore"}]})
+
+
+def test_the_metric_kaggles_api_names_is_read_from_its_competitions_list():
+    from kagglesdk.competitions.types.competition_api_service import ApiListCompetitionsResponse
+
+    response = ApiListCompetitionsResponse.from_json(LIST_RESPONSE)
+    assert evaluation_metric(response, "herbarium-2022-fgvc9") == "MacroFScore"  # its own, not the 2021 one's
+    assert evaluation_metric(response, "herbarium-2021-fgvc8") == "Macro F1 Score"
+    assert evaluation_metric(response, "aerial-cactus-identification") is None
+    assert evaluation_metric(None, "x") is None
+
+
+@pytest.mark.parametrize("name, task, metric", [
+    ("CategorizationAccuracy", "multiclass", "accuracy"), ("Macro F1 Score", "multiclass", "macro_f1"),
+    ("MacroFScore", "multiclass", "macro_f1"), ("MAP@{K}", "multiclass", "map_at_k"),
+    ("Multiclass Loss", "multiclass", "log_loss"), ("Log Loss", "binary", "log_loss"), ("AUC", "binary", "roc_auc"),
+    ("Mean Columnwise AUC", "multilabel", "roc_auc"), ("Quadratic Weighted Kappa", "multiclass", "qwk"),
+    ("Mean F1-Score", "multilabel", "micro_f1"), ("RMSE", "regression", "rmse"),
+    ("Mean Absolute Error", "regression", "mae")])
+def test_kaggle_api_metric_names_map_to_ours(tmp_path, name, task, metric):
+    path = tmp_path / KAGGLE_METRIC_FILE
+    path.write_text(json.dumps({"evaluation_metric": name}))
+    got, why = api_metric(path, task)
+    assert got == metric and repr(name) in why
+
+
+def test_a_kaggle_api_metric_we_do_not_compute_or_that_misfits_the_task_is_one_line(tmp_path):
+    path = tmp_path / KAGGLE_METRIC_FILE
+    path.write_text(json.dumps({"evaluation_metric": "Dice Coefficient"}))
+    with pytest.raises(PipelineError, match=r"\.kaggle_metric\.json: Kaggle scores this competition on 'Dice "
+                                            r"Coefficient', which foldstack does not compute; delete that file"):
+        api_metric(path, "multiclass")
+    path.write_text(json.dumps({"evaluation_metric": "RMSE"}))
+    with pytest.raises(PipelineError, match="scored on rmse, but the target was read as a multiclass task"):
+        api_metric(path, "multiclass")
+    path.write_text("{")
+    with pytest.raises(PipelineError, match="unreadable"):
+        api_metric(path, "multiclass")
+
+
+def test_discovery_takes_the_recorded_api_metric_after_description_md(tmp_path):
+    folder = make_competition(tmp_path, "c")
+    assert discover_competition(folder)["metric"] == "accuracy"  # the task's default: nothing names one
+    (folder / KAGGLE_METRIC_FILE).write_text(json.dumps({"slug": "c", "evaluation_metric": "Multiclass Loss"}))
+    assert discover_competition(folder)["metric"] == "log_loss"
+    (folder / "description.md").write_text("# Overview\n\n## Evaluation\n\nSubmissions are scored on macro F1.\n")
+    assert discover_competition(folder)["metric"] == "macro_f1"  # the evaluation page's own words come first
+
+
+def test_record_metric_without_the_kaggle_package_or_network_warns_and_writes_nothing(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="foldstack"):
+        assert record_metric("some-competition", tmp_path) is None
+    assert not (tmp_path / KAGGLE_METRIC_FILE).exists()
+    assert "could not read some-competition's evaluation metric from Kaggle's API" in caplog.text

@@ -1,9 +1,11 @@
 """What a competition's description says about its scoring: the metric named in its Evaluation section. MLE-bench's
 prepared folders carry the data and evaluation pages as description.md; a Kaggle download does not, and then the
-metric is the one KNOWN_METRICS records for the folder's slug, else the task's default (set competition.metric in
+metric is the one Kaggle's API names (recorded by `make download`, kaggle.record_metric), else the one
+KNOWN_METRICS records for the folder's slug, else the task's default (set competition.metric in
 configs/<comp>.yaml). A metric that does not fit the target as read is refused, not replaced by the task's default:
 a regression metric (RMSE, MAE) for a target read as classes, a classification metric for a numeric one, MAP@k
 (a ranking of one label per row) for anything but a single-label multiclass target."""
+import json
 import re
 
 from .errors import PipelineError
@@ -21,6 +23,15 @@ FITS = {"binary": {"roc_auc", "log_loss", "accuracy", "qwk"}, "multiclass": {"ac
         "macro_f1", "micro_f1", "roc_auc", "map_at_k"}, "multilabel": {"micro_f1", "macro_f1", "log_loss", "roc_auc"},
         "regression": {"rmse", "mae", "r2"}}
 
+
+# Kaggle API evaluationMetric names, squeezed (lower case, letters, digits and @ only), the more specific first.
+API_METRICS = [("quadraticweightedkappa", "qwk"), ("kappa", "qwk"), ("macrof1", "macro_f1"), ("macrofscore", "macro_f1"),
+               ("microf1", "micro_f1"), ("meanfscore", "micro_f1"), ("meanf1", "micro_f1"), ("multiclassloss", "log_loss"),
+               ("logarithmicloss", "log_loss"), ("logloss", "log_loss"), ("rootmeansquarederror", "rmse"),
+               ("rmse", "rmse"), ("meanabsoluteerror", "mae"), ("mae", "mae"), ("coefficientofdetermination", "r2"),
+               ("map@", "map_at_k"), ("meanaverageprecision", "map_at_k"), ("auc", "roc_auc"),
+               ("accuracy", "accuracy")]
+KAGGLE_METRIC_FILE = ".kaggle_metric.json"  # written by make download (kaggle.record_metric)
 
 # A Kaggle download has no evaluation page: the metric of the image competitions whose default would be wrong, from
 # their evaluation pages, by the folder's name (the competition's slug, as `make download` names input/<slug>).
@@ -42,12 +53,35 @@ def competition_metric(folder, task: str) -> tuple[str, str] | None:
     if description.is_file():
         named = described_metric(description.read_text(errors="replace"), task)
         return None if named is None else (named[0], f"as {description} says: {named[1]!r}")
+    recorded = Path(folder) / KAGGLE_METRIC_FILE
+    if recorded.is_file():
+        return api_metric(recorded, task)
     slug = Path(folder).resolve().name
     metric = KNOWN_METRICS.get(slug)
     check_task_fits(metric, task, f"Kaggle's {slug}")
     if metric is None or metric not in FITS.get(task, set()):
         return None
     return metric, f"the evaluation metric of Kaggle's {slug} (no description.md here)"
+
+
+def api_metric(path, task: str) -> tuple[str, str] | None:
+    """(metric, why) from the evaluation metric Kaggle's API named (make download's record, kaggle.record_metric):
+    its name matched without case, spaces or punctuation ('CategorizationAccuracy', 'Macro F1 Score', 'MAP@{K}').
+    A name we do not compute is one line, not the task's default."""
+    try:
+        name = str(json.loads(path.read_text())["evaluation_metric"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise PipelineError(f"{path}: unreadable ({e.__class__.__name__}); delete it, or rerun make download") from None
+    squeezed = re.sub(r"[^a-z0-9@]", "", name.lower())
+    metric = next((metric for key, metric in API_METRICS if key in squeezed), None)
+    if metric is None:
+        raise PipelineError(f"{path}: Kaggle scores this competition on {name!r}, which foldstack does not compute; "
+                            f"delete that file to infer the task's default metric, then set competition.metric in "
+                            f"configs/<comp>.yaml to the closest of {sorted({m for _, m in API_METRICS})}")
+    check_task_fits(metric, task, f"Kaggle's API ({name!r})")
+    if metric not in FITS.get(task, set()):
+        return None
+    return metric, f"Kaggle's API names the evaluation metric {name!r} ({path.name}, written by make download)"
 
 
 def evaluation_section(text: str) -> str:

@@ -1,8 +1,13 @@
 """`make download COMP=<slug>`: the official `kaggle` CLI into input/<slug>/, every zip unpacked (nested ones too).
 
 The CLI reads its own credentials (~/.kaggle/kaggle.json, $KAGGLE_CONFIG_DIR/kaggle.json, KAGGLE_USERNAME and
-KAGGLE_KEY, or an API token); they are checked first so that a missing one is one line, not the CLI's traceback."""
+KAGGLE_KEY, or an API token); they are checked first so that a missing one is one line, not the CLI's traceback.
+
+The CLI does not print a competition's evaluation metric, but Kaggle's API has it (`evaluationMetric` of each
+competition in competitions_list): `record_metric` asks the `kaggle` package's KaggleApi and keeps the answer in
+input/<slug>/.kaggle_metric.json, which discovery reads (description.py) when the folder has no description.md."""
 import json
+import logging
 import os
 import re
 import shutil
@@ -12,8 +17,11 @@ import zipfile
 from pathlib import Path
 
 from .data.archives import extract_into
+from .description import KAGGLE_METRIC_FILE as METRIC_FILE
 from .errors import PipelineError, last_output_line
+from .utils.io import atomic_write_json
 
+log = logging.getLogger("foldstack")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Kaggle competition slugs: also a safe folder name
 CREDENTIALS_HELP = ("put kaggle.json (Kaggle > Settings > API > Create New Token) in ~/.kaggle/, or set KAGGLE_USERNAME "
                     "and KAGGLE_KEY")
@@ -96,11 +104,45 @@ def unpack(folder: Path) -> list[Path]:
             done.append(zip_path)
 
 
+def evaluation_metric(response, slug: str) -> str | None:
+    """The evaluation metric Kaggle names for `slug` in a competitions_list response (kagglesdk's
+    ApiListCompetitionsResponse; a competition's `ref` is its slug or its URL); None when absent."""
+    for competition in (response.competitions if response is not None else None) or []:
+        if competition.ref.rstrip("/").split("/")[-1] == slug:
+            return competition.evaluation_metric or None
+    return None
+
+
+def record_metric(slug: str, dest: Path) -> str | None:
+    """Ask Kaggle's API for the competition's evaluation metric and keep it in dest/METRIC_FILE. Never stops the
+    download: without an answer the metric is inferred as without it, and the log says why."""
+    try:
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+        api.authenticate()
+        metric = evaluation_metric(api.competitions_list(search=slug), slug)
+    except (Exception, SystemExit) as e:  # the kaggle package exits on some failures; a network error raises
+        log.warning(f"could not read {slug}'s evaluation metric from Kaggle's API ({e.__class__.__name__}: "
+                    f"{str(e)[:200]}): the metric is inferred without it")
+        return None
+    if metric is None:
+        log.warning(f"Kaggle's API lists no evaluation metric for {slug}: the metric is inferred without it")
+        return None
+    atomic_write_json(Path(dest) / METRIC_FILE, {"slug": slug, "evaluation_metric": metric,
+                                                 "source": "Kaggle API competitions_list"})
+    log.info(f"Kaggle's API: {slug} is scored on {metric!r} -> {Path(dest) / METRIC_FILE}")
+    return metric
+
+
 def download(slug: str, root: Path) -> Path:
-    """input/<slug>/ with the competition's files: downloaded and unpacked, or left as it is when it has files."""
+    """input/<slug>/ with the competition's files: downloaded and unpacked, or left as it is when it has files;
+    Kaggle's evaluation metric recorded beside them (record_metric)."""
     dest = Path(root) / "input" / check_slug(slug)
-    if dest.is_dir() and any(p.suffix != ".zip" for p in dest.iterdir()):
+    if dest.is_dir() and any(p.suffix != ".zip" and p.name != METRIC_FILE for p in dest.iterdir()):
         unpack(dest)  # what an interrupted earlier run left zipped
+        if not (dest / METRIC_FILE).is_file() and credentials_problem() is None:
+            record_metric(slug, dest)
         return dest
     problem = credentials_problem()
     if problem:
@@ -110,6 +152,7 @@ def download(slug: str, root: Path) -> Path:
     try:
         run_cli(command, "no network, or the competition's rules not accepted on its Kaggle page?")
         unpack(dest)
+        record_metric(slug, dest)
     except BaseException:
         if not any(p.suffix != ".zip" for p in dest.iterdir()):
             shutil.rmtree(dest, ignore_errors=True)  # nothing usable: leave no folder that looks downloaded

@@ -39,6 +39,23 @@ def test_npy_channels_first_float16_is_read_as_hwc_float32(tmp_path):
     assert kept.dtype == np.uint8 and kept.shape == (9, 7, 1) and (kept[:, :, 0] == gray).all()
 
 
+def test_sixteen_bit_files_are_kept_at_sixteen_bits_in_rgb_order(tmp_path):
+    gray = np.arange(300, dtype=np.uint16).reshape(15, 20) * 200  # 0..59,800: 8 bits would keep 234 of 300 values
+    colour = np.stack([gray, gray // 2, gray // 3], -1)  # RGB
+    assert cv2.imwrite(str(tmp_path / "g.tif"), gray) and cv2.imwrite(str(tmp_path / "c.png"), colour[:, :, ::-1])
+    samples = file_samples("file", [tmp_path / "g.tif", tmp_path / "c.png"])
+    assert samples.float_pixels and samples.cache_dtype == np.float32  # float16 would overflow above 65,504
+    assert np.array_equal(samples.read(0), gray[:, :, None].astype(np.float32))
+    assert np.array_equal(samples.read(1), colour.astype(np.float32))
+    cv2.imwrite(str(tmp_path / "flat.png"), (gray // 256).astype(np.uint8))
+    assert not file_samples("file", [tmp_path / "flat.png"]).float_pixels  # 8-bit files: as before
+    mixed = file_samples("file", [tmp_path / "g.tif", tmp_path / "flat.png"])
+    with pytest.raises(PipelineError, match=r"flat.png: uint8 pixels, where the first images are 16-bit"):
+        mixed.read(1)
+    with pytest.raises(PipelineError, match=r"g.tif is a 16-bit image but .*flat.png is 8-bit"):
+        file_samples("file", [tmp_path / "g.tif"]) + file_samples("file", [tmp_path / "flat.png"])
+
+
 def test_dicom_rescale_window_and_monochrome1(tmp_path):
     raw = (np.arange(64, dtype=np.uint16) * 10).reshape(8, 8)
     write_dicom(tmp_path / "ct.dcm", raw, slope=2, intercept=-100, window=(300, 400))

@@ -4,7 +4,7 @@ each submission is scored by a scorer written here from the competition's evalua
 
 Families: pixels in a CSV (digit-recognizer), JSON band lists in 7z archives (statoil-iceberg-classifier-challenge),
 one PNG per channel (human-protein-atlas-image-classification), float16 .npy in folders named by the id's first
-character (seti-breakthrough-listen), DICOM with a patient column (an RSNA-style download)."""
+character (seti-breakthrough-listen), DICOM with a patient column (an RSNA-style download), 16-bit TIFFs."""
 import json
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import make_all_here
 from test_sources import write_dicom
@@ -188,3 +189,33 @@ def test_dicom_with_patients_grouped(project):
     assert folds.groupby(folds["id"].str[3:].astype(int) // 2)["fold"].nunique().max() == 1  # a patient, one fold
     sub = pd.read_csv(project / "submission.csv").set_index("image_id").loc[test_ids]
     assert roc_auc(test_y, sub["target"].to_numpy()) >= 0.8
+
+
+def test_sixteen_bit_tiffs_keep_the_values_eight_bits_would_merge(project):
+    """train/<id>.tif of 16-bit grayscale whose class is a difference of 96 raw units around 30,000: read as 8 bits
+    (>> 8) both classes are the same pixels; kept at 16 bits the network separates them. Scored by ROC AUC."""
+    from foldstack.data.images import read_image
+
+    folder, rng = project / "input" / "deep", np.random.default_rng(15)
+
+    def write(split, n, offset):
+        ids, targets = [f"img{offset + i:04d}" for i in range(n)], np.arange(n) % 2
+        (folder / split).mkdir(parents=True)
+        for name, target in zip(ids, targets):
+            # 30,000 + 96 stays in the 8-bit bucket 117 (29,952..30,207) with its noise: >> 8 merges the classes
+            raw = 30_010 + 96 * target + rng.integers(0, 40, (20, 20))
+            assert cv2.imwrite(str(folder / split / f"{name}.tif"), raw.astype(np.uint16))
+        return ids, targets
+
+    train_ids, train_y = write("train", 40, 0)
+    test_ids, test_y = write("test", 12, 500)
+    eight = {read_image(folder / "train" / f"{i}.tif").tobytes() for i in train_ids}
+    assert len(eight) == 1  # as 8-bit pixels every train image is the same picture
+    pd.DataFrame({"id": train_ids, "label": train_y}).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame({"id": test_ids, "label": 0.5}).to_csv(folder / "sample_submission.csv", index=False)
+    config = run_all(project, "deep")
+    assert "in_chans: 1" in config and "16-bit image file inputs of 1 channel(s)" in config
+    mean = yaml.safe_load((project / "configs" / "deep.yaml").read_text())["data"]["mean"]
+    assert len(mean) == 1 and 30_010 < mean[0] < 30_150  # measured in the raw 16-bit units, not 0..1
+    sub = pd.read_csv(project / "submission.csv").set_index("id").loc[test_ids]
+    assert roc_auc(test_y, sub["label"].to_numpy()) >= 0.9

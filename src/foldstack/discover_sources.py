@@ -129,15 +129,18 @@ def measure_normalisation(samples, n: int = STATS_SAMPLE) -> tuple[list[float], 
 
 
 def input_sections(comp: dict, input_dir: Path) -> dict:
-    """The `model` and `data` sections a non-RGB source needs: in_chans and the mean/std measured on train."""
-    if comp.get("image_source", "file") == "file":
-        return {}
+    """The `model` and `data` sections a non-RGB source (or 16-bit image files) needs: in_chans and the mean/std
+    measured on train."""
     from .config.competition import Competition
     from .data.table import load_train
 
+    source = comp.get("image_source", "file")
     train = load_train(Competition(**comp, input_dir=str(Path(input_dir).resolve())), Path("/"), "discovery")
+    if source == "file" and not train.samples.float_pixels:  # 8-bit RGB files: ImageNet's in_chans and mean/std
+        return {}
     mean, std = measure_normalisation(train.samples)
-    log.info(f"{comp['image_source']} inputs of {len(mean)} channel(s): model.in_chans={len(mean)}, data.mean "
+    what = "16-bit image file" if source == "file" else source
+    log.info(f"{what} inputs of {len(mean)} channel(s): model.in_chans={len(mean)}, data.mean "
              f"{mean} and data.std {std}, measured on {min(STATS_SAMPLE, len(train))} train images")
     return {"model": {"in_chans": len(mean)}, "data": {"mean": mean, "std": std}}
 

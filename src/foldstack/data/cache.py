@@ -74,7 +74,9 @@ def image_store(ctx, workers: int = 0):
         return store
     size, interpolation, n_train, paths = store.size, store.interpolation, store.n_train, store.paths
     fingerprints = [ctx.train.fingerprint(), ctx.test.fingerprint()]
-    key = cache_key(fingerprints, size, interpolation, ctx.cfg.competition.image_source)
+    source = ctx.cfg.competition.image_source
+    deep = source == "file" and store.samples.float_pixels  # 16-bit image files: a float cache of their own
+    key = cache_key(fingerprints, size, interpolation, "file16" if deep else source)
     path = artifact_path(ctx.root, "cache", ctx.comp, key)
     if not is_complete(path):
         t0 = time.time()

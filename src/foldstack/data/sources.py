@@ -1,7 +1,8 @@
 """Where a row's pixels come from (competition.image_source), behind one interface: `Samples.read(i)` gives row i
 as an H x W x C array, uint8 for 8-bit sources and float32 for the others, whatever the files are.
 
-- `file`: an image file per row (everything OpenCV or PIL reads; RGB, 3 channels);
+- `file`: an image file per row (everything OpenCV or PIL reads; RGB, 3 channels; 16-bit files, decided by the
+  first one, kept at 16 bits as float32 with their own channels: DeepFiles);
 - `npy`: a NumPy array per row (H x W, H x W x C, or C x H x W when C is the short side: SETI's 6 x 273 x 256),
   uint8 kept, any other dtype as float32;
 - `dicom`: a DICOM file per row (pydicom): rescale slope/intercept applied, MONOCHROME1 inverted, clipped to the
@@ -55,6 +56,36 @@ class Samples:
         """What the decoded-image cache stores: uint8, float16 for float16 arrays (lossless), else float32 (DICOM
         and table values in their units: float16 would overflow above 65,504)."""
         return np.float32 if self.float_pixels else np.uint8
+
+
+class DeepFiles(Samples):
+    """Image files of 16 bits a channel (TIFF, PNG), kept at 16 bits: float32 in their own units (0..65,535; float16
+    would overflow), 1 channel for grayscale, RGB for colour (alpha dropped). An 8-bit `file` source would scale
+    them to 0..255 and merge values 256 apart. Which files are deep is decided by the first one (file_samples)."""
+    float_pixels = True
+
+    def read(self, i):
+        import cv2
+
+        path = self.paths[i]
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise PipelineError(f"cannot decode image: {path}" + ("" if path.is_file() else " (missing)"))
+        if image.dtype != np.uint16:
+            raise PipelineError(f"{path}: {image.dtype} pixels, where the first images are 16-bit")
+        if image.ndim == 2:
+            return image[:, :, None].astype(np.float32)
+        colour = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        return cv2.cvtColor(image, colour).astype(np.float32)
+
+
+def is_deep(path: Path) -> bool:
+    """A 16-bit image file (its first page decoded unchanged); False when OpenCV cannot read it (read_image says
+    why when the row is read)."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if Path(path).suffix.lower() != ".gif" else None
+    return image is not None and image.dtype == np.uint16
 
 
 class NpyFiles(Samples):
@@ -173,6 +204,11 @@ class Concat(Samples):
     """Train rows, then test rows (the decoded-image cache's order)."""
 
     def __init__(self, first: Samples, second: Samples):
+        if first.kind == second.kind == "file" and len(first) and len(second) and (
+                isinstance(first, DeepFiles) != isinstance(second, DeepFiles)):
+            deep, flat = (first, second) if isinstance(first, DeepFiles) else (second, first)
+            raise PipelineError(f"{deep.paths[0]} is a 16-bit image but {flat.paths[0]} is 8-bit: train and test "
+                                f"images must have one depth (their values would not compare)")
         self.parts = [first, second]
         self.kind, self.float_pixels = first.kind, first.float_pixels or second.float_pixels
         self.paths = first.paths + second.paths
@@ -204,13 +240,15 @@ FILE_SUFFIXES = {"npy": (".npy",), "dicom": (".dcm", ".dicom")}
 
 
 def file_samples(kind: str, paths) -> Samples:
-    """Samples of one file per row: image files, arrays (uint8 kept as such when the first one is uint8, as the
-    run's cache holds them) or DICOM."""
+    """Samples of one file per row: image files (16-bit ones kept so when the first one is), arrays (uint8 kept as
+    such when the first one is uint8, as the run's cache holds them) or DICOM."""
     if kind == "npy":
         first = np.load(paths[0], mmap_mode="r", allow_pickle=False) if len(paths) else None
         dtype = np.float32 if first is None else first.dtype
         return NpyFiles(paths, float_pixels=dtype != np.uint8, dtype=dtype)
-    return DicomFiles(paths) if kind == "dicom" else Samples(paths)
+    if kind == "dicom":
+        return DicomFiles(paths)
+    return DeepFiles(paths) if len(paths) and is_deep(paths[0]) else Samples(paths)
 
 
 def as_samples(paths_or_samples) -> Samples:

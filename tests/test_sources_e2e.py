@@ -14,16 +14,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import make_all_here
+from conftest import TINY, make_all_here, run_here
 from test_sources import write_dicom
 
 pytestmark = pytest.mark.slow  # trains through the stage scripts in this process (run_here)
 
+RUN_ALL = ("train.epochs=6", "train.lr=0.003", "data.img_size=16", "predict.tta=[]")  # with conftest's TINY
+
+
 def run_all(project: Path, comp: str, *overrides) -> str:
     """The stages of `make all` with the tiny settings; the inferred config as discovery wrote it, and the folds
     stage's log."""
-    runs = make_all_here(project, comp, "train.epochs=6", "train.lr=0.003", "data.img_size=16", "predict.tta=[]",
-                         *overrides)
+    runs = make_all_here(project, comp, *RUN_ALL, *overrides)
     return (project / "configs" / f"{comp}.yaml").read_text() + runs["01_folds.py"].stderr
 
 
@@ -219,3 +221,14 @@ def test_sixteen_bit_tiffs_keep_the_values_eight_bits_would_merge(project):
     assert len(mean) == 1 and 30_010 < mean[0] < 30_150  # measured in the raw 16-bit units, not 0..1
     sub = pd.read_csv(project / "submission.csv").set_index("id").loc[test_ids]
     assert roc_auc(test_y, sub["label"].to_numpy()) >= 0.9
+    # make predict IMAGES=: the test files as the submission saw them; 8-bit files for these models are refused
+    settings = [*TINY, *RUN_ALL]
+    run_here(project, "predict_images.py", "deep", *settings,
+             extra=["--images", str(folder / "test"), "--out", str(project / "ranked.csv")])
+    ranked = pd.read_csv(project / "ranked.csv").assign(id=lambda f: f["image"].str[:-4]).set_index("id").loc[test_ids]
+    p1 = np.where(ranked["top1"] == 1, ranked["p1"], 1 - ranked["p1"])  # the probability of class 1
+    assert np.allclose(p1, sub["label"].to_numpy(), atol=1e-5)
+    cv2.imwrite(str(project / "flat.png"), np.zeros((20, 20), np.uint8))
+    proc = run_here(project, "predict_images.py", "deep", *settings, extra=["--images", str(project / "flat.png")],
+                    check=False)
+    assert proc.returncode != 0 and "flat.png: 8-bit pixels, but the models were trained on 16-bit" in proc.stderr

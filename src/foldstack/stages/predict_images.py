@@ -101,8 +101,12 @@ def run(ctx):
     log.info(f"{len(files)} image(s), {len(models)} model(s) from {trained.path}, TTA: {len(views)} view(s) "
              f"({', '.join(v.name for v in views)}) on {device}")
     # no cache: each file decoded and resized to the cache's side S, then the evaluation transform, as test rows
-    probs = predict_files(models, cfg, file_samples(source, files), device, desc=f"{len(files)} images",
-                          top=ctx.keep_top)
+    samples = file_samples(source, files)
+    if samples.float_pixels != ctx.train.samples.float_pixels:  # 16-bit files for an 8-bit model, or the reverse
+        depth = {True: "16-bit (or float)", False: "8-bit"}
+        raise PipelineError(f"{files[0]}: {depth[samples.float_pixels]} pixels, but the models were trained on "
+                            f"{depth[ctx.train.samples.float_pixels]} ones ({ctx.train.samples.paths[0]})")
+    probs = predict_files(models, cfg, samples, device, desc=f"{len(files)} images", top=ctx.keep_top)
 
     classes = list(comp.classes)
     frame = top_k_frame(names, probs if ctx.keep_top else class_probs(probs, comp.task), classes, args.top_k)

@@ -24,7 +24,6 @@ with 0 (dense) on the same trained models. Prints each stage's seconds and peak 
     python scripts/bench_wide.py --part pipeline
 """
 import argparse
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -46,16 +45,7 @@ from foldstack.stacking.report import level_report
 from foldstack.submission import build_submission, score_submission
 from foldstack.wide import ClassTargets, TopProbs
 
-
-def peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
-
-
-def timed(label: str, fn):
-    t0 = time.perf_counter()
-    out = fn()
-    print(f"| {label} | {time.perf_counter() - t0:.2f} | {peak_gb():.2f} |", flush=True)
-    return out
+from bench_classes import peak_gb, timed  # scripts/: one way to print a step's seconds and peak RSS
 
 
 def kept(labels: np.ndarray, n_classes: int, top: int, hit: float, rng) -> TopProbs:

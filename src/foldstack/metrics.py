@@ -11,6 +11,7 @@ from .wide import is_wide, wide_score
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "log_loss": False, "micro_f1": True, "macro_f1": True,
                     "qwk": True, "f_beta": True, "map_at_k": True, **REGRESSION_HIGHER_IS_BETTER}
 EPS = 1e-7  # the floor of stacking/blend.py's smooth log-loss objective, not the metric's (LOG_LOSS_CLIP)
+LABEL_METRICS = ("accuracy", "macro_f1", "f_beta", "qwk")  # single-label: from the argmax class alone
 LOG_LOSS_CLIP = 1e-15  # Kaggle's log loss replaces p by max(min(p, 1 - 1e-15), 1e-15) (leaf-classification's text)
 
 
@@ -68,10 +69,11 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
 
     if metric in REGRESSION_HIGHER_IS_BETTER:  # on values: comp_score unscales them
         return regression_score(metric, y, p)
-    if is_wide(y, p):  # predict.keep_top: class indices and each row's best classes (wide.py)
-        return wide_score(metric, y, p, task, beta, top_k)
-    # as given, no float64 copy: herbarium's (N, 15,501) matrices are only reduced to class indices
-    y, p = np.asarray(y), np.asarray(p)
+    if is_wide(y, p):  # predict.keep_top (wide.py): label metrics below read argmax; the others are its own
+        if task != "multiclass" or metric not in LABEL_METRICS:
+            return wide_score(metric, y, p, task, top_k)
+    else:  # as given, no float64 copy: herbarium's (N, 15,501) matrices are only reduced to class indices
+        y, p = np.asarray(y), np.asarray(p)
     if metric == "roc_auc":
         return mean_column_auc(y, p)
     if metric == "map_at_k":
@@ -111,7 +113,7 @@ def score(metric: str, y: np.ndarray, p: np.ndarray, task: str, threshold=0.5, b
 def comp_score(comp, y: np.ndarray, p: np.ndarray, threshold=None) -> float:
     """The competition's metric (comp: config.Competition); threshold defaults to comp.tag_threshold."""
     if is_wide(y, p):  # predict.keep_top (wide.py); no unknown-class threshold there (thresholds_for refuses it)
-        return wide_score(comp.metric, y, p, comp.task, comp.f_beta, comp.top_k)
+        return score(comp.metric, y, p, comp.task, beta=comp.f_beta, top_k=comp.top_k)
     if comp.metric == "map_at_k":  # thresholds: the unknown class's entry, when the stack searched one
         return comp_map_at_k(comp, y, p, threshold)
     if is_ordinal(comp):  # grades cut from the values at `threshold` (the cuts; None: rounding), qwk as for classes

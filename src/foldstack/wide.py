@@ -206,10 +206,9 @@ def mean_top(preds: list, weights=None, k: int | None = None) -> TopProbs:
     return out
 
 
-def wide_score(metric: str, y, p, task: str, beta: float = 2.0, top_k: int = 5) -> float:
-    """metrics.score for ClassTargets / TopProbs (multiclass)."""
-    from sklearn.metrics import f1_score, fbeta_score
-
+def wide_score(metric: str, y, p, task: str, top_k: int = 5) -> float:
+    """metrics.score's log loss and MAP@k for ClassTargets / TopProbs (multiclass); the label metrics (accuracy, F1,
+    qwk) are metrics.score's own, from the argmax; the others need every class."""
     from .metrics import LOG_LOSS_CLIP
     from .topk import mean_average_precision
 
@@ -218,16 +217,6 @@ def wide_score(metric: str, y, p, task: str, beta: float = 2.0, top_k: int = 5) 
     true = labels_of(y)
     if not isinstance(p, TopProbs):
         p = TopProbs.from_dense(p, min(top_k, p.shape[1]))
-    if metric == "accuracy":
-        return float((true == p.argmax()).mean())
-    if metric in ("macro_f1", "f_beta"):  # over the classes in the truth or the predictions, as metrics.score
-        if metric == "macro_f1":
-            return float(f1_score(true, p.argmax(), average="macro", zero_division=0))
-        return float(fbeta_score(true, p.argmax(), beta=beta, average="macro", zero_division=0))
-    if metric == "qwk":  # grades as class indices, as metrics.score's
-        from .ordinal import quadratic_kappa
-
-        return quadratic_kappa(true, p.argmax(), p.n_classes)
     if metric == "log_loss":
         return float(-np.log(np.clip(p.prob_of(true), LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)).mean())
     if metric == "map_at_k":

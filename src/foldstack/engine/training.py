@@ -20,9 +20,9 @@ from ..utils.io import atomic_write_csv
 from ..utils.plots import plot_curves
 from ..utils.seed import rng_state, set_rng_state
 from ..tracking import epoch_metrics
+from ..wide import TopProbs
 from .fold import ExtraRows, Fold, build_fold
 from .inference import predict_probs
-from ..wide import TopProbs
 from .runtime import progress
 from .step import batch_to_device, train_step
 
